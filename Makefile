@@ -1,0 +1,51 @@
+# Every target does its own set-up on a fresh machine: Debian packages, the Python venv and the
+# Go-built control-plane binaries (cached outside the repository, ~/.cache/mlrollout).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BIN_DIR_FILE := $(VENV)/.bindir
+PYTEST_ARGS ?=
+
+.PHONY: test demo lint cluster-up cluster-down system-deps venv binaries bench bench-serving clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[operator,runtime,dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+system-deps:
+	@bash tests/harness/system-deps.sh
+
+binaries:
+	@bash tests/harness/build-binaries.sh | tail -n 1 > $(BIN_DIR_FILE).tmp && mv $(BIN_DIR_FILE).tmp $(BIN_DIR_FILE)
+
+test: system-deps venv binaries
+	MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/mypy
+	cd operator && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
+
+cluster-up: system-deps venv binaries
+	@MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) $(PY) -m harness.cli up
+
+cluster-down: venv
+	@$(PY) -m harness.cli down
+
+demo: system-deps venv binaries
+	@MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) $(PY) -m harness.demo
+
+bench-serving: system-deps venv
+	$(PY) -m bench.serving
+
+bench: bench-serving
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

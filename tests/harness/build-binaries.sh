@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Builds the real parts of the test control plane from Go modules into a cache outside the
+# repository, and reuses them when present. Nothing built here is ever committed.
+#
+#   MLROLLOUT_BIN_DIR   where the binaries go / are looked for (default ~/.cache/mlrollout/bin-<k8s>)
+#   KUBEBUILDER_ASSETS  a directory of ready binaries (envtest convention); skips building those found
+#
+# Prints the binary directory on its last line.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.34.4}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+HELM_VERSION=${HELM_VERSION:-v3.19.5}
+KUBECONFORM_VERSION=${KUBECONFORM_VERSION:-v0.7.0}
+
+BIN_DIR=${MLROLLOUT_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlrollout/bin-${K8S_VERSION}}
+WORK=${XDG_CACHE_HOME:-$HOME/.cache}/mlrollout/build
+LOG_DIR=$WORK/logs
+mkdir -p "$BIN_DIR" "$WORK" "$LOG_DIR"
+
+die() { echo "build-binaries: $*" >&2; exit 1; }
+command -v go >/dev/null || die "no Go toolchain on PATH. Install Go >= 1.24 (https://go.dev/dl) or point KUBEBUILDER_ASSETS at ready binaries."
+
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
+
+# A cached binary counts only with a stamp naming the wanted version, written after the build
+# succeeded: a stale or half-written cache entry is rebuilt instead of failing later.
+# Binaries under KUBEBUILDER_ASSETS are the user's choice and are linked as they are.
+have() { # name version
+  local name=$1 want=$2
+  if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/$name" ]; then
+    ln -sf "$KUBEBUILDER_ASSETS/$name" "$BIN_DIR/$name"; return 0
+  fi
+  [ -x "$BIN_DIR/$name" ] && [ "$(cat "$BIN_DIR/.$name.version" 2>/dev/null)" = "$want" ]
+}
+stamp() { echo "$2" >"$BIN_DIR/.$1.version"; }
+
+run_logged() { # name cmd...
+  local name=$1; shift
+  local log=$LOG_DIR/$name.log start=$SECONDS
+  if ! "$@" >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    die "building $name failed (full log: $log). Check the Go toolchain version and the module proxy (go env GOPROXY), then rerun."
+  fi
+  echo "built $name in $((SECONDS - start)) s" >&2
+}
+
+k8s_wrapper() {
+  local dir=$WORK/k8s-$K8S_VERSION minor
+  minor=${K8S_VERSION#v1.}
+  if [ ! -f "$dir/.ready" ]; then
+    rm -rf "$dir"; mkdir -p "$dir"
+    (
+      cd "$dir"
+      go mod init mlrollout.local/k8s >/dev/null 2>&1
+      go mod download -json "k8s.io/kubernetes@$K8S_VERSION" >/dev/null
+      local gomod
+      gomod=$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod
+      # k8s.io/kubernetes requires its staging modules at v0.0.0; map each to the published v0.<minor>.
+      local reps
+      reps=$(awk '/^\t?k8s\.io\/[^ ]+ v0\.0\.0$/ {print $1}' "$gomod" | sed 's/^\t//' | sort -u)
+      [ -n "$reps" ] || die "no v0.0.0 staging requirements found in $gomod"
+      local args=()
+      for m in $reps; do args+=("-replace=$m=$m@v0.$minor"); done
+      go mod edit "${args[@]}"
+      go get "k8s.io/kubernetes@$K8S_VERSION"
+    ) >"$LOG_DIR/k8s-wrapper.log" 2>&1 || { tail -n 30 "$LOG_DIR/k8s-wrapper.log" >&2; die "preparing the k8s.io/kubernetes wrapper module failed (log: $LOG_DIR/k8s-wrapper.log)"; }
+    touch "$dir/.ready"
+  fi
+  echo "$dir"
+}
+
+build_k8s() { # binary
+  local name=$1 dir major minor
+  have "$name" "$K8S_VERSION" && return 0
+  dir=$(k8s_wrapper)
+  major=1; minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  local pkg=k8s.io/kubernetes/cmd/$name
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
+  run_logged "$name" bash -c "cd '$dir' && go build -trimpath -ldflags '$ld' -o '$BIN_DIR/$name.tmp' $pkg && mv '$BIN_DIR/$name.tmp' '$BIN_DIR/$name'"
+  stamp "$name" "$K8S_VERSION"
+}
+
+build_etcd() {
+  have etcd "$ETCD_VERSION" && return 0
+  local dir=$WORK/etcd-$ETCD_VERSION
+  run_logged etcd bash -c "rm -rf '$dir' && mkdir -p '$dir' && cd '$dir' && go mod init mlrollout.local/etcd && go get go.etcd.io/etcd/server/v3@$ETCD_VERSION && go build -trimpath -ldflags '-s -w' -o '$BIN_DIR/etcd.tmp' go.etcd.io/etcd/server/v3 && mv '$BIN_DIR/etcd.tmp' '$BIN_DIR/etcd'"
+  stamp etcd "$ETCD_VERSION"
+}
+
+build_install() { # name module/cmd version
+  local name=$1 pkg=$2 ver=$3
+  have "$name" "$ver" && return 0
+  local ld="-s -w"
+  [ "$name" = helm ] && ld="$ld -X helm.sh/helm/v3/internal/version.version=$ver"
+  [ "$name" = kwok ] && ld="$ld -X sigs.k8s.io/kwok/pkg/consts.Version=$ver"
+  [ "$name" = kubeconform ] && ld="$ld -X main.version=$ver"
+  run_logged "$name" env GOBIN="$BIN_DIR" go install -trimpath -ldflags "$ld" "$pkg@$ver"
+  stamp "$name" "$ver"
+}
+
+targets=${*:-"etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm kubeconform"}
+for t in $targets; do
+  case $t in
+    etcd) build_etcd ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl) build_k8s "$t" ;;
+    kwok) build_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
+    helm) build_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
+    kubeconform) build_install kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" ;;
+    *) die "unknown target $t" ;;
+  esac
+done
+echo "$BIN_DIR"
