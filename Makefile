@@ -34,13 +34,13 @@ lint: venv
 	cd operator && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
 
 cluster-up: system-deps venv binaries
-	@MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) $(PY) -m harness.cli up
+	@MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) PYTHONPATH=tests $(PY) -m harness.cli up
 
 cluster-down: venv
-	@$(PY) -m harness.cli down
+	@PYTHONPATH=tests $(PY) -m harness.cli down
 
 demo: system-deps venv binaries
-	@MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) $(PY) -m harness.demo
+	@MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) PYTHONPATH=tests $(PY) -m harness.demo
 
 bench-serving: system-deps venv
 	$(PY) -m bench.serving

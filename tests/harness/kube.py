@@ -1,0 +1,57 @@
+"""What a test sees of a cluster: the harness's own control plane or any cluster from KUBECONFIG."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+
+@dataclass
+class KubeEnv:
+    kubeconfig: str
+    bin_dir: Path
+    external: bool = False  # True on a full cluster (kind...), where a real kubelet runs pods
+
+    def api_client(self) -> client.ApiClient:
+        return config.new_client_from_config(config_file=self.kubeconfig)
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = False,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        kubectl = self.bin_dir / "kubectl"
+        r = subprocess.run([str(kubectl) if kubectl.exists() else "kubectl", f"--kubeconfig={self.kubeconfig}",
+                            *args], capture_output=True, text=True, input=input, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {r.stderr}")
+        return r
+
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess (operator, helm) that talks to this cluster."""
+        return dict(os.environ, KUBECONFIG=self.kubeconfig)
+
+    def create_namespace(self, prefix: str = "t") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        client.CoreV1Api(self.api_client()).create_namespace(
+            {"metadata": {"name": name, "labels": {"mlrollout.io/test": "true"}}})
+        return name
+
+    def delete_namespace(self, name: str) -> None:
+        api: Any = client.CoreV1Api(self.api_client())
+        try:
+            api.delete_namespace(name, propagation_policy="Background")
+        except client.exceptions.ApiException as e:
+            if e.status != 404:
+                raise
+
+
+def external_kubeconfig() -> str | None:
+    """MLROLLOUT_USE_KUBECONFIG=1 runs the integration tests against $KUBECONFIG (e.g. kind)."""
+    if os.environ.get("MLROLLOUT_USE_KUBECONFIG") == "1":
+        path = os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config"))
+        return path
+    return None

@@ -1,0 +1,114 @@
+"""Real services the tests talk to: Prometheus (Debian package) and an MLflow tracking server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.procs import HarnessError, Proc, free_port
+
+
+@dataclass
+class Prometheus:
+    """Scrapes every second; targets come from file-SD files (the pod runner writes one)."""
+
+    workdir: Path
+    port: int = 0
+    proc: Proc | None = None
+    static: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def runner_targets(self) -> Path:
+        return self.workdir / "targets-runner.json"
+
+    def start(self) -> Prometheus:
+        exe = shutil.which("prometheus")
+        if exe is None:
+            raise HarnessError("prometheus is not installed: run `make system-deps` (Debian package prometheus)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for f in (self.runner_targets, self.workdir / "targets-static.json"):
+            if not f.exists():  # the pod runner may have registered targets already
+                f.write_text("[]")
+        cfg = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
+            "scrape_configs": [{
+                "job_name": "mlrollout",
+                "file_sd_configs": [{"files": [str(self.workdir / "targets-*.json")], "refresh_interval": "1s"}],
+            }],
+        }
+        (self.workdir / "prometheus.yml").write_text(json.dumps(cfg))
+        self.port = free_port()
+        self.proc = Proc("prometheus", [
+            exe, f"--config.file={self.workdir / 'prometheus.yml'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            "--web.enable-lifecycle",
+        ], self.workdir / "prometheus.log").start()
+        self.proc.wait_ready(lambda: _get(f"{self.url}/-/ready").startswith("Prometheus"), timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+    def add_target(self, address: str, **labels: str) -> None:
+        self.static.append({"targets": [address], "labels": labels})
+        tmp = self.workdir / "targets-static.tmp"
+        tmp.write_text(json.dumps(self.static))
+        tmp.replace(self.workdir / "targets-static.json")
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        body = _get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
+        data = json.loads(body)
+        if data.get("status") != "success":
+            raise HarnessError(f"prometheus query failed: {body}")
+        return list(data["data"]["result"])
+
+
+@dataclass
+class MLflowServer:
+    """An MLflow tracking server with a sqlite backend and proxied local artifacts."""
+
+    workdir: Path
+    port: int = 0
+    proc: Proc | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MLflowServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        exe = Path(sys.executable).parent / "mlflow"
+        if not exe.exists():
+            raise HarnessError(f"mlflow is not installed in {sys.prefix}: run `make venv`")
+        env = dict(os.environ, MLFLOW_ENABLE_TELEMETRY="false", MLFLOW_DISABLE_TELEMETRY="true")
+        self.proc = Proc("mlflow", [
+            str(exe), "server",
+            "--backend-store-uri", f"sqlite:///{self.workdir / 'mlflow.db'}",
+            "--artifacts-destination", str(self.workdir / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+        ], self.workdir / "mlflow.log", env=env).start()
+        self.proc.wait_ready(lambda: _get(f"{self.uri}/health").strip() == "OK", timeout=120)
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return str(r.read().decode())
