@@ -1,0 +1,151 @@
+"""The closed loop after a release: live analysis, monitoring and retraining."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from mlrollout.api.base import ApiModel, Cron, DnsLabel, Duration, Rule, cel_exactly_one, exactly_one
+from mlrollout.api.serving import Resources
+from mlrollout.api.validation import BOUNDS_RULES
+
+MetricTemplate = Literal["errorRate", "latencyP50", "latencyP95", "latencyP99", "requestRate"]
+
+
+class Prometheus(ApiModel):
+    address: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=2048)
+
+
+class AnalysisMetric(ApiModel):
+    name: DnsLabel
+    template: MetricTemplate | None = None
+    query: str | None = Field(
+        default=None, min_length=1, max_length=4096, description="PromQL giving a scalar."
+    )
+    min: float | None = None
+    max: float | None = None
+    failure_limit: int | None = Field(default=None, ge=0, le=100)
+    inconclusive_limit: int | None = Field(default=None, ge=0, le=100)
+    error_limit: int | None = Field(default=None, ge=0, le=100)
+
+    cel_rules = (
+        Rule(
+            "has(self.template) != has(self.query)",
+            "exactly one of template or query must be set",
+            lambda m: exactly_one(m.template, m.query),
+        ),
+        *BOUNDS_RULES,
+    )
+
+
+class Analysis(ApiModel):
+    prometheus: Prometheus
+    interval: Duration = "1m"
+    count: int = Field(default=5, ge=1, le=100)
+    min_requests: int = Field(default=50, ge=0)
+    failure_limit: int = Field(default=0, ge=0, le=100)
+    inconclusive_limit: int = Field(default=2, ge=0, le=100)
+    error_limit: int = Field(default=2, ge=0, le=100)
+    metrics: list[AnalysisMetric] = Field(min_length=1, max_length=32)
+
+    cel_rules = (
+        Rule(
+            "self.metrics.all(m, self.metrics.exists_one(n, n.name == m.name))",
+            "metric names must be unique",
+            lambda a: len({m.name for m in a.metrics}) == len(a.metrics),
+            field_path=".metrics",
+        ),
+    )
+
+
+class DriftCheck(ApiModel):
+    enabled: bool = True
+    p_value: float = Field(default=0.05, gt=0.0, lt=1.0)
+    min_effect_size: float = Field(default=0.1, ge=0.0)
+    min_samples: int = Field(default=200, ge=1)
+    columns: list[str] | None = Field(default=None, max_length=1024)
+    window: Duration = "1h"
+
+
+class PerformanceCheck(ApiModel):
+    metric: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)
+    min: float | None = None
+    max: float | None = None
+    label_delay: Duration = "1h"
+    min_samples: int = Field(default=100, ge=1)
+
+    cel_rules = BOUNDS_RULES
+
+
+class Monitoring(ApiModel):
+    schedule: Cron = "0 * * * *"
+    reference_uri: str | None = Field(default=None, max_length=2048)
+    drift: DriftCheck | None = None
+    performance: PerformanceCheck | None = None
+    suspend: bool = False
+
+
+class ScheduleTrigger(ApiModel):
+    cron: Cron
+
+
+class DriftTrigger(ApiModel):
+    cooldown: Duration = "24h"
+    min_samples: int = Field(default=500, ge=1)
+
+
+class PerformanceTrigger(ApiModel):
+    metric: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)
+    below: float
+
+
+class RetrainTrigger(ApiModel):
+    schedule: ScheduleTrigger | None = None
+    drift: DriftTrigger | None = None
+    performance: PerformanceTrigger | None = None
+
+    cel_rules = (
+        Rule(
+            cel_exactly_one("schedule", "drift", "performance"),
+            "each trigger sets exactly one of schedule, drift, performance",
+            lambda t: exactly_one(t.schedule, t.drift, t.performance),
+        ),
+    )
+
+
+class BuiltinTrainer(ApiModel):
+    estimator: Literal[
+        "logistic_regression", "random_forest", "gradient_boosting", "linear_regression", "ridge"
+    ]
+    target: str = Field(min_length=1, max_length=256)
+    trials: int = Field(default=20, ge=1, le=1000)
+
+
+class TrainJob(ApiModel):
+    image: str | None = Field(default=None, min_length=1, max_length=1024, pattern=r"^\S+$")
+    command: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    builtin: BuiltinTrainer | None = None
+    dataset_uri: str = Field(min_length=1, max_length=2048)
+    resources: Resources | None = None
+    timeout: Duration = "2h"
+
+    cel_rules = (
+        Rule(
+            "has(self.command) != has(self.builtin)",
+            "exactly one of command or builtin must be set",
+            lambda j: exactly_one(j.command, j.builtin),
+        ),
+        Rule(
+            "!has(self.command) || has(self.image)",
+            "a custom command needs an image",
+            lambda j: j.command is None or j.image is not None,
+            field_path=".image",
+        ),
+    )
+
+
+class Retraining(ApiModel):
+    triggers: list[RetrainTrigger] = Field(min_length=1, max_length=8)
+    job: TrainJob
+    auto_deploy: bool = True

@@ -1,0 +1,69 @@
+"""What to serve and where it comes from: the model reference, the registry, the serving pods."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from mlrollout.api.base import ApiModel, Quantity, Rule, exactly_one
+
+
+class ModelRef(ApiModel):
+    """A registered model: its name and either an exact version or an alias pinned on deploy."""
+
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[^/\s]([^/]*[^/\s])?$")
+    version: str | None = Field(default=None, pattern=r"^[1-9][0-9]*$", max_length=20)
+    alias: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=255)
+
+    cel_rules = (
+        Rule(
+            "has(self.version) != has(self.alias)",
+            "exactly one of version or alias must be set",
+            lambda m: exactly_one(m.version, m.alias),
+        ),
+    )
+
+
+class Registry(ApiModel):
+    tracking_uri: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=2048)
+    champion_alias: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=255)
+    credentials_secret: str | None = Field(
+        default=None, max_length=253, description="A Secret whose keys become env of serving and job pods."
+    )
+
+
+class Resources(ApiModel):
+    requests: dict[str, Quantity] | None = None
+    limits: dict[str, Quantity] | None = None
+
+
+class Batching(ApiModel):
+    max_batch_size: int = Field(default=32, ge=1, le=4096)
+    max_delay_ms: float = Field(default=2.0, ge=0.0, le=10000.0)
+
+
+class EnvVar(ApiModel):
+    name: str = Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=256)
+    value: str = Field(default="", max_length=32768)
+
+
+class Serving(ApiModel):
+    image: str = Field(min_length=1, max_length=1024, pattern=r"^\S+$")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    replicas: int = Field(default=1, ge=0, le=1000)
+    port: int = Field(default=8080, ge=1, le=65535)
+    resources: Resources | None = None
+    batching: Batching | None = None
+    env: list[EnvVar] = Field(default_factory=list, max_length=64)
+    service_account_name: str | None = Field(default=None, max_length=253)
+    node_selector: dict[str, str] | None = None
+
+    cel_rules = (
+        Rule(
+            "!has(self.env) || self.env.all(e, self.env.exists_one(f, f.name == e.name))",
+            "env names must be unique",
+            lambda s: len({e.name for e in s.env}) == len(s.env),
+            field_path=".env",
+        ),
+    )
