@@ -1,0 +1,145 @@
+"""`mlrollout-runtime`: resolve and check the model once, then serve it with N worker processes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+
+from mlrollout.runtime.config import Settings
+from mlrollout.runtime.loading import ModelLoadError, load_model, parse_model_uri, resolve_local
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="mlrollout-runtime", description=__doc__)
+    p.add_argument(
+        "model_uri",
+        nargs="?",
+        help="models:/name/7, runs:/id/model, an artifact URI or a path (env MLROLLOUT_MODEL_URI)",
+    )
+    p.add_argument("--host", help="bind address (default 0.0.0.0; env MLROLLOUT_HOST wins)")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, help="worker processes (default 1)")
+    p.add_argument("--model-name")
+    p.add_argument("--model-version")
+    p.add_argument("--track", choices=["stable", "canary", "blue", "green", "shadow"])
+    p.add_argument("--trusted-types", help="comma-separated skops types to trust")
+    p.add_argument(
+        "--trust-declared-types",
+        action="store_true",
+        default=None,
+        help="also trust the skops types listed in the model's MLmodel file",
+    )
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        default=None,
+        help="allow loading pickle/cloudpickle models (runs code from the artifact)",
+    )
+    p.add_argument("--max-body-bytes", type=int)
+    p.add_argument("--max-batch-size", type=int)
+    p.add_argument("--max-delay-ms", type=float)
+    p.add_argument("--inference-log", dest="inference_log_uri", help="directory or fsspec URI")
+    p.add_argument("--config-file", help="live settings file (ConfigMap volume), reloaded on change")
+    p.add_argument("--mirror-url")
+    p.add_argument("--mirror-fraction", type=float)
+    p.add_argument("--cache-dir")
+    p.add_argument("--log-level", default="info")
+    return p.parse_args(argv)
+
+
+def build_settings(args: argparse.Namespace) -> Settings:
+    trusted = tuple(t for t in args.trusted_types.split(",") if t) if args.trusted_types else None
+    s = Settings.from_env(
+        model_uri=args.model_uri,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        model_name=args.model_name,
+        model_version=args.model_version,
+        track=args.track,
+        trusted_types=trusted,
+        trust_declared_types=args.trust_declared_types,
+        allow_pickle=args.allow_pickle,
+        max_body_bytes=args.max_body_bytes,
+        max_batch_size=args.max_batch_size,
+        max_delay_ms=args.max_delay_ms,
+        inference_log_uri=args.inference_log_uri,
+        config_file=args.config_file,
+        mirror_url=args.mirror_url,
+        mirror_fraction=args.mirror_fraction,
+        cache_dir=args.cache_dir,
+    )
+    # The test harness gives each pod its own loopback address through MLROLLOUT_HOST.
+    if os.environ.get("MLROLLOUT_HOST"):
+        s = replace(s, host=os.environ["MLROLLOUT_HOST"])
+    return s
+
+
+def prepare(s: Settings) -> Settings:
+    """Download once and load once in the parent: workers start from a local copy, and a model that
+    cannot load stops the process with a clear message instead of a crash loop of workers."""
+    if not s.model_uri:
+        raise ModelLoadError("no model: pass a model URI or set MLROLLOUT_MODEL_URI")
+    name, version = parse_model_uri(s.model_uri)
+    local = resolve_local(s.model_uri, s.cache_dir)
+    model = load_model(
+        local,
+        cache_dir=s.cache_dir,
+        trusted_types=s.trusted_types,
+        allow_pickle=s.allow_pickle,
+        trust_declared_types=s.trust_declared_types,
+        name=s.model_name or name,
+        version=s.model_version or version,
+    )
+    return replace(s, model_uri=local, model_name=model.name, model_version=model.version)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    s = build_settings(args)
+    try:
+        s = prepare(s)
+    except ModelLoadError as exc:
+        print(f"mlrollout-runtime: cannot load the model: {exc}", file=sys.stderr)
+        return 2
+    metrics_dir = ""
+    if s.workers > 1:
+        # Totals across workers on /metrics: prometheus_client multiprocess mode, a fresh directory.
+        metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=s.cache_dir)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        s = replace(s, metrics_dir=metrics_dir)
+    os.environ.update(s.to_env())
+    import uvicorn
+
+    try:
+        uvicorn.run(
+            "mlrollout.runtime.app:create_app_from_env",
+            factory=True,
+            host=s.host,
+            port=s.port,
+            workers=s.workers,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level=args.log_level.lower(),
+            timeout_keep_alive=30,
+            backlog=4096,
+        )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,529 @@
+"""The ASGI app: MLflow scoring protocol, Open Inference Protocol v2, feedback, metrics.
+
+Bad input of any kind gives a 4xx with {"error_code", "message"}; an unexpected failure gives a 500
+for that request only, the worker keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as pkg_version
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mlrollout.runtime import jsonio, openapi
+from mlrollout.runtime.batching import MicroBatcher
+from mlrollout.runtime.config import ConfigWatcher, LiveConfig, Settings
+from mlrollout.runtime.inference_log import InferenceLog
+from mlrollout.runtime.loading import LoadedModel, ModelLoadError, load_model, predict_checked
+from mlrollout.runtime.metrics import Metrics
+from mlrollout.runtime.mirroring import MIRRORED_HEADER, REQUEST_ID_HEADER, Mirror, agree
+from mlrollout.runtime.schema import Batch, InputError, oip_datatype
+
+log = logging.getLogger("mlrollout.runtime")
+JSON = "application/json"
+
+try:
+    RUNTIME_VERSION = pkg_version("mlrollout")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    RUNTIME_VERSION = "0.0.0"
+
+
+def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(jsonio.dumps(doc), status_code=status, media_type=JSON, headers=headers)
+
+
+def error_response(status: int, message: str, code: str = "BAD_REQUEST") -> Response:
+    return json_response({"error_code": code, "message": message}, status)
+
+
+class Runtime:
+    """Everything one worker process holds: model, batcher, metrics, log, mirror, live config."""
+
+    def __init__(self, settings: Settings, model: LoadedModel | None = None) -> None:
+        self.settings = settings
+        self.live = LiveConfig.from_settings(settings)
+        self.model = model
+        self.load_error = ""
+        self.name = settings.model_name
+        self.version = settings.model_version or "0"
+        self.metrics: Metrics | None = None
+        self.batcher: MicroBatcher | None = None
+        self.mirror = Mirror(settings.mirror_max_in_flight)
+        self.log: InferenceLog | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        if model is not None:
+            self._adopt(model)
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None and self.batcher is not None
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def _adopt(self, model: LoadedModel) -> None:
+        self.model = model
+        self.name, self.version = model.name, model.version
+
+    def _load(self) -> None:
+        s = self.settings
+        try:
+            model = load_model(
+                s.model_uri,
+                cache_dir=s.cache_dir,
+                trusted_types=s.trusted_types,
+                allow_pickle=s.allow_pickle,
+                trust_declared_types=s.trust_declared_types,
+                name=s.model_name,
+                version=s.model_version,
+            )
+        except ModelLoadError as exc:
+            self.load_error = str(exc)
+            log.error("model not loaded: %s", exc)
+            return
+        except Exception as exc:
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("model not loaded")
+            return
+        self._adopt(model)
+
+    async def startup(self) -> None:
+        if self.model is None and self.settings.model_uri:
+            await asyncio.to_thread(self._load)
+        model = self.model
+        self.metrics = Metrics(self.name, self.version, self.live.track)
+        s = self.settings
+        if s.inference_log_uri:
+            self.log = InferenceLog(
+                s.inference_log_uri,
+                s.inference_log_rotate_rows,
+                s.inference_log_rotate_seconds,
+                s.inference_log_queue,
+                on_drop=self.metrics.log_dropped.labels(*self.metrics.labels).inc,
+            )
+            self.log.start()
+        self.apply(self.live)
+        if s.config_file:
+            watcher = ConfigWatcher(s.config_file, LiveConfig.from_settings(s), self.apply)
+            watcher.poll()
+            self._tasks.append(asyncio.get_running_loop().create_task(watcher.run()))
+        if model is None:
+            self.metrics.ready.labels(*self.metrics.labels).set(0)
+            return
+        self.metrics.load_seconds.labels(*self.metrics.labels).set(model.load_seconds)
+        self.metrics.info.labels(*self.metrics.labels, model.flavor).set(1)
+        m = model
+        self.batcher = MicroBatcher(
+            lambda b: predict_checked(m, b),
+            self.live.max_batch_size,
+            self.live.max_delay_ms,
+            on_batch=self._on_batch,
+        )
+        self.batcher.start()
+        self.metrics.ready.labels(*self.metrics.labels).set(1)
+
+    async def shutdown(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        if self.batcher is not None:
+            await self.batcher.stop()
+        await self.mirror.close()
+        if self.log is not None:
+            await asyncio.to_thread(self.log.close)
+        if self.metrics is not None:
+            self.metrics.ready.labels(*self.metrics.labels).set(0)
+
+    def apply(self, cfg: LiveConfig) -> None:
+        """Live config (ConfigMap reload): track, batching, mirroring; no restart."""
+        old_track = self.live.track
+        self.live = cfg
+        if self.metrics is not None and cfg.track != old_track:
+            self.metrics.ready.labels(*self.metrics.labels).set(0)
+            self.metrics.set_track(cfg.track)
+            self.metrics.ready.labels(*self.metrics.labels).set(1 if self.ready else 0)
+        if self.batcher is not None:
+            self.batcher.configure(cfg.max_batch_size, cfg.max_delay_ms)
+        self.mirror.configure(cfg.mirror_url, cfg.mirror_fraction, cfg.mirror_timeout_ms)
+        log.info(
+            "live config: track=%s batch=%d/%.1fms mirror=%s@%.3f",
+            cfg.track,
+            cfg.max_batch_size,
+            cfg.max_delay_ms,
+            cfg.mirror_url or "-",
+            cfg.mirror_fraction,
+        )
+
+    def _on_batch(self, size: int) -> None:
+        # Called from the event loop thread (after the executor future resolves).
+        if self.metrics is not None:
+            self.metrics.d_batch.observe(size)
+
+    # -- prediction ------------------------------------------------------------------------------------
+
+    async def predict(self, batch: Batch) -> np.ndarray[Any, Any]:
+        if self.batcher is None:
+            raise InputError(f"model not ready: {self.load_error or 'loading'}", status=503, code="NOT_READY")
+        return await self.batcher.submit(batch)
+
+    def after_prediction(
+        self, request: Request, body: bytes, rid: str, batch: Batch, preds: list[Any], seconds: float
+    ) -> None:
+        m = self.model
+        assert m is not None and self.metrics is not None
+        self.metrics.predicted(preds, m.task == "classification")
+        if self.log is not None:
+            self.log.log_predictions(
+                rid,
+                self.name,
+                self.version,
+                self.live.track,
+                batch.records(m.schema.names or _frame_cols(batch)),
+                preds,
+                latency_ms=round(seconds * 1000, 3),
+            )
+        if request.headers.get(MIRRORED_HEADER) is None and self.mirror.sampled():
+            records = batch.records(m.schema.names or _frame_cols(batch)) if self.log is not None else []
+            self.mirror.send(
+                request.url.path,
+                body,
+                rid,
+                preds,
+                lambda result, primary, shadow, secs: self._shadow_report(
+                    rid, records, result, primary, shadow, secs
+                ),
+            )
+
+    def _shadow_report(
+        self,
+        rid: str,
+        records: list[dict[str, Any]],
+        result: str,
+        primary: list[Any],
+        shadow: list[Any] | None,
+        seconds: float,
+    ) -> None:
+        mt = self.metrics
+        if mt is None:
+            return
+        mt.shadow_requests.labels(*mt.labels, result).inc()
+        if result == "dropped":
+            return
+        mt.shadow_duration.labels(*mt.labels).observe(seconds)
+        if shadow is None:
+            return
+        agreed = sum(1 for a, b in zip(primary, shadow, strict=False) if agree(a, b))
+        mt.shadow_compared.labels(*mt.labels).inc(len(primary))
+        mt.shadow_agreement.labels(*mt.labels).inc(agreed)
+        if self.log is not None:
+            self.log.log_predictions(
+                rid,
+                self.name,
+                self.version,
+                "shadow",
+                records,
+                shadow,
+                kind="shadow",
+                latency_ms=round(seconds * 1000, 3),
+            )
+
+
+def _frame_cols(batch: Batch) -> list[str]:
+    return [str(c) for c in batch.frame.columns] if batch.frame is not None else []
+
+
+def _request_id(request: Request) -> str:
+    rid = request.headers.get(REQUEST_ID_HEADER, "")
+    if rid and len(rid) <= 128 and rid.isprintable():
+        return rid
+    return uuid.uuid4().hex
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise InputError(
+            f"body of {length} bytes exceeds the limit of {limit} bytes", status=413, code="PAYLOAD_TOO_LARGE"
+        )
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise InputError(f"body exceeds the limit of {limit} bytes", status=413, code="PAYLOAD_TOO_LARGE")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: Settings | None = None, model: LoadedModel | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    rt = Runtime(settings, model)
+
+    async def scored(request: Request, v2: bool) -> Response:
+        t0 = time.perf_counter()
+        rid = _request_id(request)
+        status = 200
+        try:
+            if v2:
+                name = request.path_params["name"]
+                want_version = request.path_params.get("version")
+                if name != rt.name or (want_version is not None and want_version != rt.version):
+                    raise InputError(
+                        f"unknown model {name!r}"
+                        + (f" version {want_version!r}" if want_version else "")
+                        + f"; this server serves {rt.name!r} version {rt.version!r}",
+                        status=404,
+                        code="MODEL_NOT_FOUND",
+                    )
+            ctype = request.headers.get("content-type", JSON)
+            if "json" not in ctype:
+                raise InputError(
+                    f"unsupported content type {ctype!r}; send application/json",
+                    status=415,
+                    code="UNSUPPORTED_MEDIA_TYPE",
+                )
+            body = await _read_body(request, settings.max_body_bytes)
+            doc = jsonio.loads(body)
+            if rt.model is None:
+                raise InputError(
+                    f"model not ready: {rt.load_error or 'loading'}", status=503, code="NOT_READY"
+                )
+            schema = rt.model.schema
+            batch = schema.parse_v2(doc) if v2 else schema.parse_mlflow(doc)
+            out = await rt.predict(batch)
+            preds = out.tolist()
+            if v2:
+                payload: dict[str, Any] = {
+                    "model_name": rt.name,
+                    "model_version": rt.version,
+                    "id": str(doc.get("id") or rid),
+                    "outputs": [
+                        {
+                            "name": "predict",
+                            "shape": [len(preds)],
+                            "datatype": oip_datatype(out),
+                            "data": preds,
+                        }
+                    ],
+                }
+            else:
+                payload = {"predictions": preds}
+            resp = json_response(payload, headers={"x-request-id": rid})
+            rt.after_prediction(request, body, rid, batch, preds, time.perf_counter() - t0)
+            return resp
+        except InputError as exc:
+            status = exc.status
+            return error_response(exc.status, exc.message, exc.code)
+        except Exception as exc:
+            status = 500
+            log.exception("prediction failed")
+            return error_response(500, f"internal error: {type(exc).__name__}", "INTERNAL_ERROR")
+        finally:
+            if rt.metrics is not None:
+                rt.metrics.request(status, time.perf_counter() - t0)
+
+    async def invocations(request: Request) -> Response:
+        return await scored(request, v2=False)
+
+    async def v2_infer(request: Request) -> Response:
+        return await scored(request, v2=True)
+
+    async def ping(request: Request) -> Response:
+        if rt.ready:
+            return Response(b"\n", media_type=JSON)
+        return error_response(503, f"model not ready: {rt.load_error or 'loading'}", "NOT_READY")
+
+    async def live(request: Request) -> Response:
+        return json_response({"live": True})
+
+    async def ready(request: Request) -> Response:
+        if rt.ready:
+            return json_response({"ready": True})
+        return json_response(
+            {"ready": False, "error_code": "NOT_READY", "message": rt.load_error or "loading"}, 503
+        )
+
+    def _check_model(request: Request) -> None:
+        name = request.path_params["name"]
+        want_version = request.path_params.get("version")
+        if name != rt.name or (want_version is not None and want_version != rt.version):
+            raise HTTPException(404, f"unknown model {name!r}; this server serves {rt.name!r}")
+
+    async def model_ready(request: Request) -> Response:
+        _check_model(request)
+        return await ready(request)
+
+    async def model_metadata(request: Request) -> Response:
+        _check_model(request)
+        m = rt.model
+        inputs = []
+        if m is not None:
+            from mlrollout.runtime.schema import OIP_DATATYPES
+
+            inputs = [
+                {"name": c.name, "datatype": OIP_DATATYPES.get(c.type, "BYTES"), "shape": [-1]}
+                for c in m.schema.columns
+            ]
+        return json_response(
+            {
+                "name": rt.name,
+                "versions": [rt.version],
+                "platform": f"mlflow-{m.flavor}" if m else "mlflow",
+                "inputs": inputs,
+                "outputs": [
+                    {
+                        "name": "predict",
+                        "datatype": "BYTES" if m and m.classes and isinstance(m.classes[0], str) else "FP64",
+                        "shape": [-1],
+                    }
+                ],
+                "parameters": {
+                    "track": rt.live.track,
+                    "task": m.task if m else "unknown",
+                    "classes": m.classes if m else [],
+                },
+            }
+        )
+
+    async def server_metadata(request: Request) -> Response:
+        return json_response({"name": "mlrollout", "version": RUNTIME_VERSION, "extensions": []})
+
+    async def version(request: Request) -> Response:
+        # Unlike MLflow's /version, say which model version is served: pods are labelled with it.
+        return json_response(
+            {
+                "runtime": RUNTIME_VERSION,
+                "model": rt.name,
+                "model_version": rt.version,
+                "track": rt.live.track,
+                "flavor": rt.model.flavor if rt.model else None,
+            }
+        )
+
+    async def feedback(request: Request) -> Response:
+        status = 200
+        try:
+            body = await _read_body(request, settings.max_body_bytes)
+            doc = jsonio.loads(body)
+            items = doc.get("feedback", [doc]) if isinstance(doc, dict) else doc
+            if not isinstance(items, list) or not items:
+                raise InputError("body must be {request_id, label | outcome [, value]} or {feedback: [...]}")
+            parsed = []
+            for i, it in enumerate(items):
+                if (
+                    not isinstance(it, dict)
+                    or not isinstance(it.get("request_id"), str)
+                    or not it["request_id"]
+                ):
+                    raise InputError(f"feedback item {i}: needs a non-empty string request_id")
+                if "label" not in it and "outcome" not in it:
+                    raise InputError(f"feedback item {i}: needs a label or an outcome")
+                outcome = it.get("outcome", "label")
+                if not isinstance(outcome, str) or not outcome or len(outcome) > 64:
+                    raise InputError(f"feedback item {i}: outcome must be a short string")
+                value = it.get("value")
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                    raise InputError(f"feedback item {i}: value must be a number")
+                parsed.append((it["request_id"], it.get("label"), outcome, value))
+            mt = rt.metrics
+            for req_id, label, outcome, value in parsed:
+                if mt is not None:
+                    mt.feedback.labels(*mt.labels, outcome).inc()
+                    if value is not None:
+                        mt.feedback_value.labels(*mt.labels, outcome).inc(max(0.0, float(value)))
+                if rt.log is not None:
+                    rt.log.log_label(
+                        req_id,
+                        rt.name,
+                        rt.version,
+                        rt.live.track,
+                        label=label,
+                        outcome=outcome,
+                        value=None if value is None else float(value),
+                    )
+            return json_response({"accepted": len(parsed)})
+        except InputError as exc:
+            status = exc.status
+            return error_response(exc.status, exc.message, exc.code)
+        finally:
+            if rt.metrics is not None and status != 200:
+                rt.metrics.request(status, 0.0)
+
+    async def metrics(request: Request) -> Response:
+        data = rt.metrics.exposition() if rt.metrics is not None else b""
+        return Response(data, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def openapi_json(request: Request) -> Response:
+        return json_response(openapi.build(rt.name, rt.version))
+
+    async def config(request: Request) -> Response:
+        c = rt.live
+        return json_response(
+            {
+                "track": c.track,
+                "batching": {"maxBatchSize": c.max_batch_size, "maxDelayMs": c.max_delay_ms},
+                "mirroring": {
+                    "url": c.mirror_url,
+                    "fraction": c.mirror_fraction,
+                    "timeoutMs": c.mirror_timeout_ms,
+                },
+            }
+        )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+        return error_response(exc.status_code, str(exc.detail), code)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return error_response(500, f"internal error: {type(exc).__name__}", "INTERNAL_ERROR")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await rt.startup()
+        try:
+            yield
+        finally:
+            await rt.shutdown()
+
+    routes = [
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/ping", ping, methods=["GET"]),
+        Route("/health", ping, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2/models/{name}", model_metadata, methods=["GET"]),
+        Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
+        Route("/feedback", feedback, methods=["POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/config", config, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error, 500: server_error}
+    )
+    app.state.runtime = rt
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """uvicorn factory for worker processes: settings come from MLROLLOUT_* variables."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(Settings.from_env())

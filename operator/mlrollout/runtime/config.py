@@ -1,0 +1,199 @@
+"""Runtime settings.
+
+Static settings come from flags or MLROLLOUT_* environment variables (a change rolls the pod).
+Live settings (track, batching, mirroring) come from a mounted file, typically a ConfigMap volume,
+and are reloaded when its content changes, so that a shadow phase never restarts stable pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger("mlrollout.runtime.config")
+
+ENV_PREFIX = "MLROLLOUT_"
+TRACKS = ("stable", "canary", "blue", "green", "shadow")
+
+
+def _env_bool(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_uri: str = ""
+    model_name: str = ""  # defaults to the registry name or the directory name
+    model_version: str = ""  # defaults to the pinned registry version, else "0"
+    host: str = "0.0.0.0"
+    port: int = 8080
+    workers: int = 1
+    track: str = "stable"
+    trusted_types: tuple[str, ...] = ()  # skops types to trust, e.g. sklearn.tree._tree.Tree; none by default
+    trust_declared_types: bool = False  # also trust the skops_trusted_types written in MLmodel
+    allow_pickle: bool = False
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_batch_size: int = 32
+    max_delay_ms: float = 2.0
+    inference_log_uri: str = ""  # directory or fsspec URI; empty disables the log
+    inference_log_rotate_rows: int = 50_000
+    inference_log_rotate_seconds: float = 60.0
+    inference_log_queue: int = 100_000  # rows buffered at most; beyond that rows are dropped, counted
+    config_file: str = ""
+    mirror_url: str = ""
+    mirror_fraction: float = 0.0
+    mirror_timeout_ms: float = 1000.0
+    mirror_max_in_flight: int = 64
+    cache_dir: str = "/tmp/mlrollout"
+    metrics_dir: str = ""  # prometheus multiprocess dir; set by the launcher when workers > 1
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _coerce(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[ENV_PREFIX + f.name.upper()] = ",".join(v) if isinstance(v, tuple) else str(v)
+        return out
+
+
+def _coerce(name: str, raw: str) -> Any:
+    default = getattr(Settings(), name)
+    if isinstance(default, bool):
+        return _env_bool(raw)
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, tuple):
+        return tuple(s.strip() for s in raw.split(",") if s.strip())
+    return raw
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Settings that change without a restart."""
+
+    track: str = "stable"
+    max_batch_size: int = 32
+    max_delay_ms: float = 2.0
+    mirror_url: str = ""
+    mirror_fraction: float = 0.0
+    mirror_timeout_ms: float = 1000.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> LiveConfig:
+        return cls(
+            track=s.track,
+            max_batch_size=s.max_batch_size,
+            max_delay_ms=s.max_delay_ms,
+            mirror_url=s.mirror_url,
+            mirror_fraction=s.mirror_fraction,
+            mirror_timeout_ms=s.mirror_timeout_ms,
+        )
+
+    def merged(self, doc: Mapping[str, Any]) -> LiveConfig:
+        """Apply a config document (camelCase, as in the CRD) over these values; validate ranges."""
+        batching = doc.get("batching") or {}
+        mirroring = doc.get("mirroring") or {}
+        track = str(doc.get("track", self.track))
+        if track not in TRACKS:
+            raise ValueError(f"track must be one of {TRACKS}, got {track!r}")
+        if "fraction" in mirroring:
+            fraction = float(mirroring["fraction"])
+        elif "percent" in mirroring:
+            fraction = float(mirroring["percent"]) / 100
+        else:
+            fraction = self.mirror_fraction
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"mirroring.fraction must be within [0, 1], got {fraction}")
+        size = int(batching.get("maxBatchSize", self.max_batch_size))
+        delay = float(batching.get("maxDelayMs", self.max_delay_ms))
+        if size < 1 or delay < 0:
+            raise ValueError("batching.maxBatchSize must be >= 1 and maxDelayMs >= 0")
+        return replace(
+            self,
+            track=track,
+            max_batch_size=size,
+            max_delay_ms=delay,
+            mirror_url=str(mirroring.get("url", self.mirror_url) or ""),
+            mirror_fraction=fraction,
+            mirror_timeout_ms=float(mirroring.get("timeoutMs", self.mirror_timeout_ms)),
+        )
+
+
+def parse_document(text: str) -> dict[str, Any]:
+    doc = yaml.safe_load(text) if text.strip() else {}
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ValueError("config file must hold a mapping")
+    return doc
+
+
+class ConfigWatcher:
+    """Polls the mounted file; ConfigMap volumes swap a symlink, so compare content, not inode."""
+
+    def __init__(
+        self, path: str, base: LiveConfig, on_change: Callable[[LiveConfig], None], interval: float = 1.0
+    ) -> None:
+        self.path = Path(path)
+        self.base = base
+        self.on_change = on_change
+        self.interval = interval
+        self._last: str | None = None
+
+    def poll(self) -> LiveConfig | None:
+        try:
+            text = self.path.read_text()
+        except OSError:
+            text = ""
+        if text == self._last:
+            return None
+        self._last = text
+        try:
+            cfg = self.base.merged(parse_document(text))
+        except (ValueError, TypeError, yaml.YAMLError) as exc:
+            # Keep serving with the last good settings: a typo in a ConfigMap must not take pods down.
+            log.error("ignoring invalid live config %s: %s", self.path, exc)
+            return None
+        self.on_change(cfg)
+        return cfg
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.to_thread(self.poll)
+            await asyncio.sleep(self.interval)
+
+
+def dumps(cfg: LiveConfig) -> str:
+    return json.dumps(
+        {
+            "track": cfg.track,
+            "batching": {"maxBatchSize": cfg.max_batch_size, "maxDelayMs": cfg.max_delay_ms},
+            "mirroring": {
+                "url": cfg.mirror_url,
+                "fraction": cfg.mirror_fraction,
+                "timeoutMs": cfg.mirror_timeout_ms,
+            },
+        }
+    )

@@ -1,0 +1,245 @@
+"""Load an MLflow model: a scikit-learn fast path (skops, trusted types checked) or a pyfunc fallback.
+
+Nothing is ever unpickled silently: pickle/cloudpickle artifacts load only with allow_pickle.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mlrollout.runtime.fastpath import compile_forest
+from mlrollout.runtime.schema import Batch, InputError, InputSchema
+
+log = logging.getLogger("mlrollout.runtime.loading")
+
+_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>.+))?/?$")
+PICKLE_FORMATS = {"pickle", "cloudpickle"}
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be loaded as configured; the message says what to change."""
+
+
+class Predictor(Protocol):
+    def predict(self, batch: Batch) -> np.ndarray[Any, Any]: ...
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    version: str
+    flavor: str  # "sklearn" | "pyfunc"
+    schema: InputSchema
+    predictor: Predictor
+    task: str  # "classification" | "regression" | "unknown"
+    classes: list[Any] = field(default_factory=list)
+    load_seconds: float = 0.0
+    path: str = ""
+
+
+def parse_model_uri(uri: str) -> tuple[str, str]:
+    """(name, version) for registry URIs; refuses aliases and stages: the operator pins versions."""
+    m = _REGISTRY_URI.match(uri)
+    if not m:
+        return "", ""
+    if m.group("alias") or not (m.group("version") or "").isdigit():
+        raise ModelLoadError(
+            f"{uri!r}: registry URIs must be pinned to a version number (models:/name/7); "
+            "aliases and stages resolve only at start-up and would drift between pods"
+        )
+    return m.group("name"), m.group("version")
+
+
+def resolve_local(uri: str, cache_dir: str) -> str:
+    """A local directory holding MLmodel: local paths as they are, anything else downloaded once."""
+    if uri.startswith("file://"):
+        uri = uri[len("file://") :]
+    if "://" not in uri and ":/" not in uri:
+        if not (Path(uri) / "MLmodel").exists():
+            raise ModelLoadError(f"{uri!r}: no MLmodel file in this directory")
+        return uri
+    import mlflow.artifacts
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", uri).strip("_")
+    dst = Path(cache_dir) / "models" / safe
+    if (dst / "MLmodel").exists():
+        return str(dst)
+    tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp))
+    except Exception as exc:  # MlflowException, network, permission: all mean "cannot load"
+        raise ModelLoadError(f"{uri!r}: cannot download the model: {exc}") from exc
+    if not (Path(local) / "MLmodel").exists():
+        raise ModelLoadError(f"{uri!r}: downloaded artifacts hold no MLmodel file")
+    # Keep the directory that really holds MLmodel; rename is atomic, so concurrent workers are safe.
+    try:
+        os.replace(local, dst)
+    except OSError:
+        if not (dst / "MLmodel").exists():
+            raise
+    return str(dst)
+
+
+class SklearnPredictor:
+    """Calls the estimator directly: numpy in, numpy out, no pandas for numeric schemas."""
+
+    def __init__(self, model: Any, schema: InputSchema) -> None:
+        self.model = model
+        self.schema = schema
+        # Fitted on a DataFrame with these names: pass a frame only if the schema cannot give an array
+        # in the same order; otherwise a numpy array with the warning silenced is much faster.
+        names = getattr(model, "feature_names_in_", None)
+        self.needs_frame = not schema.numeric or (names is not None and list(map(str, names)) != schema.names)
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        self.fast = None if self.needs_frame else compile_forest(model)
+
+    def predict(self, batch: Batch) -> np.ndarray[Any, Any]:
+        if self.fast is not None and batch.array is not None:
+            return self.fast(batch.array)
+        if self.needs_frame or batch.array is None:
+            x: Any = batch.to_frame(self.schema.names) if self.schema.known else batch.frame
+        else:
+            x = batch.array
+        return np.asarray(self.model.predict(x))
+
+
+class PyfuncPredictor:
+    def __init__(self, model: Any, schema: InputSchema) -> None:
+        self.model = model
+        self.schema = schema
+
+    def predict(self, batch: Batch) -> np.ndarray[Any, Any]:
+        frame = batch.to_frame(self.schema.names) if self.schema.known else batch.frame
+        out = self.model.predict(frame)
+        if hasattr(out, "to_numpy"):
+            out = out.to_numpy()
+        arr = np.asarray(out)
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        return arr
+
+
+def load_sklearn_artifact(path: Path, fmt: str, trusted: tuple[str, ...], allow_pickle: bool) -> Any:
+    if fmt == "skops":
+        import skops.io
+
+        untrusted = skops.io.get_untrusted_types(file=str(path))
+        refused = [t for t in untrusted if t not in trusted]
+        if refused:
+            raise ModelLoadError(
+                f"{path.name}: skops file contains types that are not trusted: {refused}; "
+                "review them and add them to --trusted-types (MLROLLOUT_TRUSTED_TYPES) to load"
+            )
+        return skops.io.load(str(path), trusted=untrusted)
+    if fmt in PICKLE_FORMATS:
+        if not allow_pickle:
+            raise ModelLoadError(
+                f"{path.name}: the model is saved with {fmt}, which runs arbitrary code when loaded; "
+                "re-log it with serialization_format='skops' or start with --allow-pickle if you trust it"
+            )
+        log.warning("unpickling %s (%s) because --allow-pickle is set", path, fmt)
+        if fmt == "cloudpickle":
+            import cloudpickle
+
+            with path.open("rb") as fh:
+                return cloudpickle.load(fh)
+        import pickle
+
+        with path.open("rb") as fh:
+            return pickle.load(fh)
+    raise ModelLoadError(f"{path.name}: unknown scikit-learn serialization format {fmt!r}")
+
+
+def _pyfunc_unpickles(pyfunc_conf: dict[str, Any]) -> bool:
+    """Custom PythonModel flavors keep a cloudpickled object unless logged as models-from-code."""
+    if pyfunc_conf.get("loader_module") == "mlflow.pyfunc.model":
+        py_model = str(pyfunc_conf.get("python_model", ""))
+        return not py_model.endswith(".py")
+    return bool(pyfunc_conf.get("loader_module") == "mlflow.sklearn")
+
+
+def load_model(
+    uri: str,
+    *,
+    cache_dir: str = "/tmp/mlrollout",
+    trusted_types: tuple[str, ...] = (),
+    allow_pickle: bool = False,
+    trust_declared_types: bool = False,
+    name: str = "",
+    version: str = "",
+) -> LoadedModel:
+    t0 = time.perf_counter()
+    reg_name, reg_version = parse_model_uri(uri)
+    local = Path(resolve_local(uri, cache_dir))
+    from mlflow.models import Model
+
+    meta = Model.load(str(local / "MLmodel"))
+    schema = InputSchema.from_mlflow(meta.signature)
+    flavors = meta.flavors
+    name = name or reg_name or local.name
+    version = version or reg_version or "0"
+    predictor: Predictor
+    if "sklearn" in flavors:
+        conf = flavors["sklearn"]
+        fmt = str(conf.get("serialization_format", "cloudpickle"))
+        artifact = local / str(conf.get("pickled_model", "model.pkl"))
+        # Types the artifact itself declares are trusted only on request: the file's author wrote them.
+        declared = tuple(conf.get("skops_trusted_types") or ()) if trust_declared_types else ()
+        trusted = tuple(trusted_types) + declared
+        est = load_sklearn_artifact(artifact, fmt, trusted, allow_pickle)
+        predictor, flavor = SklearnPredictor(est, schema), "sklearn"
+        classes = list(getattr(est, "classes_", []))
+        task = "classification" if classes else ("regression" if hasattr(est, "predict") else "unknown")
+        if classes:
+            classes = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    else:
+        pyconf = flavors.get("python_function")
+        if pyconf is None:
+            raise ModelLoadError(f"{uri!r}: the model has neither a sklearn nor a python_function flavor")
+        if _pyfunc_unpickles(pyconf) and not allow_pickle:
+            raise ModelLoadError(
+                f"{uri!r}: this pyfunc model is stored as a pickle; start with --allow-pickle if you trust it"
+            )
+        import mlflow.pyfunc
+
+        try:
+            pyfunc = mlflow.pyfunc.load_model(str(local))
+        except Exception as exc:
+            raise ModelLoadError(f"{uri!r}: pyfunc load failed: {exc}") from exc
+        predictor, flavor, classes, task = PyfuncPredictor(pyfunc, schema), "pyfunc", [], "unknown"
+    return LoadedModel(
+        name=name,
+        version=str(version),
+        flavor=flavor,
+        schema=schema,
+        predictor=predictor,
+        task=task,
+        classes=classes,
+        load_seconds=time.perf_counter() - t0,
+        path=str(local),
+    )
+
+
+def predict_checked(model: LoadedModel, batch: Batch) -> np.ndarray[Any, Any]:
+    """Predict; with an open schema the model is the validator, so its complaints are client errors."""
+    try:
+        out = model.predictor.predict(batch)
+    except (ValueError, TypeError, KeyError) as exc:
+        if model.schema.known:
+            raise
+        raise InputError(
+            f"the model rejected the input: {exc}"[:500], status=422, code="INVALID_INPUT"
+        ) from exc
+    if out.shape[0] != batch.n:
+        raise RuntimeError(f"model returned {out.shape[0]} predictions for {batch.n} rows")
+    return out
