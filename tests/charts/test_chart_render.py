@@ -1,0 +1,247 @@
+"""The chart on its own: helm lint, the values schema, and what it renders (security, RBAC, options)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pytest
+
+from charts.packaging import CHART, CRD_FILE, ROOT, Obj, by_kind, docs, helm, pod_specs, render, sync_module
+
+VALUE_SETS: dict[str, list[str]] = {
+    "default": [],
+    "namespaced": ["watchNamespaces={team-a,team-b}"],
+    "everything": [
+        "serviceMonitor.enabled=true", "podDisruptionBudget.enabled=true", "networkPolicy.enabled=true",
+        "networkPolicy.apiServerCIDRs={10.96.0.1/32}", "rbac.gatewayAPI=true", "rbac.istio=true",
+        "peering.enabled=true", "replicaCount=2", "jobs.namespaces={ml,ml-staging}",
+        "image.digest=sha256:" + "a" * 64,
+    ],
+    "no-rbac": ["rbac.create=false", "serviceAccount.create=false", "serviceAccount.name=existing",
+                "jobs.serviceAccount.create=false"],
+}
+
+OPERATOR_NAMESPACED_RULES = {
+    # (apiGroup, resource) -> verbs, exactly: anything more is a privilege the operator does not need.
+    ("mlrollout.io", "modeldeployments"): {"get", "list", "watch", "patch", "update"},
+    ("mlrollout.io", "modeldeployments/status"): {"get", "patch", "update"},
+    ("mlrollout.io", "modeldeployments/finalizers"): {"update"},
+    ("apps", "deployments"): {"create", "get", "list", "watch", "patch", "update", "delete"},
+    ("", "services"): {"create", "get", "list", "watch", "patch", "update", "delete"},
+    ("", "configmaps"): {"create", "get", "list", "watch", "patch", "update", "delete"},
+    ("batch", "jobs"): {"create", "get", "list", "watch", "patch", "update", "delete"},
+    ("batch", "cronjobs"): {"create", "get", "list", "watch", "patch", "update", "delete"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+KOPF_CLUSTER_RULES = {
+    ("", "namespaces"): {"get", "list", "watch"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+}
+JOB_RULES = {
+    ("mlrollout.io", "modeldeployments"): {"get"},
+    ("mlrollout.io", "modeldeployments/status"): {"get", "patch"},
+}
+
+
+def flatten(rules: Iterable[Obj]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        assert "resourceNames" not in rule or rule["resourceNames"], rule
+        for group in rule["apiGroups"]:
+            for res in rule["resources"]:
+                out.setdefault((group, res), set()).update(rule["verbs"])
+    return out
+
+
+def rendered(name: str) -> list[Obj]:
+    return docs(render(*VALUE_SETS[name]))
+
+
+@pytest.mark.parametrize("values", list(VALUE_SETS))
+def test_helm_lint_strict(values: str) -> None:
+    args = ["lint", "--strict", str(CHART)]
+    for v in VALUE_SETS[values]:
+        args += ["--set", v]
+    out = helm(*args).stdout
+    assert "0 chart(s) failed" in out
+
+
+@pytest.mark.parametrize(("value", "complaint"), [
+    ("securityContext.readOnlyRootFilesystem=false", "readOnlyRootFilesystem"),
+    ("securityContext.allowPrivilegeEscalation=true", "allowPrivilegeEscalation"),
+    ("podSecurityContext.runAsNonRoot=false", "runAsNonRoot"),
+    ("securityContext.capabilities.add={NET_ADMIN}", "capabilities"),
+    ("resources.limits=null", "limits"),
+    ("watchNamespaces={Not_A_Namespace}", "watchNamespaces"),
+    ("image.pullPolicy=Sometimes", "pullPolicy"),
+    ("operator.healthPort=0", "healthPort"),
+    ("operator.logFormat=xml", "logFormat"),
+    ("replicaCount=-1", "replicaCount"),
+    ("unknownKey=1", "unknownKey"),
+    ("rbac.superuser=true", "superuser"),
+])
+def test_values_schema_rejects(value: str, complaint: str) -> None:
+    proc = helm("template", "r", str(CHART), "--set", value, check=False)
+    assert proc.returncode != 0, f"{value} was accepted"
+    assert "schema" in proc.stderr and complaint in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("values", list(VALUE_SETS))
+def test_workloads_are_locked_down(values: str) -> None:
+    objs = rendered(values)
+    specs = pod_specs(objs)
+    assert len(specs) == 1
+    for spec in specs:
+        psc = spec["securityContext"]
+        assert psc["runAsNonRoot"] is True and psc["runAsUser"] != 0
+        assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert spec.get("hostNetwork") is not True and spec.get("hostPID") is not True
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"] == {"drop": ["ALL"]}
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(c["resources"][kind]), c["resources"]
+            for e in c.get("env", []):
+                assert "secretKeyRef" not in e.get("valueFrom", {}), e
+            assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+            assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+            assert not c["image"].endswith(":latest")
+            mounts = {m["mountPath"] for m in c["volumeMounts"]}
+            assert "/tmp" in mounts  # the only writable path on a read-only root
+
+
+def test_image_defaults_to_app_version_and_digest_wins() -> None:
+    dep = by_kind(rendered("default"), "Deployment")[0]
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":0.1.0")
+    dep = by_kind(rendered("everything"), "Deployment")[0]
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith("@sha256:" + "a" * 64)
+
+
+def test_operator_env_names_the_watched_namespaces() -> None:
+    def env(objs: list[Obj]) -> dict[str, str]:
+        c = by_kind(objs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value", "") for e in c["env"]}
+
+    assert env(rendered("default"))["MLROLLOUT_NAMESPACES"] == ""
+    assert env(rendered("namespaced"))["MLROLLOUT_NAMESPACES"] == "team-a,team-b"
+    assert env(rendered("default"))["MLROLLOUT_JOB_SERVICE_ACCOUNT"] == "mlrollout-job"
+
+
+def test_cluster_wide_rbac_is_exactly_what_the_operator_needs() -> None:
+    objs = rendered("default")
+    assert not by_kind(objs, "Role") or all(r["metadata"]["name"] == "mlrollout-job" for r in by_kind(objs, "Role"))
+    (cr,) = by_kind(objs, "ClusterRole")
+    assert flatten(cr["rules"]) == OPERATOR_NAMESPACED_RULES | KOPF_CLUSTER_RULES
+    (crb,) = by_kind(objs, "ClusterRoleBinding")
+    assert crb["roleRef"]["name"] == cr["metadata"]["name"]
+    assert crb["subjects"] == [{"kind": "ServiceAccount", "name": "rel-mlrollout", "namespace": "mlr"}]
+
+
+def test_namespaced_rbac_grants_nothing_cluster_wide_but_crd_reads() -> None:
+    objs = rendered("namespaced")
+    (cr,) = by_kind(objs, "ClusterRole")
+    assert flatten(cr["rules"]) == {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}}
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in by_kind(objs, "Role")}
+    for ns in ("team-a", "team-b"):
+        assert flatten(roles[(ns, "rel-mlrollout")]["rules"]) == OPERATOR_NAMESPACED_RULES
+        assert flatten(roles[(ns, "mlrollout-job")]["rules"]) == JOB_RULES
+    bindings = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in by_kind(objs, "RoleBinding")}
+    assert bindings[("team-a", "rel-mlrollout")]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "rel-mlrollout", "namespace": "mlr"}]
+    assert bindings[("team-a", "mlrollout-job")]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "mlrollout-job", "namespace": "team-a"}]
+    assert {(s["metadata"]["namespace"], s["metadata"]["name"]) for s in by_kind(objs, "ServiceAccount")} == {
+        ("mlr", "rel-mlrollout"), ("team-a", "mlrollout-job"), ("team-b", "mlrollout-job")}
+
+
+@pytest.mark.parametrize("values", list(VALUE_SETS))
+def test_no_rule_is_a_wildcard_or_touches_secrets(values: str) -> None:
+    for obj in by_kind(rendered(values), "ClusterRole") + by_kind(rendered(values), "Role"):
+        for rule in obj["rules"]:
+            for key in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[key], rule
+            assert not {"secrets", "serviceaccounts/token", "pods/exec", "roles", "rolebindings",
+                        "clusterroles", "clusterrolebindings"} & set(rule["resources"]), rule
+            assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"]), rule
+
+
+def test_optional_traffic_router_and_peering_rules() -> None:
+    (cr,) = by_kind(rendered("everything"), "ClusterRole")
+    rules = flatten(cr["rules"])
+    assert rules[("gateway.networking.k8s.io", "httproutes")] == {"get", "list", "watch", "patch", "update"}
+    assert rules[("networking.istio.io", "virtualservices")] == {"get", "list", "watch", "patch", "update"}
+    assert ("kopf.dev", "clusterkopfpeerings") in rules
+
+
+def test_jobs_service_account_in_each_job_namespace() -> None:
+    objs = rendered("everything")
+    sas = {(s["metadata"]["namespace"], s["metadata"]["name"]) for s in by_kind(objs, "ServiceAccount")}
+    assert {("ml", "mlrollout-job"), ("ml-staging", "mlrollout-job")} <= sas
+    for role in by_kind(objs, "Role"):
+        assert flatten(role["rules"]) == JOB_RULES
+    default_sas = {(s["metadata"]["namespace"], s["metadata"]["name"])
+                   for s in by_kind(rendered("default"), "ServiceAccount")}
+    assert default_sas == {("mlr", "rel-mlrollout"), ("mlr", "mlrollout-job")}
+
+
+def test_without_rbac_nothing_but_the_workload() -> None:
+    objs = rendered("no-rbac")
+    assert {o["kind"] for o in objs} == {"Deployment", "Service"}
+    spec = by_kind(objs, "Deployment")[0]["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "existing"
+
+
+def test_optional_objects_only_when_enabled() -> None:
+    kinds = {o["kind"] for o in rendered("default")}
+    assert not kinds & {"ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy"}
+    objs = rendered("everything")
+    (sm,) = by_kind(objs, "ServiceMonitor")
+    svc = by_kind(objs, "Service")[0]
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert sm["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"]
+    (pdb,) = by_kind(objs, "PodDisruptionBudget")
+    dep = by_kind(objs, "Deployment")[0]
+    assert pdb["spec"]["selector"] == dep["spec"]["selector"]
+    (np,) = by_kind(objs, "NetworkPolicy")
+    assert np["spec"]["podSelector"] == dep["spec"]["selector"]
+    assert set(np["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    egress_ports = {(p["port"], p["protocol"]) for r in np["spec"]["egress"] for p in r["ports"]}
+    assert {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP")} <= egress_ports
+    assert np["spec"]["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+
+
+def test_pdb_min_available_wins_when_set() -> None:
+    objs = docs(render("podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=1"))
+    (pdb,) = by_kind(objs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1 and "maxUnavailable" not in pdb["spec"]
+
+
+def test_cluster_scoped_names_are_unique_per_release_namespace() -> None:
+    a = {o["metadata"]["name"] for o in docs(render(namespace="one")) if o["kind"].startswith("Cluster")}
+    b = {o["metadata"]["name"] for o in docs(render(namespace="two")) if o["kind"].startswith("Cluster")}
+    assert a and not a & b
+
+
+def test_chart_crd_is_the_crd() -> None:
+    assert CRD_FILE.is_file(), "crds/ has no CRD yet"
+    copy = CHART / "crds" / CRD_FILE.name
+    assert copy.read_bytes() == CRD_FILE.read_bytes(), "chart CRD is stale: run python charts/sync.py"
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == sorted(p.name for p in CRD_FILE.parent.glob("*.yaml"))
+
+
+def test_generated_files_are_in_sync() -> None:
+    sync = sync_module()
+    problems = sync.stale(sync.expected())
+    assert not problems, "\n".join(problems) + "\nrun: python charts/sync.py"
+
+
+def test_chart_renders_the_crd_with_include_crds() -> None:
+    assert CRD_FILE.is_file(), "crds/ has no CRD yet"
+    crds = by_kind(docs(render(include_crds=True)), "CustomResourceDefinition")
+    assert [c["metadata"]["name"] for c in crds] == ["modeldeployments.mlrollout.io"]
+    assert str(ROOT) not in render(include_crds=True)
