@@ -31,7 +31,10 @@ FULL: Spec = {
     },
     "validation": {
         "dataset": {"uri": "s3://bucket/churn/holdout.parquet", "target": "churned"},
-        "metrics": [{"name": "roc_auc", "min": 0.84}, {"name": "precision", "min": 0.7, "segment": "plan == 'p'"}],
+        "metrics": [
+            {"name": "roc_auc", "min": 0.84},
+            {"name": "precision", "min": 0.7, "segment": "plan == 'p'"},
+        ],
         "championChallenger": {"metric": "roc_auc", "minDelta": 0.0},
         "latency": {"p99Ms": 100, "requests": 2000},
         "fairness": {"sensitiveFeatures": ["gender"], "max": 0.1},
@@ -73,9 +76,15 @@ FULL: Spec = {
 
 OTHER_STRATEGIES: dict[str, Spec] = {
     "blue-green": {"blueGreen": {"autoPromotion": True, "autoPromotionDelay": "2m"}},
-    "shadow": {"shadow": {"mirrorPercent": 20, "duration": "1h", "continueWith": {"steps": [{"setWeight": 50}]}}},
+    "shadow": {
+        "shadow": {"mirrorPercent": 20, "duration": "1h", "continueWith": {"steps": [{"setWeight": 50}]}}
+    },
     "ab-test": {
-        "abTest": {"metric": {"name": "conversion"}, "minimumDetectableEffect": 0.02, "sticky": {"header": "x-user"}}
+        "abTest": {
+            "metric": {"name": "conversion"},
+            "minimumDetectableEffect": 0.02,
+            "sticky": {"header": "x-user"},
+        }
     },
 }
 
@@ -138,19 +147,27 @@ INVALID: list[Invalid] = [
     Invalid("no-strategy", "spec.strategy", _set("strategy", {})),
     Invalid("weight-150", "spec.strategy.canary.steps[0].setWeight", _steps({"setWeight": 150})),
     Invalid(
-        "weights-decreasing", "spec.strategy.canary.steps", _steps({"setWeight": 50}, {"pause": {}}, {"setWeight": 10})
+        "weights-decreasing",
+        "spec.strategy.canary.steps",
+        _steps({"setWeight": 50}, {"pause": {}}, {"setWeight": 10}),
     ),
     Invalid("step-two-actions", "spec.strategy.canary.steps[0]", _steps({"setWeight": 5, "pause": {}})),
     Invalid("no-steps", "spec.strategy.canary.steps", _steps()),
     Invalid("unknown-router", "spec.traffic", _set("traffic", {"linkerd": {"service": "x"}})),
-    Invalid("two-routers", "spec.traffic", _set("traffic", {"replicaRatio": {}, "istio": {"virtualService": "v"}})),
+    Invalid(
+        "two-routers", "spec.traffic", _set("traffic", {"replicaRatio": {}, "istio": {"virtualService": "v"}})
+    ),
     Invalid("empty-model-name", "spec.model.name", _set("model.name", "")),
     Invalid("model-version-and-alias", "spec.model", _set("model.version", "3")),
     Invalid("model-no-version-nor-alias", "spec.model", _drop("model.alias")),
-    Invalid("model-version-not-a-number", "spec.model.version", _set("model", {"name": "m", "version": "latest"})),
+    Invalid(
+        "model-version-not-a-number", "spec.model.version", _set("model", {"name": "m", "version": "latest"})
+    ),
     Invalid("missing-image", "spec.serving.image", _drop("serving.image")),
     Invalid("registry-not-http", "spec.registry.trackingUri", _set("registry.trackingUri", "mlflow:5000")),
-    Invalid("bad-quantity", "spec.serving.resources.limits.cpu", _set("serving.resources.limits.cpu", "lots")),
+    Invalid(
+        "bad-quantity", "spec.serving.resources.limits.cpu", _set("serving.resources.limits.cpu", "lots")
+    ),
     Invalid("malformed-cron", "spec.monitoring.schedule", _set("monitoring.schedule", "every hour")),
     Invalid("cron-four-fields", "spec.monitoring.schedule", _set("monitoring.schedule", "0 * * *")),
     Invalid("bad-interval", "spec.analysis.interval", _set("analysis.interval", "5 minutes")),
@@ -175,7 +192,9 @@ INVALID: list[Invalid] = [
         "spec.analysis.metrics",
         _set("analysis.metrics.1", {"name": "error-rate", "query": "up", "max": 1}),
     ),
-    Invalid("gate-metric-no-bounds", "spec.validation.metrics[0]", _set("validation.metrics.0", {"name": "f1"})),
+    Invalid(
+        "gate-metric-no-bounds", "spec.validation.metrics[0]", _set("validation.metrics.0", {"name": "f1"})
+    ),
     Invalid("fairness-above-one", "spec.validation.fairness.max", _set("validation.fairness.max", 1.5)),
     Invalid("gate-without-dataset", "spec.validation.dataset", _drop("validation.dataset")),
     Invalid("analysis-step-without-analysis", "spec.analysis", _drop("analysis")),
@@ -191,7 +210,10 @@ INVALID: list[Invalid] = [
     Invalid(
         "ab-weight-100",
         "spec.strategy.abTest.candidateWeight",
-        _set("strategy", {"abTest": {"metric": {"name": "c"}, "minimumDetectableEffect": 0.1, "candidateWeight": 100}}),
+        _set(
+            "strategy",
+            {"abTest": {"metric": {"name": "c"}, "minimumDetectableEffect": 0.1, "candidateWeight": 100}},
+        ),
     ),
     Invalid(
         "auto-promotion-delay-without-auto",
@@ -203,5 +225,7 @@ INVALID: list[Invalid] = [
         "spec.retraining.job.image",
         _set("retraining.job", {"command": ["python", "train.py"], "datasetUri": "s3://b/t"}),
     ),
-    Invalid("env-duplicate", "spec.serving.env", _set("serving.env", [{"name": "A"}, {"name": "A", "value": "2"}])),
+    Invalid(
+        "env-duplicate", "spec.serving.env", _set("serving.env", [{"name": "A"}, {"name": "A", "value": "2"}])
+    ),
 ]

@@ -59,12 +59,21 @@ def test_status_parses_what_the_operator_writes() -> None:
         "observedGeneration": 3,
         "stableVersion": "6",
         "conditions": [
-            {"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "2025-01-01T00:00:00Z"}
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Available",
+                "lastTransitionTime": "2025-01-01T00:00:00Z",
+            }
         ],
         "monitoring": {"verdict": "NoDrift", "columns": {"age": {"pValue": 0.3}}},
     }
     status = ModelDeploymentStatus.model_validate(raw)
     assert status.phase is Phase.HEALTHY
-    assert status.monitoring is not None and status.monitoring.model_extra == {"columns": {"age": {"pValue": 0.3}}}
-    again = ModelDeploymentStatus.model_validate(status.model_dump(by_alias=True, mode="json", exclude_none=True))
+    assert status.monitoring is not None and status.monitoring.model_extra == {
+        "columns": {"age": {"pValue": 0.3}}
+    }
+    again = ModelDeploymentStatus.model_validate(
+        status.model_dump(by_alias=True, mode="json", exclude_none=True)
+    )
     assert again == status

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
-from harness.kube import KubeEnv
 from kubernetes import client
 from md_cases import INVALID, Invalid, Spec, valid_specs
 
+from harness.kube import KubeEnv
 from mlrollout.api import names
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,9 @@ def test_invalid_specs_are_rejected_naming_the_field(
 @pytest.mark.usefixtures("crd_installed")
 def test_kubectl_names_the_field(kube: KubeEnv, namespace: str) -> None:
     case = next(c for c in INVALID if c.id == "weight-150")
-    result = kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(_body("bad", case.spec())))
+    result = kube.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(_body("bad", case.spec()))
+    )
     assert result.returncode != 0
     assert "spec.strategy.canary.steps[0].setWeight" in result.stderr
 

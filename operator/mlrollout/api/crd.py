@@ -43,9 +43,7 @@ def _convert(node: Schema, defs: dict[str, Schema]) -> Schema:
         return _convert(merged, defs)
     node = dict(node)
     if "anyOf" in node:
-        node = _collapse_any_of(node, defs)
-        if "anyOf" in node:
-            return node
+        return _collapse_any_of(node, defs)
     if "const" in node:
         node["enum"] = [node.pop("const")]
     if "exclusiveMinimum" in node:
@@ -81,12 +79,12 @@ def _collapse_any_of(node: Schema, defs: dict[str, Schema]) -> Schema:
     variants = [v for v in node["anyOf"] if v.get("type") != "null"]
     rest = {k: v for k, v in node.items() if k != "anyOf"}
     if len(variants) == 1:
-        return {**_convert(variants[0], defs), **rest}
+        return _convert({**variants[0], **rest}, defs)
     types = sorted(_convert(v, defs).get("type", "") for v in variants)
     if types == ["integer", "string"]:
         patterns = [v["pattern"] for v in variants if "pattern" in v]
         out: Schema = {
-            **rest,
+            **{k: v for k, v in rest.items() if k not in _DROP},
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "x-kubernetes-int-or-string": True,
         }

@@ -1,0 +1,56 @@
+"""What the reconciler saw of the world this tick: the input of decide(), plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+RegistryReason = Literal["ModelNotFound", "RegistryUnreachable", "RegistryError"]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    name: str
+    version: str
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistryProblem:
+    reason: RegistryReason
+    message: str
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """One serving Deployment as read back from the API server."""
+
+    version: str | None
+    desired_replicas: int
+    available_replicas: int = 0
+    updated_replicas: int = 0
+    generation: int = 1
+    observed_generation: int = 0
+    in_sync: bool = True  # its template matches what the spec asks for now
+
+    @property
+    def rolled_out(self) -> bool:
+        return (
+            self.in_sync
+            and self.observed_generation >= self.generation
+            and self.updated_replicas >= self.desired_replicas
+        )
+
+    @property
+    def available(self) -> bool:
+        return self.available_replicas >= self.desired_replicas
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: int
+    model: ResolvedModel | RegistryProblem
+    tracks: Mapping[str, TrackState] = field(default_factory=dict)
+    service_present: bool = False
+    paused: bool = False
