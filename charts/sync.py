@@ -57,7 +57,9 @@ def find_helm() -> str:
 def render_chart(helm: str, *args: str, namespace: str = NAMESPACE, release: str = RELEASE) -> str:
     proc = subprocess.run(
         [helm, "template", release, str(CHART), "--namespace", namespace, *args],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise SystemExit(f"sync.py: helm template failed:\n{proc.stderr}")
@@ -82,7 +84,9 @@ def _strip_helm(obj: Any) -> Any:
 def operator_manifest(helm: str) -> str:
     # The Jobs' ServiceAccount goes into each namespace with ModelDeployments through
     # manifests/job-serviceaccount, not into the operator's own namespace.
-    docs = [d for d in yaml.safe_load_all(render_chart(helm, "--set", "jobs.serviceAccount.create=false")) if d]
+    docs = [
+        d for d in yaml.safe_load_all(render_chart(helm, "--set", "jobs.serviceAccount.create=false")) if d
+    ]
     docs = [_strip_helm(d) for d in docs]
     return HEADER + yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=110)
 

@@ -48,17 +48,25 @@ def tools_dir() -> Path:
     return bin_dir()
 
 
-def run(argv: list[str], *, input: str | None = None, env: dict[str, str] | None = None,
-        timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(argv, capture_output=True, text=True, input=input, env=env, timeout=timeout,
-                          check=False)
+def run(
+    argv: list[str],
+    *,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, input=input, env=env, timeout=timeout, check=False
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
-def helm(*args: str, env: dict[str, str] | None = None, check: bool = True,
-         timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def helm(
+    *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return run([str(tools_dir() / "helm"), *args], env=env, check=check, timeout=timeout)
 
 
@@ -95,12 +103,13 @@ def pod_specs(objs: Iterable[Obj]) -> list[Obj]:
 
 # -- kubeconform schemas from the API server's own OpenAPI v2 document -----------------------------
 
+
 def _refs(node: Any) -> set[str]:
     found: set[str] = set()
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith(DEFS):
-            found.add(ref[len(DEFS):])
+            found.add(ref[len(DEFS) :])
         for v in node.values():
             found |= _refs(v)
     elif isinstance(node, list):
@@ -131,8 +140,11 @@ def _strict(node: Any) -> Any:
     if node.get("format") == "int-or-string":
         return {"oneOf": [{"type": "string"}, {"type": "integer"}]}
     out = {k: _strict(v) for k, v in node.items()}
-    if ("properties" in out and "additionalProperties" not in out
-            and not out.get("x-kubernetes-preserve-unknown-fields")):
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -147,13 +159,15 @@ def write_kubeconform_schemas(openapi_v2: Obj, out: Path) -> int:
     defs: dict[str, Any] = openapi_v2["definitions"]
     strict_defs = {name: _strict(d) for name, d in defs.items()}
     strict_defs["io.k8s.apimachinery.pkg.api.resource.Quantity"] = {
-        "oneOf": [{"type": "string"}, {"type": "number"}]}
+        "oneOf": [{"type": "string"}, {"type": "number"}]
+    }
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     for name, d in defs.items():
         for gvk in d.get("x-kubernetes-group-version-kind", []):
             schema = copy.deepcopy(strict_defs[name])
-            schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+            # OpenAPI v2 schemas are draft 4 (exclusiveMinimum is a boolean there).
+            schema["$schema"] = "http://json-schema.org/draft-04/schema#"
             schema["definitions"] = {n: strict_defs[n] for n in _closure(defs, name)}
             path = out / schema_file_name(gvk.get("group", ""), gvk["version"], gvk["kind"])
             path.write_text(json.dumps(schema))
@@ -168,18 +182,34 @@ def schema_location(schema_dir: Path) -> str:
 def kubeconform(text: str, schema_dir: Path, *extra: str) -> Obj:
     """Validate YAML with kubeconform, strict, offline, against schema_dir only. Returns its JSON summary;
     fails on any invalid, error or skipped resource unless told to skip a kind with -skip."""
-    proc = run([str(tools_dir() / "kubeconform"), "-strict", "-summary", "-output", "json",
-                "-schema-location", schema_location(schema_dir), *extra, "-"], input=text, check=False)
+    proc = run(
+        [
+            str(tools_dir() / "kubeconform"),
+            "-strict",
+            "-summary",
+            "-output",
+            "json",
+            "-schema-location",
+            schema_location(schema_dir),
+            *extra,
+            "-",
+        ],
+        input=text,
+        check=False,
+    )
     try:
         report: Obj = json.loads(proc.stdout)
     except json.JSONDecodeError as e:
-        raise AssertionError(f"kubeconform printed no JSON ({proc.returncode}): {proc.stdout}\n{proc.stderr}") from e
+        raise AssertionError(
+            f"kubeconform printed no JSON ({proc.returncode}): {proc.stdout}\n{proc.stderr}"
+        ) from e
     bad = [r for r in report.get("resources", []) if r.get("status") not in ("statusValid", "statusSkipped")]
     assert proc.returncode == 0 and not bad, json.dumps(report, indent=1)
     return report
 
 
 # -- clusters -----------------------------------------------------------------------------------------
+
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60, interval: float = 0.5) -> Any:
     deadline = time.monotonic() + timeout
@@ -196,21 +226,35 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60, interval:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
-def service_account_kubeconfig(admin_kubeconfig: str, namespace: str, sa: str, out: Path,
-                               kubectl: Path) -> Path:
+def service_account_kubeconfig(
+    admin_kubeconfig: str, namespace: str, sa: str, out: Path, kubectl: Path
+) -> Path:
     """A kubeconfig that authenticates as a ServiceAccount with a token from the TokenRequest API."""
-    token = run([str(kubectl), f"--kubeconfig={admin_kubeconfig}", "-n", namespace, "create", "token", sa,
-                 "--duration=1h"]).stdout.strip()
+    token = run(
+        [
+            str(kubectl),
+            f"--kubeconfig={admin_kubeconfig}",
+            "-n",
+            namespace,
+            "create",
+            "token",
+            sa,
+            "--duration=1h",
+        ]
+    ).stdout.strip()
     cfg = yaml.safe_load(Path(admin_kubeconfig).read_text())
     ctx_name = cfg.get("current-context") or cfg["contexts"][0]["name"]
     ctx = next(c for c in cfg["contexts"] if c["name"] == ctx_name)["context"]
     cluster = next(c for c in cfg["clusters"] if c["name"] == ctx["cluster"])
     sa_cfg = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "sa",
         "clusters": [cluster],
         "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": cluster["name"], "user": "sa",
-                                                 "namespace": namespace}}],
+        "contexts": [
+            {"name": "sa", "context": {"cluster": cluster["name"], "user": "sa", "namespace": namespace}}
+        ],
     }
     out.write_text(yaml.safe_dump(sa_cfg))
     out.chmod(0o600)

@@ -12,13 +12,23 @@ VALUE_SETS: dict[str, list[str]] = {
     "default": [],
     "namespaced": ["watchNamespaces={team-a,team-b}"],
     "everything": [
-        "serviceMonitor.enabled=true", "podDisruptionBudget.enabled=true", "networkPolicy.enabled=true",
-        "networkPolicy.apiServerCIDRs={10.96.0.1/32}", "rbac.gatewayAPI=true", "rbac.istio=true",
-        "peering.enabled=true", "replicaCount=2", "jobs.namespaces={ml,ml-staging}",
+        "serviceMonitor.enabled=true",
+        "podDisruptionBudget.enabled=true",
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiServerCIDRs={10.96.0.1/32}",
+        "rbac.gatewayAPI=true",
+        "rbac.istio=true",
+        "peering.enabled=true",
+        "replicaCount=2",
+        "jobs.namespaces={ml,ml-staging}",
         "image.digest=sha256:" + "a" * 64,
     ],
-    "no-rbac": ["rbac.create=false", "serviceAccount.create=false", "serviceAccount.name=existing",
-                "jobs.serviceAccount.create=false"],
+    "no-rbac": [
+        "rbac.create=false",
+        "serviceAccount.create=false",
+        "serviceAccount.name=existing",
+        "jobs.serviceAccount.create=false",
+    ],
 }
 
 OPERATOR_NAMESPACED_RULES = {
@@ -68,20 +78,23 @@ def test_helm_lint_strict(values: str) -> None:
     assert "0 chart(s) failed" in out
 
 
-@pytest.mark.parametrize(("value", "complaint"), [
-    ("securityContext.readOnlyRootFilesystem=false", "readOnlyRootFilesystem"),
-    ("securityContext.allowPrivilegeEscalation=true", "allowPrivilegeEscalation"),
-    ("podSecurityContext.runAsNonRoot=false", "runAsNonRoot"),
-    ("securityContext.capabilities.add={NET_ADMIN}", "capabilities"),
-    ("resources.limits=null", "limits"),
-    ("watchNamespaces={Not_A_Namespace}", "watchNamespaces"),
-    ("image.pullPolicy=Sometimes", "pullPolicy"),
-    ("operator.healthPort=0", "healthPort"),
-    ("operator.logFormat=xml", "logFormat"),
-    ("replicaCount=-1", "replicaCount"),
-    ("unknownKey=1", "unknownKey"),
-    ("rbac.superuser=true", "superuser"),
-])
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("securityContext.readOnlyRootFilesystem=false", "readOnlyRootFilesystem"),
+        ("securityContext.allowPrivilegeEscalation=true", "allowPrivilegeEscalation"),
+        ("podSecurityContext.runAsNonRoot=false", "runAsNonRoot"),
+        ("securityContext.capabilities.add={NET_ADMIN}", "capabilities"),
+        ("resources.limits=null", "limits"),
+        ("watchNamespaces={Not_A_Namespace}", "watchNamespaces"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("operator.healthPort=0", "healthPort"),
+        ("operator.logFormat=xml", "logFormat"),
+        ("replicaCount=-1", "replicaCount"),
+        ("unknownKey=1", "unknownKey"),
+        ("rbac.superuser=true", "superuser"),
+    ],
+)
 def test_values_schema_rejects(value: str, complaint: str) -> None:
     proc = helm("template", "r", str(CHART), "--set", value, check=False)
     assert proc.returncode != 0, f"{value} was accepted"
@@ -134,7 +147,9 @@ def test_operator_env_names_the_watched_namespaces() -> None:
 
 def test_cluster_wide_rbac_is_exactly_what_the_operator_needs() -> None:
     objs = rendered("default")
-    assert not by_kind(objs, "Role") or all(r["metadata"]["name"] == "mlrollout-job" for r in by_kind(objs, "Role"))
+    assert not by_kind(objs, "Role") or all(
+        r["metadata"]["name"] == "mlrollout-job" for r in by_kind(objs, "Role")
+    )
     (cr,) = by_kind(objs, "ClusterRole")
     assert flatten(cr["rules"]) == OPERATOR_NAMESPACED_RULES | KOPF_CLUSTER_RULES
     (crb,) = by_kind(objs, "ClusterRoleBinding")
@@ -145,18 +160,25 @@ def test_cluster_wide_rbac_is_exactly_what_the_operator_needs() -> None:
 def test_namespaced_rbac_grants_nothing_cluster_wide_but_crd_reads() -> None:
     objs = rendered("namespaced")
     (cr,) = by_kind(objs, "ClusterRole")
-    assert flatten(cr["rules"]) == {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}}
+    assert flatten(cr["rules"]) == {
+        ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}
+    }
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in by_kind(objs, "Role")}
     for ns in ("team-a", "team-b"):
         assert flatten(roles[(ns, "rel-mlrollout")]["rules"]) == OPERATOR_NAMESPACED_RULES
         assert flatten(roles[(ns, "mlrollout-job")]["rules"]) == JOB_RULES
     bindings = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in by_kind(objs, "RoleBinding")}
     assert bindings[("team-a", "rel-mlrollout")]["subjects"] == [
-        {"kind": "ServiceAccount", "name": "rel-mlrollout", "namespace": "mlr"}]
+        {"kind": "ServiceAccount", "name": "rel-mlrollout", "namespace": "mlr"}
+    ]
     assert bindings[("team-a", "mlrollout-job")]["subjects"] == [
-        {"kind": "ServiceAccount", "name": "mlrollout-job", "namespace": "team-a"}]
+        {"kind": "ServiceAccount", "name": "mlrollout-job", "namespace": "team-a"}
+    ]
     assert {(s["metadata"]["namespace"], s["metadata"]["name"]) for s in by_kind(objs, "ServiceAccount")} == {
-        ("mlr", "rel-mlrollout"), ("team-a", "mlrollout-job"), ("team-b", "mlrollout-job")}
+        ("mlr", "rel-mlrollout"),
+        ("team-a", "mlrollout-job"),
+        ("team-b", "mlrollout-job"),
+    }
 
 
 @pytest.mark.parametrize("values", list(VALUE_SETS))
@@ -165,8 +187,15 @@ def test_no_rule_is_a_wildcard_or_touches_secrets(values: str) -> None:
         for rule in obj["rules"]:
             for key in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[key], rule
-            assert not {"secrets", "serviceaccounts/token", "pods/exec", "roles", "rolebindings",
-                        "clusterroles", "clusterrolebindings"} & set(rule["resources"]), rule
+            assert not {
+                "secrets",
+                "serviceaccounts/token",
+                "pods/exec",
+                "roles",
+                "rolebindings",
+                "clusterroles",
+                "clusterrolebindings",
+            } & set(rule["resources"]), rule
             assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"]), rule
 
 
@@ -184,8 +213,10 @@ def test_jobs_service_account_in_each_job_namespace() -> None:
     assert {("ml", "mlrollout-job"), ("ml-staging", "mlrollout-job")} <= sas
     for role in by_kind(objs, "Role"):
         assert flatten(role["rules"]) == JOB_RULES
-    default_sas = {(s["metadata"]["namespace"], s["metadata"]["name"])
-                   for s in by_kind(rendered("default"), "ServiceAccount")}
+    default_sas = {
+        (s["metadata"]["namespace"], s["metadata"]["name"])
+        for s in by_kind(rendered("default"), "ServiceAccount")
+    }
     assert default_sas == {("mlr", "rel-mlrollout"), ("mlr", "mlrollout-job")}
 
 
@@ -231,7 +262,9 @@ def test_chart_crd_is_the_crd() -> None:
     assert CRD_FILE.is_file(), "crds/ has no CRD yet"
     copy = CHART / "crds" / CRD_FILE.name
     assert copy.read_bytes() == CRD_FILE.read_bytes(), "chart CRD is stale: run python charts/sync.py"
-    assert sorted(p.name for p in (CHART / "crds").iterdir()) == sorted(p.name for p in CRD_FILE.parent.glob("*.yaml"))
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == sorted(
+        p.name for p in CRD_FILE.parent.glob("*.yaml")
+    )
 
 
 def test_generated_files_are_in_sync() -> None:

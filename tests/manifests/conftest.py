@@ -1,0 +1,1 @@
+from charts.fixtures import crd, schema_dir  # noqa: F401 - fixtures
