@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from harness.kube import KubeEnv
 
 from charts.packaging import CRD_FILE, wait_for, write_kubeconform_schemas
+from harness.kube import KubeEnv
 
 MD_DEFINITION = "io.mlrollout.v1alpha1.ModelDeployment"
 

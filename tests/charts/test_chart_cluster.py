@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import yaml
-from harness.kube import KubeEnv
 
 from charts.packaging import (
     CHART,
@@ -26,6 +25,7 @@ from charts.packaging import (
     service_account_kubeconfig,
     wait_for,
 )
+from harness.kube import KubeEnv
 
 pytestmark = pytest.mark.integration
 
