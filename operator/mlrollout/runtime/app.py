@@ -27,7 +27,7 @@ from mlrollout.runtime import jsonio, openapi
 from mlrollout.runtime.batching import MicroBatcher
 from mlrollout.runtime.config import ConfigWatcher, LiveConfig, Settings
 from mlrollout.runtime.inference_log import InferenceLog
-from mlrollout.runtime.loading import LoadedModel, ModelLoadError, load_model, predict_checked
+from mlrollout.runtime.loading import LoadedModel, ModelLoadError, load_model, parse_model_uri, predict_checked
 from mlrollout.runtime.metrics import Metrics
 from mlrollout.runtime.mirroring import MIRRORED_HEADER, REQUEST_ID_HEADER, Mirror, agree
 from mlrollout.runtime.schema import Batch, InputError, oip_datatype
@@ -57,8 +57,7 @@ class Runtime:
         self.live = LiveConfig.from_settings(settings)
         self.model = model
         self.load_error = ""
-        self.name = settings.model_name
-        self.version = settings.model_version or "0"
+        self.name, self.version = default_identity(settings)
         self.metrics: Metrics | None = None
         self.batcher: MicroBatcher | None = None
         self.mirror = Mirror(settings.mirror_max_in_flight)
@@ -237,6 +236,16 @@ class Runtime:
                 kind="shadow",
                 latency_ms=round(seconds * 1000, 3),
             )
+
+
+def default_identity(s: Settings) -> tuple[str, str]:
+    """Name and version to label metrics with before (or without) a loaded model."""
+    try:
+        reg_name, reg_version = parse_model_uri(s.model_uri)
+    except ModelLoadError:
+        reg_name, reg_version = "", ""
+    name = s.model_name or reg_name or s.model_uri.rstrip("/").rsplit("/", 1)[-1]
+    return name, s.model_version or reg_version or "0"
 
 
 def _frame_cols(batch: Batch) -> list[str]:
