@@ -33,6 +33,8 @@ LABEL_MODEL_VERSION = f"{GROUP}/model-version"
 # Annotations.
 ANNOTATION_MODEL_URI = f"{GROUP}/model-uri"
 ANNOTATION_PAUSED = f"{GROUP}/paused"
+# Hash of what the operator last applied to a child: tells "in sync with the spec" without diffing.
+ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"
 
 TRACK_STABLE = "stable"
 TRACK_CANARY = "canary"

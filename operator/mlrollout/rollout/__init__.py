@@ -1,5 +1,5 @@
 """The pure rollout core: decide() maps (spec, status, observed, now) to a Decision. No I/O, no clock."""
 
-from mlrollout.rollout.decision import Decision, decide
+from mlrollout.rollout.decision import Decision, decide, reject_spec
 
-__all__ = ["Decision", "decide"]
+__all__ = ["Decision", "decide", "reject_spec"]

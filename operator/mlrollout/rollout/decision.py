@@ -218,3 +218,19 @@ def _reason(status: ModelDeploymentStatus, type_: str, default: str) -> str:
 def _reason_message(status: ModelDeploymentStatus, type_: str) -> str:
     found = c.find(status.conditions, type_)
     return found.message if found else ""
+
+
+def reject_spec(status: ModelDeploymentStatus, generation: int, message: str, now: datetime) -> Decision:
+    """A spec the schema let through but the models refuse (an older CRD installed): say so, touch nothing."""
+    verdict = _Verdict(
+        phase=Phase.FAILED if status.stable_version is None else status.phase,
+        ready=(c.is_true(status.conditions, c.READY), _reason(status, c.READY, "InvalidSpec"), ""),
+        progressing=(False, "InvalidSpec", message),
+        degraded=(True, "InvalidSpec", message),
+    )
+    previous = c.find(status.conditions, c.DEGRADED)
+    events: tuple[Action, ...] = ()
+    if previous is None or previous.reason != "InvalidSpec":
+        events = (EmitEvent("Warning", "InvalidSpec", message),)
+    observed = Observed(generation=generation, model=RegistryProblem("RegistryError", "not consulted"))
+    return _finish(status, observed, now, verdict, events, None, {})

@@ -1,0 +1,1 @@
+"""Kubernetes: pure manifest builders and one executor that applies them with server-side apply."""

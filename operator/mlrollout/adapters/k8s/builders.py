@@ -1,0 +1,204 @@
+"""Pure builders of child manifests: dicts in, dicts out, no client, no clock."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from mlrollout.adapters.k8s.owner import Owner
+from mlrollout.api import names
+from mlrollout.api.serving import Resources
+from mlrollout.api.spec import ModelDeploymentSpec
+
+Manifest = dict[str, Any]
+
+
+def common_labels(owner: Owner) -> dict[str, str]:
+    return {
+        names.LABEL_MANAGED_BY: names.MANAGED_BY,
+        names.LABEL_PART_OF: "mlrollout",
+        names.LABEL_DEPLOYMENT: owner.name,
+    }
+
+
+def model_uri(model_name: str, version: str) -> str:
+    return f"models:/{model_name}/{version}"
+
+
+def serving_deployment(
+    owner: Owner, spec: ModelDeploymentSpec, track: str, model_name: str, version: str
+) -> Manifest:
+    """The Deployment of one track, pinned to an exact version: MLflow resolves aliases only at start."""
+    selector = {names.LABEL_DEPLOYMENT: owner.name, names.LABEL_TRACK: track}
+    pod_labels = {
+        **common_labels(owner),
+        names.LABEL_TRACK: track,
+        names.LABEL_MODEL_NAME: names.label_value(model_name),
+        names.LABEL_MODEL_VERSION: names.label_value(version),
+    }
+    manifest: Manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": names.serving_name(owner.name, track),
+            "namespace": owner.namespace,
+            "labels": pod_labels,
+            "annotations": {names.ANNOTATION_MODEL_URI: model_uri(model_name, version)},
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "replicas": spec.serving.replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {names.ANNOTATION_MODEL_URI: model_uri(model_name, version)},
+                },
+                "spec": _pod_spec(spec, track, model_name, version),
+            },
+        },
+    }
+    manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
+    return manifest
+
+
+def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: str) -> Manifest:
+    serving = spec.serving
+    args = [
+        model_uri(model_name, version),
+        "--port",
+        str(serving.port),
+        "--model-name",
+        model_name,
+        "--model-version",
+        version,
+        "--track",
+        track,
+    ]
+    if serving.batching is not None:
+        args += ["--max-batch-size", str(serving.batching.max_batch_size)]
+        args += ["--max-delay-ms", str(serving.batching.max_delay_ms)]
+    container: Manifest = {
+        "name": names.CONTAINER_NAME,
+        "image": serving.image,
+        "command": ["mlrollout-runtime"],
+        "args": args,
+        "env": [
+            {"name": "MLFLOW_TRACKING_URI", "value": spec.registry.tracking_uri},
+            {"name": "MLROLLOUT_MODEL_NAME", "value": model_name},
+            {"name": "MLROLLOUT_MODEL_VERSION", "value": version},
+            {"name": "MLROLLOUT_TRACK", "value": track},
+            *({"name": e.name, "value": e.value} for e in serving.env),
+        ],
+        "ports": [{"name": names.SERVING_PORT_NAME, "containerPort": serving.port, "protocol": "TCP"}],
+        "readinessProbe": _probe("/health", serving.port, period=5),
+        "livenessProbe": _probe("/ping", serving.port, period=10, failures=6),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if serving.image_pull_policy:
+        container["imagePullPolicy"] = serving.image_pull_policy
+    if serving.resources is not None:
+        container["resources"] = _resources(serving.resources)
+    if spec.registry.credentials_secret:
+        container["envFrom"] = [{"secretRef": {"name": spec.registry.credentials_secret}}]
+    pod: Manifest = {
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    if serving.service_account_name:
+        pod["serviceAccountName"] = serving.service_account_name
+    if serving.node_selector:
+        pod["nodeSelector"] = dict(serving.node_selector)
+    return pod
+
+
+def _probe(path: str, port: int, period: int, failures: int = 3) -> Manifest:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 2,
+    }
+
+
+def _resources(resources: Resources) -> Manifest:
+    out: Manifest = {}
+    if resources.requests:
+        out["requests"] = {k: str(v) for k, v in resources.requests.items()}
+    if resources.limits:
+        out["limits"] = {k: str(v) for k, v in resources.limits.items()}
+    return out
+
+
+def service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
+    """Live traffic goes to the stable track; routers (later issues) widen or switch the selector."""
+    manifest: Manifest = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": names.service_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": common_labels(owner),
+            "annotations": {},
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "selector": {names.LABEL_DEPLOYMENT: owner.name, names.LABEL_TRACK: names.TRACK_STABLE},
+            "ports": [
+                {
+                    "name": names.SERVING_PORT_NAME,
+                    "port": 80,
+                    "targetPort": names.SERVING_PORT_NAME,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+    manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
+    return manifest
+
+
+def event(owner: Owner, type_: str, reason: str, note: str, now_micro: str, instance: str) -> Manifest:
+    """An events.k8s.io/v1 Event about the ModelDeployment (kubectl describe shows it)."""
+    return {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
+        "eventTime": now_micro,
+        "reportingController": f"{names.GROUP}/operator",
+        "reportingInstance": instance[:128],
+        "action": "Reconcile",
+        "reason": reason[:128],
+        "note": note[:1024],
+        "type": type_,
+        "regarding": {
+            "apiVersion": names.API_VERSION,
+            "kind": names.KIND,
+            "name": owner.name,
+            "namespace": owner.namespace,
+            "uid": owner.uid,
+        },
+    }
+
+
+def spec_hash(manifest: Manifest) -> str:
+    """Hash of a manifest without its own hash annotation."""
+    annotations = {
+        k: v
+        for k, v in manifest["metadata"].get("annotations", {}).items()
+        if k != names.ANNOTATION_SPEC_HASH
+    }
+    content = {**manifest, "metadata": {**manifest["metadata"], "annotations": annotations}}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,119 @@
+"""The one place that writes to the API server: server-side apply, deletes, Events, status patches.
+
+Every call is idempotent: applying the same manifest twice changes nothing, deleting what is gone
+is fine, so a tick interrupted anywhere can simply run again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+
+from mlrollout.adapters.k8s import builders
+from mlrollout.adapters.k8s.owner import Owner
+from mlrollout.api import names
+
+APPLY = "application/apply-patch+yaml"
+MERGE = "application/merge-patch+json"
+
+# Grouped kinds go through the generic custom-objects endpoints (they return plain dicts).
+_GROUPED = {"Deployment": ("apps", "v1", "deployments"), "Event": ("events.k8s.io", "v1", "events")}
+
+
+@dataclass
+class KubeExecutor:
+    api: client.ApiClient
+    instance: str = "mlrollout-operator"
+
+    @property
+    def _objects(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    @property
+    def _core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    def apply(self, manifest: builders.Manifest) -> None:
+        meta = manifest["metadata"]
+        kind = manifest["kind"]
+        common: dict[str, Any] = {"field_manager": names.FIELD_MANAGER, "force": True, "_content_type": APPLY}
+        if kind == "Service":
+            self._core.patch_namespaced_service(meta["name"], meta["namespace"], manifest, **common)
+            return
+        group, version, plural = _GROUPED[kind]
+        self._objects.patch_namespaced_custom_object(
+            group, version, meta["namespace"], plural, meta["name"], manifest, **common
+        )
+
+    def delete_deployment(self, namespace: str, name: str) -> None:
+        _ignore_missing(
+            lambda: self._objects.delete_namespaced_custom_object(
+                "apps", "v1", namespace, "deployments", name, propagation_policy="Background"
+            )
+        )
+
+    def list_deployments(self, owner: Owner) -> list[dict[str, Any]]:
+        found: dict[str, Any] = self._objects.list_namespaced_custom_object(  # type: ignore[assignment]
+            "apps", "v1", owner.namespace, "deployments", label_selector=_selector(owner)
+        )
+        return [d for d in found.get("items", []) if _owned_by(d, owner)]
+
+    def service_exists(self, owner: Owner) -> bool:
+        try:
+            self._core.read_namespaced_service(names.service_name(owner.name), owner.namespace)
+        except client.ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    def delete_children(self, owner: Owner) -> int:
+        """Everything this operator created for the owner; returns how many objects were asked to go."""
+        count = 0
+        for deployment in self.list_deployments(owner):
+            self.delete_deployment(owner.namespace, deployment["metadata"]["name"])
+            count += 1
+        services = self._core.list_namespaced_service(owner.namespace, label_selector=_selector(owner))
+        for svc in services.items:
+            name = svc.metadata.name if svc.metadata else None
+            if name is None:
+                continue
+            _ignore_missing(lambda name=name: self._core.delete_namespaced_service(name, owner.namespace))
+            count += 1
+        return count
+
+    def emit_event(self, owner: Owner, type_: str, reason: str, note: str, now_micro: str) -> None:
+        body = builders.event(owner, type_, reason, note, now_micro, self.instance)
+        self._objects.create_namespaced_custom_object("events.k8s.io", "v1", owner.namespace, "events", body)
+
+    def patch_status(self, owner: Owner, status: dict[str, Any]) -> None:
+        """Merge-patch the fields the operator owns (a None removes one); other writers' fields stay."""
+        self._objects.patch_namespaced_custom_object_status(
+            names.GROUP,
+            names.VERSION,
+            owner.namespace,
+            names.PLURAL,
+            owner.name,
+            {"status": status},
+            field_manager=names.FIELD_MANAGER,
+            _content_type=MERGE,
+        )
+
+
+def _selector(owner: Owner) -> str:
+    return f"{names.LABEL_DEPLOYMENT}={owner.name},{names.LABEL_MANAGED_BY}={names.MANAGED_BY}"
+
+
+def _owned_by(obj: dict[str, Any], owner: Owner) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("uid") == owner.uid for ref in refs)
+
+
+def _ignore_missing(call: Any) -> None:
+    try:
+        call()
+    except client.ApiException as e:
+        if e.status != 404:
+            raise

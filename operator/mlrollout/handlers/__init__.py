@@ -1,0 +1,1 @@
+"""Kopf wiring: the only layer that imports kopf. Every handler funnels into reconcile()."""

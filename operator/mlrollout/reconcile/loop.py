@@ -1,0 +1,160 @@
+"""observe -> decide -> act. All state is read from and written to the object's status."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from mlrollout.adapters.k8s import builders
+from mlrollout.adapters.k8s.executor import KubeExecutor
+from mlrollout.adapters.k8s.owner import Owner
+from mlrollout.api import names
+from mlrollout.api.serving import ModelRef
+from mlrollout.api.spec import ModelDeploymentSpec
+from mlrollout.api.status import ModelDeploymentStatus, Phase
+from mlrollout.reconcile import observe
+from mlrollout.rollout import backoff
+from mlrollout.rollout.actions import ApplyService, ApplyServing, DeleteServing, EmitEvent
+from mlrollout.rollout.decision import Decision, decide, reject_spec
+from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel
+
+log = logging.getLogger(__name__)
+
+# Sections written by someone else (the monitor CronJob): never sent back from a stale read.
+FOREIGN_STATUS = frozenset({"monitoring"})
+
+
+class Registry(Protocol):
+    def resolve(self, ref: ModelRef) -> ResolvedModel | RegistryProblem: ...
+
+
+@dataclass
+class World:
+    executor: KubeExecutor
+    registry: Callable[[str], Registry]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    phase: Phase
+    requeue_after: float | None
+    acted: bool
+
+
+def owner_of(body: Mapping[str, Any]) -> Owner:
+    meta = body["metadata"]
+    return Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+
+
+def reconcile(body: Mapping[str, Any], world: World, now: datetime | None = None) -> Outcome:
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    owner = owner_of(body)
+    generation = int(body["metadata"].get("generation", 1))
+    raw_status = dict(body.get("status") or {})
+    status = _status(raw_status)
+    try:
+        spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+    except ValidationError as e:
+        decision = reject_spec(status, generation, _first_error(e), now)
+        _act(decision, owner, None, world, raw_status, now)
+        return Outcome(decision.phase, None, acted=True)
+    wait = backoff.wait_remaining(status, generation, now)
+    if wait is not None:
+        return Outcome(status.phase, wait, acted=False)
+    decision = decide(spec, status, _observe(body, owner, spec, status, world), now)
+    _act(decision, owner, spec, world, raw_status, now)
+    return Outcome(decision.phase, decision.requeue_after, acted=True)
+
+
+def cleanup(body: Mapping[str, Any], world: World, now: datetime | None = None) -> int:
+    """On delete: remove every child (owner references would too, but not across namespaces or registries)."""
+    owner = owner_of(body)
+    removed = world.executor.delete_children(owner)
+    world.executor.emit_event(owner, "Normal", "Deleted", f"removed {removed} child objects", _micro(now))
+    return removed
+
+
+def _observe(
+    body: Mapping[str, Any],
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    world: World,
+) -> Observed:
+    model = world.registry(spec.registry.tracking_uri).resolve(spec.model)
+    pinned: dict[str, tuple[str, str]] = {}
+    if status.stable_version and status.model_name:
+        pinned[names.TRACK_STABLE] = (status.model_name, status.stable_version)
+    elif isinstance(model, ResolvedModel):
+        pinned[names.TRACK_STABLE] = (model.name, model.version)
+    annotations = body["metadata"].get("annotations") or {}
+    return Observed(
+        generation=int(body["metadata"].get("generation", 1)),
+        model=model,
+        tracks=observe.tracks(world.executor.list_deployments(owner), owner, spec, pinned),
+        service_present=world.executor.service_exists(owner),
+        paused=annotations.get(names.ANNOTATION_PAUSED, "").lower() == "true",
+    )
+
+
+def _act(
+    decision: Decision,
+    owner: Owner,
+    spec: ModelDeploymentSpec | None,
+    world: World,
+    raw_status: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Children first, then status, then Events: a crash in between repeats work, never loses state."""
+    events: list[EmitEvent] = []
+    for action in decision.actions:
+        match action:
+            case ApplyServing(track=track, model_name=model_name, version=version):
+                assert spec is not None
+                world.executor.apply(builders.serving_deployment(owner, spec, track, model_name, version))
+            case ApplyService():
+                assert spec is not None
+                world.executor.apply(builders.service(owner, spec))
+            case DeleteServing(track=track):
+                world.executor.delete_deployment(owner.namespace, names.serving_name(owner.name, track))
+            case EmitEvent():
+                events.append(action)
+    patch = status_patch(raw_status, decision.status)
+    if patch:
+        world.executor.patch_status(owner, patch)
+    for event in events:
+        log.info("%s/%s %s: %s", owner.namespace, owner.name, event.reason, event.message)
+        world.executor.emit_event(owner, event.type, event.reason, event.message, _micro(now))
+
+
+def status_patch(raw: Mapping[str, Any], status: ModelDeploymentStatus) -> dict[str, Any]:
+    """The merge patch taking `raw` to `status` on the operator's own fields; empty when nothing changed."""
+    new = status.model_dump(by_alias=True, mode="json", exclude_none=True)
+    patch: dict[str, Any] = {k: v for k, v in new.items() if k not in FOREIGN_STATUS and raw.get(k) != v}
+    patch |= {k: None for k in raw if k not in new and k not in FOREIGN_STATUS}
+    return patch
+
+
+def _status(raw: Mapping[str, Any]) -> ModelDeploymentStatus:
+    try:
+        return ModelDeploymentStatus.model_validate(raw)
+    except ValidationError:
+        # A status we cannot read (hand-edited) is not fatal: what matters is re-derived from the world.
+        log.warning("unreadable status, starting from observation: %s", dict(raw))
+        pinned = {k: raw[k] for k in ("stableVersion", "modelName") if isinstance(raw.get(k), str)}
+        return ModelDeploymentStatus.model_validate(pinned)
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"spec.{where}: {first['msg']}" if where else str(first["msg"])
+
+
+def _micro(now: datetime | None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
