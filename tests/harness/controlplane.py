@@ -160,7 +160,7 @@ class ControlPlane:
             f"--service-account-private-key-file={c.sa_key}",
             f"--root-ca-file={c.ca_crt}",
             "--use-service-account-credentials=false",
-            "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route",
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
             "--concurrent-job-syncs=10",
         )
         sched = self._proc(
@@ -181,6 +181,7 @@ class ControlPlane:
             f"--server-address=127.0.0.1:{port}",
             "--cidr=10.244.0.0/16",
             "--node-ip=10.96.0.1",
+            "--node-lease-duration-seconds=40",  # kwok renews leases: nodes stay Ready
         )
         p.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=30)
         for name in FAKE_NODES:
@@ -200,8 +201,10 @@ class ControlPlane:
                 if not p.alive():
                     raise HarnessError(f"{p.name} died during start-up; log {p.log}")
             nodes = self.kubectl("get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}")
+            taints = self.kubectl("get", "nodes", "-o", "jsonpath={.items[*].spec.taints}")
             sa = self.kubectl("get", "serviceaccount", "default", "-n", "default", "-o", "name")
-            if nodes.stdout.split() == ["True"] * len(FAKE_NODES) and sa.returncode == 0:
+            # The node lifecycle controller lifts the not-ready taint once kwok reports Ready.
+            if nodes.stdout.split() == ["True"] * len(FAKE_NODES) and not taints.stdout.strip() and sa.returncode == 0:
                 return
             last = f"nodes ready: {nodes.stdout!r}; default SA: {sa.stdout.strip() or sa.stderr.strip()}"
             time.sleep(0.5)

@@ -106,9 +106,11 @@ class PodRunner:
                         w.stop()
                         break
                     obj = ev["object"]
+                    if ev["type"] == "BOOKMARK":  # delivered as a plain dict
+                        rv = obj["metadata"]["resourceVersion"]
+                        continue
                     rv = obj.metadata.resource_version
-                    if ev["type"] != "BOOKMARK":
-                        self._handle(ev["type"], obj)
+                    self._handle(ev["type"], obj)
             except ApiException as e:
                 if e.status == 410:
                     rv = None
