@@ -17,12 +17,19 @@ MD_DEFINITION = "io.mlrollout.v1alpha1.ModelDeployment"
 def crd(kube: KubeEnv) -> str:
     """The CRD from crds/, installed and established (Helm leaves an existing CRD alone)."""
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE), check=True)
-    kube.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/modeldeployments.mlrollout.io",
-        check=True,
+    # `kubectl wait` fails outright while the new CRD has no conditions yet: poll instead.
+    wait_for(
+        "the CRD to be established",
+        lambda: (
+            kube.kubectl(
+                "get",
+                "crd/modeldeployments.mlrollout.io",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+            ).stdout
+            == "True"
+        ),
+        timeout=60,
     )
     return str(CRD_FILE)
 

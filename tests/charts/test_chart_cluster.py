@@ -172,7 +172,8 @@ def test_helm_install_cluster_wide_then_the_operator_reconciles(
 
 
 def can_i(kube: KubeEnv, sa: str, verb: str, resource: str, namespace: str | None) -> bool:
-    args = ["auth", "can-i", verb, resource, f"--as={sa}"]
+    resource, _, sub = resource.partition("/")
+    args = ["auth", "can-i", verb, resource, f"--as={sa}", *([f"--subresource={sub}"] if sub else [])]
     args += ["-n", namespace] if namespace else ["--all-namespaces"]
     r = kube.kubectl(*args)
     assert r.stdout.strip() in ("yes", "no"), r.stderr
