@@ -114,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics_dir = ""
     if s.workers > 1:
         # Totals across workers on /metrics: prometheus_client multiprocess mode, a fresh directory.
+        os.makedirs(s.cache_dir, exist_ok=True)
         metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=s.cache_dir)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         s = replace(s, metrics_dir=metrics_dir)

@@ -27,7 +27,13 @@ from mlrollout.runtime import jsonio, openapi
 from mlrollout.runtime.batching import MicroBatcher
 from mlrollout.runtime.config import ConfigWatcher, LiveConfig, Settings
 from mlrollout.runtime.inference_log import InferenceLog
-from mlrollout.runtime.loading import LoadedModel, ModelLoadError, load_model, parse_model_uri, predict_checked
+from mlrollout.runtime.loading import (
+    LoadedModel,
+    ModelLoadError,
+    load_model,
+    parse_model_uri,
+    predict_checked,
+)
 from mlrollout.runtime.metrics import Metrics
 from mlrollout.runtime.mirroring import MIRRORED_HEADER, REQUEST_ID_HEADER, Mirror, agree
 from mlrollout.runtime.schema import Batch, InputError, oip_datatype

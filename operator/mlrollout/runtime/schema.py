@@ -287,7 +287,8 @@ def _fits(type_name: str, v: Any) -> bool:
     if type_name in ("double", "float"):
         return t is float or t is int
     if type_name in INTEGRAL:
-        return t is int or (t is float and v.is_integer())
+        bound = 2**63 if type_name == "long" else 2**31
+        return (t is int or (t is float and v.is_integer())) and -bound <= v < bound
     if type_name == "boolean":
         return t is bool or (t is int and v in (0, 1))
     if type_name in ("string", "binary", "datetime"):
@@ -311,7 +312,7 @@ def _cast(series: pd.Series[Any], col: Column) -> pd.Series[Any]:
         if series.isna().any() and dtype.startswith("int"):
             return series.astype("float64")
         return series.astype(dtype)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise InputError(f"column {col.name!r}: cannot read as {col.type}: {exc}") from exc
 
 
