@@ -64,8 +64,15 @@ async def _tick(body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[
         return  # the delete handler owns the object now
     uid = body.metadata["uid"]
     async with _locks[uid]:
-        snapshot = _plain(body)
-        outcome = await asyncio.to_thread(reconcile, snapshot, world())
+        try:
+            outcome = await asyncio.to_thread(reconcile, _plain(body), world())
+        except client.ApiException as e:
+            if e.status == 409:  # the object changed while we decided: the next tick decides again
+                logger.debug("conflict writing status; retrying on the next tick")
+                return
+            raise kopf.TemporaryError(
+                f"API error {e.status}: {e.reason}", delay=SETTINGS.heartbeat_seconds
+            ) from e
     if outcome.acted:
         logger.debug("phase %s, requeue %s", outcome.phase, outcome.requeue_after)
 

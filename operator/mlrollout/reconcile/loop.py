@@ -51,8 +51,16 @@ def owner_of(body: Mapping[str, Any]) -> Owner:
     return Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
 
 
-def reconcile(body: Mapping[str, Any], world: World, now: datetime | None = None) -> Outcome:
+def reconcile(seen: Mapping[str, Any], world: World, now: datetime | None = None) -> Outcome:
+    """One tick for the object `seen` names; it is read afresh, since the caller's copy may be stale."""
     now = (now or datetime.now(UTC)).replace(microsecond=0)
+    body = world.executor.read(seen["metadata"]["namespace"], seen["metadata"]["name"])
+    if (
+        body is None
+        or body["metadata"].get("deletionTimestamp")
+        or body["metadata"]["uid"] != seen["metadata"]["uid"]
+    ):
+        return Outcome(Phase.TERMINATING, None, acted=False)
     owner = owner_of(body)
     generation = int(body["metadata"].get("generation", 1))
     raw_status = dict(body.get("status") or {})
@@ -61,13 +69,13 @@ def reconcile(body: Mapping[str, Any], world: World, now: datetime | None = None
         spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
     except ValidationError as e:
         decision = reject_spec(status, generation, _first_error(e), now)
-        _act(decision, owner, None, world, raw_status, now)
+        _act(decision, owner, None, world, body, now)
         return Outcome(decision.phase, None, acted=True)
     wait = backoff.wait_remaining(status, generation, now)
     if wait is not None:
         return Outcome(status.phase, wait, acted=False)
     decision = decide(spec, status, _observe(body, owner, spec, status, world), now)
-    _act(decision, owner, spec, world, raw_status, now)
+    _act(decision, owner, spec, world, body, now)
     return Outcome(decision.phase, decision.requeue_after, acted=True)
 
 
@@ -107,7 +115,7 @@ def _act(
     owner: Owner,
     spec: ModelDeploymentSpec | None,
     world: World,
-    raw_status: dict[str, Any],
+    body: Mapping[str, Any],
     now: datetime,
 ) -> None:
     """Children first, then status, then Events: a crash in between repeats work, never loses state."""
@@ -124,9 +132,9 @@ def _act(
                 world.executor.delete_deployment(owner.namespace, names.serving_name(owner.name, track))
             case EmitEvent():
                 events.append(action)
-    patch = status_patch(raw_status, decision.status)
+    patch = status_patch(body.get("status") or {}, decision.status)
     if patch:
-        world.executor.patch_status(owner, patch)
+        world.executor.patch_status(owner, patch, body["metadata"].get("resourceVersion"))
     for event in events:
         log.info("%s/%s %s: %s", owner.namespace, owner.name, event.reason, event.message)
         world.executor.emit_event(owner, event.type, event.reason, event.message, _micro(now))

@@ -10,7 +10,8 @@ P = Phase
 
 # Staying in a phase is always allowed; Paused and Terminating are reachable from everywhere.
 TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
-    P.PENDING: frozenset({P.VALIDATING, P.DEPLOYING, P.FAILED}),
+    # Pending may go straight to Healthy/Degraded: a restarted operator adopts children it made before.
+    P.PENDING: frozenset({P.VALIDATING, P.DEPLOYING, P.HEALTHY, P.DEGRADED, P.FAILED}),
     P.VALIDATING: frozenset({P.PENDING, P.DEPLOYING, P.PROGRESSING, P.HEALTHY, P.DEGRADED, P.FAILED}),
     P.DEPLOYING: frozenset({P.HEALTHY, P.DEGRADED, P.FAILED}),
     P.PROGRESSING: frozenset({P.HEALTHY, P.DEGRADED, P.ROLLED_BACK, P.DEPLOYING}),

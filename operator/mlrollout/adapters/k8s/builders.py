@@ -170,12 +170,14 @@ def service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
     return manifest
 
 
-def event(owner: Owner, type_: str, reason: str, note: str, now_micro: str, instance: str) -> Manifest:
+def event(
+    owner: Owner, name: str, type_: str, reason: str, note: str, now_micro: str, instance: str
+) -> Manifest:
     """An events.k8s.io/v1 Event about the ModelDeployment (kubectl describe shows it)."""
     return {
         "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
+        "metadata": {"name": name, "namespace": owner.namespace},
         "eventTime": now_micro,
         "reportingController": f"{names.GROUP}/operator",
         "reportingInstance": instance[:128],

@@ -6,6 +6,8 @@ is fine, so a tick interrupted anywhere can simply run again.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ from mlrollout.api import names
 
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
+log = logging.getLogger(__name__)
 
 # Grouped kinds go through the generic custom-objects endpoints (they return plain dicts).
 _GROUPED = {"Deployment": ("apps", "v1", "deployments"), "Event": ("events.k8s.io", "v1", "events")}
@@ -84,19 +87,45 @@ class KubeExecutor:
             count += 1
         return count
 
-    def emit_event(self, owner: Owner, type_: str, reason: str, note: str, now_micro: str) -> None:
-        body = builders.event(owner, type_, reason, note, now_micro, self.instance)
-        self._objects.create_namespaced_custom_object("events.k8s.io", "v1", owner.namespace, "events", body)
+    def read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The ModelDeployment as the API server has it now (None once it is gone)."""
+        try:
+            found: dict[str, Any] = self._objects.get_namespaced_custom_object(  # type: ignore[assignment]
+                names.GROUP, names.VERSION, namespace, names.PLURAL, name
+            )
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return found
 
-    def patch_status(self, owner: Owner, status: dict[str, Any]) -> None:
-        """Merge-patch the fields the operator owns (a None removes one); other writers' fields stay."""
+    def emit_event(self, owner: Owner, type_: str, reason: str, note: str, now_micro: str) -> None:
+        """Best effort: a lost Event must not fail the tick that already changed the world."""
+        name = f"{owner.name}.{time.time_ns():x}"
+        body = builders.event(owner, name, type_, reason, note, now_micro, self.instance)
+        try:
+            self._objects.create_namespaced_custom_object(
+                "events.k8s.io", "v1", owner.namespace, "events", body
+            )
+        except client.ApiException as e:
+            log.warning("could not post Event %s on %s/%s: %s", reason, owner.namespace, owner.name, e.reason)
+
+    def patch_status(self, owner: Owner, status: dict[str, Any], resource_version: str | None) -> None:
+        """Merge-patch the fields the operator owns (a None removes one); other writers' fields stay.
+
+        With a resourceVersion the write fails (409) if the object changed since it was read, so a
+        decision made on a stale read is never recorded; the next tick decides again.
+        """
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         self._objects.patch_namespaced_custom_object_status(
             names.GROUP,
             names.VERSION,
             owner.namespace,
             names.PLURAL,
             owner.name,
-            {"status": status},
+            body,
             field_manager=names.FIELD_MANAGER,
             _content_type=MERGE,
         )
