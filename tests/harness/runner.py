@@ -289,7 +289,12 @@ class PodRunner:
                workdir: str | None) -> subprocess.Popen[bytes]:
         # Bind each volume at its mount path in a private mount namespace, as a kubelet would;
         # the mount point itself must exist on the host, so an empty placeholder is made for it.
-        script = []
+        cwd = workdir if workdir and Path(workdir).is_dir() else str(root)
+        # cd first and mount over ancestors of the sources last (an emptyDir at /tmp hides a
+        # runner directory under /tmp): the cwd and already-bound sources stay reachable.
+        script = [f"cd {shlex.quote(cwd)}"]
+        mounts = sorted(mounts, key=lambda m: any(
+            str(src).startswith(m[1].rstrip("/") + "/") for src, _ in mounts))
         for src, target in mounts:
             tp = Path(target)
             if src.is_dir():
@@ -298,8 +303,6 @@ class PodRunner:
                 tp.parent.mkdir(parents=True, exist_ok=True)
                 tp.touch(exist_ok=True)
             script.append(f"mount --bind {shlex.quote(str(src))} {shlex.quote(target)}")
-        cwd = workdir if workdir and Path(workdir).is_dir() else str(root)
-        script.append(f"cd {shlex.quote(cwd)}")
         script.append("exec " + " ".join(shlex.quote(a) for a in argv))
         out = open(root / "container.log", "ab")  # noqa: SIM115 - handed to the child
         cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", " && ".join(script)]

@@ -1,0 +1,199 @@
+"""`make demo`: a local control plane, the operator, and a ModelDeployment going through its life.
+
+Everything is real: kube-apiserver/etcd/controllers, an MLflow tracking server holding a trained
+scikit-learn model, the operator process, and the serving pods, which the pod runner executes
+as local processes answering real predictions on their own loopback addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from harness.controlplane import REPO, ControlPlane
+from harness.procs import HarnessError, Proc, free_port
+from harness.services import MLflowServer, Prometheus
+
+NS = "demo"
+MODEL = "churn-classifier"
+RUNTIME_IMAGE = "mlrollout.local/runtime:demo"  # under the runner's registry: served for real
+
+
+def say(msg: str) -> None:
+    print(f"\n\033[1m==> {msg}\033[0m", flush=True)
+
+
+def train_and_register(tracking_uri: str, version_seed: int) -> str:
+    """Train a small churn classifier and register it; returns the new version."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(version_seed)
+    x = pd.DataFrame(rng.normal(size=(600, 4)), columns=["tenure", "monthly_spend", "support_calls", "age"])
+    y = (x["support_calls"] - 0.5 * x["tenure"] + rng.normal(scale=0.5, size=600) > 0).astype(int)
+    model = LogisticRegression().fit(x, y)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("churn")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x, model.predict(x)),
+                                        registered_model_name=MODEL, input_example=x.head(2))
+    return str(info.registered_model_version)
+
+
+def model_deployment(tracking_uri: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "mlrollout.io/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": "churn", "namespace": NS},
+        "spec": {
+            "model": {"name": MODEL, "alias": "champion"},
+            "registry": {"trackingUri": tracking_uri},
+            "serving": {"image": RUNTIME_IMAGE, "replicas": replicas},
+            "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {"duration": "10s"}}]}},
+        },
+    }
+
+
+def wait_for(cp: ControlPlane, what: str, check: Any, timeout: float = 180) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = check()
+        if v:
+            return v
+        time.sleep(1)
+    raise HarnessError(f"demo: timed out waiting for {what}")
+
+
+def md_status(cp: ControlPlane) -> dict[str, Any]:
+    r = cp.kubectl("get", "modeldeployment", "churn", "-n", NS, "-o", "json")
+    return json.loads(r.stdout).get("status", {}) if r.returncode == 0 else {}
+
+
+def show(cp: ControlPlane, *args: str) -> None:
+    r = cp.kubectl(*args)
+    print((r.stdout or r.stderr).rstrip())
+
+
+def follow_phase(cp: ControlPlane, want: str, timeout: float = 240) -> dict[str, Any]:
+    seen = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = md_status(cp)
+        if st.get("phase") != seen:
+            seen = st.get("phase")
+            print(f"   phase: {seen}  stable={st.get('stableVersion')}  "
+                  f"observedGeneration={st.get('observedGeneration')}")
+        if seen == want:
+            return st
+        time.sleep(1)
+    show(cp, "describe", "modeldeployment", "churn", "-n", NS)
+    raise HarnessError(f"demo: ModelDeployment did not reach {want} in {timeout:.0f}s (last: {seen})")
+
+
+def predict(ip: str) -> str:
+    body = json.dumps({"dataframe_records": [
+        {"tenure": 0.1, "monthly_spend": 1.2, "support_calls": 2.5, "age": 0.3},
+        {"tenure": 2.0, "monthly_spend": -0.4, "support_calls": -1.0, "age": 1.1},
+    ]}).encode()
+    req = urllib.request.Request(f"http://{ip}:8080/invocations", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return str(r.read().decode())
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="mlrollout-demo-"))
+    cp = ControlPlane(work / "cluster")
+    extra: list[Any] = []
+    runner = None
+    try:
+        say("Starting a real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+        cp.start()
+        from harness.runner import PodRunner
+
+        prom = Prometheus(work / "prometheus").start()
+        extra.append(prom)
+        runner = PodRunner(str(cp.kubeconfig), work / "pods", cp.api_port, prom.runner_targets).start()
+        say("Starting an MLflow tracking server and registering a trained churn classifier")
+        mlflow = MLflowServer(work / "mlflow").start()
+        extra.append(mlflow)
+        v1 = train_and_register(mlflow.uri, 1)
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(mlflow.uri).set_registered_model_alias(MODEL, "champion", v1)
+        print(f"   registered {MODEL} version {v1}, alias champion -> {v1}")
+
+        say("Installing the CRD and starting the operator")
+        cp.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+        cp.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.mlrollout.io")
+        cp.kubectl("create", "namespace", NS)
+        operator = Proc("operator", [str(Path(sys.executable).parent / "mlrollout-operator")],
+                        work / "operator.log", env=dict(os.environ, KUBECONFIG=str(cp.kubeconfig),
+                                                        MLROLLOUT_NAMESPACES=NS,
+                                                        MLROLLOUT_HEALTH_PORT=str(free_port()))).start()
+        extra.append(operator)
+
+        say("A bad spec is rejected by the API server, naming the field")
+        bad = model_deployment(mlflow.uri, -1)
+        r = cp.kubectl("apply", "-f", "-", input=json.dumps(bad))
+        print("   " + (r.stderr.strip() or r.stdout.strip()))
+
+        say("Applying ModelDeployment churn (model alias champion, 1 replica)")
+        cp.kubectl("apply", "-f", "-", input=json.dumps(model_deployment(mlflow.uri, 1)))
+        st = follow_phase(cp, "Healthy")
+        show(cp, "get", "modeldeployments", "-n", NS)
+        show(cp, "get", "deployments,services,pods", "-n", NS, "-o", "wide")
+
+        pods = json.loads(cp.kubectl("get", "pods", "-n", NS, "-o", "json").stdout)["items"]
+        ip = pods[0]["status"]["podIP"]
+        say(f"Asking the serving pod for predictions (pod IP {ip}; the alias was pinned to version "
+            f"{st.get('stableVersion')})")
+        for _ in range(5):
+            out = predict(ip)
+        print(f"   POST /invocations -> {out}")
+        wait_for(cp, "Prometheus to scrape the pod",
+                 lambda: prom.query(f'sum(mlrollout_requests_total{{namespace="{NS}"}})'), timeout=30)
+        total = prom.query(f'sum(mlrollout_requests_total{{namespace="{NS}"}})')[0]["value"][1]
+        print(f"   Prometheus: sum(mlrollout_requests_total) = {total}")
+
+        say("Scaling to 2 replicas by editing the spec")
+        cp.kubectl("patch", "modeldeployment", "churn", "-n", NS, "--type=merge",
+                   "-p", json.dumps({"spec": {"serving": {"replicas": 2}}}))
+        wait_for(cp, "2 ready replicas", lambda: json.loads(cp.kubectl(
+            "get", "deployments", "-n", NS, "-o", "json").stdout)["items"][0]["status"].get("readyReplicas") == 2)
+        show(cp, "get", "pods", "-n", NS, "-o", "wide")
+
+        say("Events recorded on the ModelDeployment")
+        show(cp, "get", "events", "-n", NS, "--field-selector", "involvedObject.kind=ModelDeployment")
+
+        say("Deleting the ModelDeployment: the finalizer cleans up its children")
+        cp.kubectl("delete", "modeldeployment", "churn", "-n", NS, "--wait=true", "--timeout=60s")
+        wait_for(cp, "children to go", lambda: not json.loads(cp.kubectl(
+            "get", "deployments,services", "-n", NS, "-o", "json").stdout)["items"], timeout=60)
+        show(cp, "get", "all", "-n", NS)
+        say("Demo finished: everything it started is being stopped")
+    except HarnessError as e:
+        print(f"\ndemo failed: {e}", file=sys.stderr)
+        for p in extra:
+            log = getattr(p, "log", None)
+            if log and Path(log).exists():
+                print(f"--- {log}\n" + "\n".join(Path(log).read_text().splitlines()[-20:]), file=sys.stderr)
+        sys.exit(1)
+    finally:
+        if runner is not None:
+            runner.stop()
+        for p in reversed(extra):
+            p.stop()
+        cp.stop()
+
+
+if __name__ == "__main__":
+    main()
