@@ -3,19 +3,25 @@ generated from a real API server's OpenAPI document, and service-account kubecon
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import yaml
+
+from harness.procs import Proc, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "mlrollout"
@@ -245,7 +251,11 @@ def service_account_kubeconfig(
     cfg = yaml.safe_load(Path(admin_kubeconfig).read_text())
     ctx_name = cfg.get("current-context") or cfg["contexts"][0]["name"]
     ctx = next(c for c in cfg["contexts"] if c["name"] == ctx_name)["context"]
-    cluster = next(c for c in cfg["clusters"] if c["name"] == ctx["cluster"])
+    cluster = copy.deepcopy(next(c for c in cfg["clusters"] if c["name"] == ctx["cluster"]))
+    ca_file = cluster["cluster"].pop("certificate-authority", None)
+    if ca_file:  # self-contained, so that it also works inside a container
+        ca_path = Path(ca_file) if Path(ca_file).is_absolute() else Path(admin_kubeconfig).parent / ca_file
+        cluster["cluster"]["certificate-authority-data"] = base64.b64encode(ca_path.read_bytes()).decode()
     sa_cfg = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -259,3 +269,47 @@ def service_account_kubeconfig(
     out.write_text(yaml.safe_dump(sa_cfg))
     out.chmod(0o600)
     return out
+
+
+def deployment_env(deployment: Obj) -> dict[str, str]:
+    """The operator container's plain env values (fieldRefs resolved the way the kubelet would)."""
+    c = deployment["spec"]["template"]["spec"]["containers"][0]
+    env: dict[str, str] = {}
+    for e in c.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+            env[e["name"]] = deployment["metadata"]["namespace"]
+        elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
+            env[e["name"]] = deployment["metadata"]["name"] + "-local"
+    return env
+
+
+@contextlib.contextmanager
+def local_operator(kubeconfig: Path, deployment: Obj, workdir: Path) -> Iterator[Proc]:
+    """Runs `mlrollout-operator` here, authenticated by `kubeconfig` (a ServiceAccount token), with the
+    env the installed Deployment gives its container; ready when its /healthz answers."""
+    exe = ROOT / ".venv" / "bin" / "mlrollout-operator"
+    if not exe.exists():
+        exe = Path(shutil.which("mlrollout-operator") or exe)
+    port = free_port()
+    env = dict(os.environ)
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    env.update(deployment_env(deployment))
+    env.update(
+        KUBECONFIG=str(kubeconfig),
+        HOME=str(workdir),
+        MLROLLOUT_HEALTH_PORT=str(port),
+        MLROLLOUT_HEARTBEAT_SECONDS="1",
+    )
+    proc = Proc("mlrollout-operator", [str(exe)], workdir / "operator.log", env=env, cwd=str(workdir)).start()
+    try:
+        proc.wait_ready(lambda: _healthy(port), timeout=60)
+        yield proc
+    finally:
+        proc.stop()
+
+
+def _healthy(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+        return bool(r.status == 200)

@@ -21,15 +21,15 @@ from charts.packaging import (
     docs,
     helm,
     kubeconform,
+    local_operator,
     render,
     service_account_kubeconfig,
     wait_for,
 )
 from harness.kube import KubeEnv
+from harness.procs import tail
 
 pytestmark = pytest.mark.integration
-
-OPERATOR_IMAGE = ["image.repository=mlrollout.local/mlrollout-operator", "image.tag=test"]
 
 
 def value_sets(ns: str, other: str) -> dict[str, list[str]]:
@@ -96,6 +96,10 @@ def test_rendered_chart_is_accepted_by_the_api_server(
 
 
 # -- helm install, and the operator it installs at work ------------------------------------------------
+#
+# kwok stands in for the kubelet of the installed operator pod; the operator itself runs here as a local
+# process authenticated with a TokenRequest token of the chart's ServiceAccount and the env of the
+# chart's Deployment: what it manages to do, the chart's RBAC allows.
 
 
 def helm_env(kube: KubeEnv, tmp: Path) -> dict[str, str]:
@@ -110,13 +114,13 @@ def helm_env(kube: KubeEnv, tmp: Path) -> dict[str, str]:
 
 @pytest.fixture
 def installed(kube: KubeEnv, crd: str, namespace: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """Yields an installer; everything installed is uninstalled (and its operator pod stopped) after."""
+    """Yields an installer; everything installed is uninstalled after."""
     releases: list[tuple[str, str]] = []
     env = helm_env(kube, tmp_path)
 
     def install(release: str, *values: str) -> subprocess.CompletedProcess[str]:
         args = ["install", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "180s"]
-        for v in [*OPERATOR_IMAGE, *values]:
+        for v in values:
             args += ["--set", v]
         releases.append((release, namespace))
         return helm(*args, env=env, timeout=240)
@@ -138,12 +142,9 @@ def md_status(kube: KubeEnv, namespace: str, name: str) -> dict[str, Any]:
     return status
 
 
-def operator_pod_log(kube: KubeEnv, namespace: str) -> str:
-    pods = kube.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout.split()
-    return "\n".join(f"{p}: {kube.kubectl('describe', p, '-n', namespace).stdout[-3000:]}" for p in pods)
-
-
-def wait_reconciled(kube: KubeEnv, namespace: str, name: str, timeout: float = 90) -> dict[str, Any]:
+def wait_reconciled(
+    kube: KubeEnv, namespace: str, name: str, log: Path, timeout: float = 90
+) -> dict[str, Any]:
     def reconciled() -> dict[str, Any] | None:
         st = md_status(kube, namespace, name)
         return st if st.get("phase") and st.get("observedGeneration") else None
@@ -153,22 +154,33 @@ def wait_reconciled(kube: KubeEnv, namespace: str, name: str, timeout: float = 9
             f"the operator to reconcile {namespace}/{name}", reconciled, timeout
         )
     except AssertionError as e:
-        raise AssertionError(f"{e}\n{operator_pod_log(kube, namespace)}") from None
+        raise AssertionError(f"{e}\noperator log:\n{tail(log, 40)}") from None
     return result
 
 
+def get_json(kube: KubeEnv, *args: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(kube.kubectl("get", *args, "-o", "json", check=True).stdout)
+    return out
+
+
 def test_helm_install_cluster_wide_then_the_operator_reconciles(
-    kube: KubeEnv, namespace: str, installed: dict[str, Any]
+    kube: KubeEnv, namespace: str, installed: dict[str, Any], tmp_path: Path
 ) -> None:
+    # The release namespace enforces the "restricted" Pod Security Standard: the operator pod is only
+    # created (and the Deployment only becomes available) if it meets it.
+    kube.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted", check=True)
     installed["install"]("mlr", f"jobs.namespaces={{{namespace}}}")
-    dep = json.loads(
-        kube.kubectl("get", "deployment", "mlr-mlrollout", "-n", namespace, "-o", "json", check=True).stdout
-    )
-    # Ready means the runner's readiness probe reached the operator's real /healthz.
+    dep = get_json(kube, "deployment", "mlr-mlrollout", "-n", namespace)
     assert dep["status"].get("readyReplicas") == 1
-    name = apply_example(kube, "canary.yaml", namespace)["metadata"]["name"]
-    status = wait_reconciled(kube, namespace, name)
-    assert status["observedGeneration"] >= 1
+    cfg = service_account_kubeconfig(
+        kube.kubeconfig, namespace, "mlr-mlrollout", tmp_path / "sa.kubeconfig", kube.bin_dir / "kubectl"
+    )
+    with local_operator(cfg, dep, tmp_path) as op:
+        name = apply_example(kube, "canary.yaml", namespace)["metadata"]["name"]
+        status = wait_reconciled(kube, namespace, name, op.log)
+        assert status["observedGeneration"] >= 1
+    log = op.log.read_text()
+    assert "Forbidden" not in log, tail(op.log, 40)
 
 
 def can_i(kube: KubeEnv, sa: str, verb: str, resource: str, namespace: str | None) -> bool:
@@ -181,7 +193,7 @@ def can_i(kube: KubeEnv, sa: str, verb: str, resource: str, namespace: str | Non
 
 
 def test_helm_install_namespaced_watches_only_its_namespaces(
-    kube: KubeEnv, namespace: str, other_namespace: str, installed: dict[str, Any]
+    kube: KubeEnv, namespace: str, other_namespace: str, installed: dict[str, Any], tmp_path: Path
 ) -> None:
     unwatched = kube.create_namespace("t3")
     try:
@@ -194,16 +206,23 @@ def test_helm_install_namespaced_watches_only_its_namespaces(
         assert can_i(kube, sa, "list", "customresourcedefinitions.apiextensions.k8s.io", None)
         assert not can_i(kube, sa, "list", "modeldeployments.mlrollout.io", unwatched)
         assert not can_i(kube, sa, "list", "modeldeployments.mlrollout.io", None)
-        assert not can_i(kube, sa, "list", "namespaces", None)
+        assert can_i(kube, sa, "list", "namespaces", None)  # read-only, for Kopf's namespace observer
         assert not can_i(kube, sa, "get", "secrets", other_namespace)
         assert not can_i(kube, sa, "delete", "pods", other_namespace)
         assert not can_i(kube, sa, "create", "customresourcedefinitions.apiextensions.k8s.io", None)
         assert not can_i(kube, sa, "create", "rolebindings.rbac.authorization.k8s.io", other_namespace)
 
-        watched = apply_example(kube, "blue-green.yaml", other_namespace)["metadata"]["name"]
-        ignored = apply_example(kube, "blue-green.yaml", unwatched)["metadata"]["name"]
-        wait_reconciled(kube, other_namespace, watched)
-        assert md_status(kube, unwatched, ignored) == {}
+        dep = get_json(kube, "deployment", "mlr-mlrollout", "-n", namespace)
+        cfg = service_account_kubeconfig(
+            kube.kubeconfig, namespace, "mlr-mlrollout", tmp_path / "sa.kubeconfig", kube.bin_dir / "kubectl"
+        )
+        with local_operator(cfg, dep, tmp_path) as op:
+            watched = apply_example(kube, "blue-green.yaml", other_namespace)["metadata"]["name"]
+            ignored = apply_example(kube, "blue-green.yaml", unwatched)["metadata"]["name"]
+            wait_reconciled(kube, other_namespace, watched, op.log)
+            assert md_status(kube, unwatched, ignored) == {}
+        log = op.log.read_text()
+        assert "Forbidden" not in log, tail(op.log, 40)
     finally:
         kube.delete_namespace(unwatched)
 

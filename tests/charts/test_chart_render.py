@@ -158,12 +158,10 @@ def test_cluster_wide_rbac_is_exactly_what_the_operator_needs() -> None:
     assert crb["subjects"] == [{"kind": "ServiceAccount", "name": "rel-mlrollout", "namespace": "mlr"}]
 
 
-def test_namespaced_rbac_grants_nothing_cluster_wide_but_crd_reads() -> None:
+def test_namespaced_rbac_grants_nothing_cluster_wide_but_kopf_reads() -> None:
     objs = rendered("namespaced")
     (cr,) = by_kind(objs, "ClusterRole")
-    assert flatten(cr["rules"]) == {
-        ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}
-    }
+    assert flatten(cr["rules"]) == KOPF_CLUSTER_RULES
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in by_kind(objs, "Role")}
     for ns in ("team-a", "team-b"):
         assert flatten(roles[(ns, "rel-mlrollout")]["rules"]) == OPERATOR_NAMESPACED_RULES
