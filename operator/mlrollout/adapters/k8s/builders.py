@@ -53,7 +53,13 @@ def serving_deployment(
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    "annotations": {names.ANNOTATION_MODEL_URI: model_uri(model_name, version)},
+                    "annotations": {
+                        names.ANNOTATION_MODEL_URI: model_uri(model_name, version),
+                        # The widely used scrape convention, for Prometheus set-ups without PodMonitors.
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(spec.serving.port),
+                        "prometheus.io/path": "/metrics",
+                    },
                 },
                 "spec": _pod_spec(spec, track, model_name, version),
             },
