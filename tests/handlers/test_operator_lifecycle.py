@@ -121,8 +121,9 @@ def test_model_not_found_is_reported_retried_and_recovers(
     assert cluster.deployments("ghost") == [] and cluster.services("ghost") == []  # nothing half-created
 
     registry.register(model, versions=1)
-    cluster.patch_md("ghost", {"metadata": {"annotations": {"test/nudge": "1"}}})  # backoff may be long
-    eventually(lambda: healthy_at_generation(cluster, "ghost"), 120, "recovered to Healthy")
+    body = eventually(lambda: healthy_at_generation(cluster, "ghost"), 120, "recovered on a backoff retry")
+    assert "retry" not in body["status"]
+    assert condition(body, "Degraded")["status"] == "False"
 
 
 def test_registry_unreachable_creates_nothing(

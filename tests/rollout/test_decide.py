@@ -157,6 +157,7 @@ def test_first_tick_pins_the_resolved_version_and_applies_stable() -> None:
     decision = decide.decide(SPEC, status(), Observed(1, V7), NOW)
     assert decision.status.stable_version == "7"
     assert decision.status.model_name == "churn"
+    assert decision.status.weights is not None and decision.status.weights.stable == 100
     assert [h.version for h in decision.status.history] == ["7"]
     assert ApplyServing("stable", "churn", "7") in decision.actions
     assert ApplyService() in decision.actions
@@ -300,3 +301,19 @@ def test_deciding_twice_is_stable(before: ModelDeploymentStatus, observed: Obser
     assert second.phase == first.phase
     assert second.status.stable_version == first.status.stable_version
     assert not any(isinstance(a, EmitEvent) and a.reason == second.phase for a in second.actions)
+
+
+@given(start=st.sampled_from([p for p in Phase if p not in {Phase.TERMINATING}]), replicas=st.integers(0, 5))
+def test_a_settled_world_converges_to_healthy_from_any_phase(start: Phase, replicas: int) -> None:
+    ready = TrackState(
+        version="7",
+        desired_replicas=replicas,
+        available_replicas=replicas,
+        updated_replicas=replicas,
+        generation=1,
+        observed_generation=1,
+    )
+    current = status(start, "7")
+    for _ in range(2):
+        current = decide.decide(SPEC, current, Observed(1, V7, {"stable": ready}), NOW).status
+    assert current.phase == Phase.HEALTHY

@@ -13,7 +13,7 @@ from datetime import datetime
 from mlrollout.api import conditions as c
 from mlrollout.api.names import TRACK_STABLE
 from mlrollout.api.spec import ModelDeploymentSpec
-from mlrollout.api.status import HistoryEntry, ModelDeploymentStatus, Phase, RetryState
+from mlrollout.api.status import HistoryEntry, ModelDeploymentStatus, Phase, RetryState, Weights
 from mlrollout.rollout import backoff
 from mlrollout.rollout.actions import Action, ApplyService, ApplyServing, DeleteServing, EmitEvent
 from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel, TrackState
@@ -96,7 +96,8 @@ def _serve(
     model: ResolvedModel,
     now: datetime,
 ) -> Decision:
-    updates: dict[str, object] = {"retry": None}
+    # Until a strategy runs, all live traffic goes to stable (the printer column shows the canary's share).
+    updates: dict[str, object] = {"retry": None, "weights": status.weights or Weights()}
     events: list[Action] = []
     if status.stable_version is None:
         updates |= {
