@@ -253,3 +253,25 @@ def test_job_service_account_may_patch_status_only(
     for args in denied:
         r = job.kubectl(*args, "-n", namespace)
         assert r.returncode != 0 and "forbidden" in r.stderr.lower(), (args, r.stdout, r.stderr)
+
+
+def test_helm_installed_pod_runs_the_operator(
+    kube: KubeEnv, namespace: str, installed: dict[str, Any]
+) -> None:
+    """With an image under the harness's runner registry, the installed pod itself runs the operator: its
+    in-cluster credentials are the chart ServiceAccount's projected token, and `helm install --wait`
+    returns only once the runner's readiness probe got 200 from the operator's /healthz."""
+    installed["install"](
+        "run", f"watchNamespaces={{{namespace}}}", "image.repository=mlrollout.local/mlrollout-operator",
+        "image.tag=test", "readinessProbe.initialDelaySeconds=1", "readinessProbe.periodSeconds=1",
+    )  # fmt: skip
+    pod = get_json(kube, "pods", "-n", namespace, "-l", "app.kubernetes.io/instance=run")["items"][0]
+    assert pod["spec"]["serviceAccountName"] == "run-mlrollout"
+    assert all(c["status"] == "True" for c in pod["status"]["conditions"] if c["type"] == "Ready")
+    name = apply_example(kube, "ab-test.yaml", namespace)["metadata"]["name"]
+
+    def reconciled() -> dict[str, Any] | None:
+        st = md_status(kube, namespace, name)
+        return st if st.get("phase") and st.get("observedGeneration") else None
+
+    wait_for(f"the installed operator to reconcile {namespace}/{name}", reconciled, timeout=90)

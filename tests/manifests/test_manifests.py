@@ -4,6 +4,7 @@ valid for the operator's own models, for kubeconform and for the real API server
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,7 +243,7 @@ def test_the_plain_install_runs_the_real_operator(
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "resources": [str(MANIFESTS)],
+                "resources": [os.path.relpath(MANIFESTS, overlay)],
                 "images": [
                     {
                         "name": "ghcr.io/mlrollout/mlrollout-operator",
