@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from charts.packaging import CRD_FILE, wait_for, write_kubeconform_schemas
+from charts.chart_support import CRD_FILE, wait_for, write_kubeconform_schemas
 from harness.kube import KubeEnv
 
 MD_DEFINITION = "io.mlrollout.v1alpha1.ModelDeployment"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from charts.packaging import (
+from charts.chart_support import (
     CHART,
     EXAMPLES,
     by_kind,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from charts.packaging import (
+from charts.chart_support import (
     CHART,
     EXAMPLES,
     ROOT,

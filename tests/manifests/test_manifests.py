@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from charts.packaging import (
+from charts.chart_support import (
     CRD_FILE,
     EXAMPLES,
     MANIFESTS,
