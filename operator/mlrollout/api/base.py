@@ -94,6 +94,11 @@ Percent = Annotated[int, Field(ge=0, le=100)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+def list_map(*keys: str) -> dict[str, Any]:
+    """Schema markers for a list keyed by `keys`: server-side apply merges items by key, not by index."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
+
+
 def parse_duration(text: str) -> timedelta:
     """Parse a Duration ("1h30m"); raises ValueError on anything the CRD pattern would reject."""
     if not re.fullmatch(DURATION_PATTERN, text):

@@ -6,7 +6,16 @@ from typing import Literal
 
 from pydantic import Field
 
-from mlrollout.api.base import ApiModel, Cron, DnsLabel, Duration, Rule, cel_exactly_one, exactly_one
+from mlrollout.api.base import (
+    ApiModel,
+    Cron,
+    DnsLabel,
+    Duration,
+    Rule,
+    cel_exactly_one,
+    exactly_one,
+    list_map,
+)
 from mlrollout.api.serving import Resources
 from mlrollout.api.validation import BOUNDS_RULES
 
@@ -47,7 +56,7 @@ class Analysis(ApiModel):
     failure_limit: int = Field(default=0, ge=0, le=100)
     inconclusive_limit: int = Field(default=2, ge=0, le=100)
     error_limit: int = Field(default=2, ge=0, le=100)
-    metrics: list[AnalysisMetric] = Field(min_length=1, max_length=32)
+    metrics: list[AnalysisMetric] = Field(min_length=1, max_length=32, json_schema_extra=list_map("name"))
 
     cel_rules = (
         Rule(

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from mlrollout.api.base import ApiModel, Quantity, Rule, exactly_one
+from mlrollout.api.base import ApiModel, Quantity, Rule, exactly_one, list_map
 
 
 class ModelRef(ApiModel):
@@ -55,7 +55,7 @@ class Serving(ApiModel):
     port: int = Field(default=8080, ge=1, le=65535)
     resources: Resources | None = None
     batching: Batching | None = None
-    env: list[EnvVar] = Field(default_factory=list, max_length=64)
+    env: list[EnvVar] = Field(default_factory=list, max_length=64, json_schema_extra=list_map("name"))
     service_account_name: str | None = Field(default=None, max_length=253)
     node_selector: dict[str, str] | None = None
 

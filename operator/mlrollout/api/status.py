@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field
 
-from mlrollout.api.base import ApiModel, Percent
+from mlrollout.api.base import ApiModel, Percent, list_map
 from mlrollout.api.conditions import Condition
 
 
@@ -68,4 +68,6 @@ class ModelDeploymentStatus(ApiModel):
     history: list[HistoryEntry] = Field(default_factory=list, max_length=50)
     retry: RetryState | None = None
     message: str | None = Field(default=None, max_length=4096)
-    conditions: list[Condition] = Field(default_factory=list, max_length=16)
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=16, json_schema_extra=list_map("type")
+    )

@@ -4,6 +4,7 @@ delete runs cleanup() behind the finalizer. Kopf's bookkeeping stays in mlrollou
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections import defaultdict
 from typing import Any
@@ -100,6 +101,4 @@ async def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
 
 def _plain(body: kopf.Body) -> dict[str, Any]:
     """A detached copy: Kopf's body may change under a thread while the tick runs."""
-    import copy
-
     return copy.deepcopy(dict(body))
