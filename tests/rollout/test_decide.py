@@ -12,7 +12,7 @@ from mlrollout.api import conditions as c
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import ModelDeploymentStatus, Phase, RetryState
 from mlrollout.rollout import decision as decide
-from mlrollout.rollout.actions import ApplyService, ApplyServing, DeleteServing, EmitEvent
+from mlrollout.rollout.actions import ApplyService, ApplyServing, DeleteService, DeleteServing, EmitEvent
 from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel, TrackState
 from mlrollout.rollout.phases import can_transition
 
@@ -231,6 +231,30 @@ def test_unchanged_world_is_quiet() -> None:
     assert again.status == settled.status  # condition transition times did not move
 
 
+def test_delete_removes_every_child_then_lets_go() -> None:
+    tracks = {"stable": READY, "canary": READY}
+    first = decide.decide(
+        SPEC, status(Phase.HEALTHY, "7"), Observed(1, None, tracks, True, deleting=True), NOW
+    )
+    assert first.phase == Phase.TERMINATING
+    assert {DeleteServing("stable"), DeleteServing("canary"), DeleteService()} <= set(first.actions)
+    assert ("Normal", "Terminating") in events(first)
+    assert first.requeue_after is not None  # not done until a tick sees nothing left
+    done = decide.decide(SPEC, first.status, Observed(1, None, {}, False, deleting=True), NOW)
+    assert done.requeue_after is None
+    assert [a for a in done.actions if not isinstance(a, EmitEvent)] == []
+
+
+def test_a_spec_the_models_refuse_is_reported_not_acted_on() -> None:
+    decision = decide.reject_spec(status(), 2, "spec.serving.replicas: must be >= 0", NOW)
+    assert decision.phase == Phase.FAILED
+    assert cond(decision, c.DEGRADED) == ("True", "InvalidSpec")
+    assert [a for a in decision.actions if not isinstance(a, EmitEvent)] == []
+    assert ("Warning", "InvalidSpec") in events(decision)
+    serving = decide.reject_spec(status(Phase.HEALTHY, "7"), 2, "bad", NOW)
+    assert serving.phase == Phase.HEALTHY  # the pinned version keeps serving
+
+
 # Properties over arbitrary inputs ----------------------------------------------------------------
 
 tracks_st = st.builds(
@@ -253,6 +277,7 @@ observed_st = st.builds(
     model=models_st,
     tracks=st.dictionaries(st.sampled_from(["stable", "canary"]), tracks_st, max_size=2),
     paused=st.booleans(),
+    deleting=st.booleans(),
 )
 status_st = st.builds(
     status,

@@ -1,5 +1,6 @@
-"""Kopf handlers. Create, update, resume and a timer heartbeat all run the same reconcile();
-delete runs cleanup() behind the finalizer. Kopf's bookkeeping stays in mlrollout annotations."""
+"""Kopf handlers. Create, update, resume, delete and a timer heartbeat all run the same reconcile();
+on delete it runs behind the finalizer until no child is left. Kopf's bookkeeping stays in
+mlrollout annotations, never in status."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.registry.mlflow import MlflowRegistry
 from mlrollout.api import names
 from mlrollout.handlers.settings import Settings
-from mlrollout.reconcile import World, cleanup, reconcile
+from mlrollout.reconcile import Outcome, World, reconcile
 
 log = logging.getLogger(__name__)
 SETTINGS = Settings.from_env()
@@ -60,9 +61,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     world()
 
 
-async def _tick(body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
-    if body.metadata.get("deletionTimestamp"):
-        return  # the delete handler owns the object now
+async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
     uid = body.metadata["uid"]
     async with _locks[uid]:
         try:
@@ -70,12 +69,13 @@ async def _tick(body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[
         except client.ApiException as e:
             if e.status == 409:  # the object changed while we decided: the next tick decides again
                 logger.debug("conflict writing status; retrying on the next tick")
-                return
+                return None
             raise kopf.TemporaryError(
                 f"API error {e.status}: {e.reason}", delay=SETTINGS.heartbeat_seconds
             ) from e
     if outcome.acted:
         logger.debug("phase %s, requeue %s", outcome.phase, outcome.requeue_after)
+    return outcome
 
 
 @kopf.on.create(*RESOURCE)
@@ -92,11 +92,10 @@ async def heartbeat(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
 
 @kopf.on.delete(*RESOURCE)
 async def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    uid = body.metadata["uid"]
-    async with _locks[uid]:
-        removed = await asyncio.to_thread(cleanup, _plain(body), world())
-    _locks.pop(uid, None)
-    logger.info("cleaned up %d child objects", removed)
+    outcome = await _tick(body, logger)
+    if outcome is None or outcome.requeue_after is not None:
+        raise kopf.TemporaryError("child objects are still being deleted", delay=1)
+    _locks.pop(body.metadata["uid"], None)
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """One reconcile tick: observe the world, decide (pure), act through the adapters, write status."""
 
-from mlrollout.reconcile.loop import Outcome, World, cleanup, reconcile
+from mlrollout.reconcile.loop import Outcome, World, reconcile
 
-__all__ = ["Outcome", "World", "cleanup", "reconcile"]
+__all__ = ["Outcome", "World", "reconcile"]

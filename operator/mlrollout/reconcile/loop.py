@@ -19,8 +19,8 @@ from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import ModelDeploymentStatus, Phase
 from mlrollout.reconcile import observe
 from mlrollout.rollout import backoff
-from mlrollout.rollout.actions import ApplyService, ApplyServing, DeleteServing, EmitEvent
-from mlrollout.rollout.decision import Decision, decide, reject_spec
+from mlrollout.rollout.actions import ApplyService, ApplyServing, DeleteService, DeleteServing, EmitEvent
+from mlrollout.rollout.decision import Decision, decide, reject_spec, terminate
 from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel
 
 log = logging.getLogger(__name__)
@@ -52,19 +52,23 @@ def owner_of(body: Mapping[str, Any]) -> Owner:
 
 
 def reconcile(seen: Mapping[str, Any], world: World, now: datetime | None = None) -> Outcome:
-    """One tick for the object `seen` names; it is read afresh, since the caller's copy may be stale."""
+    """One tick for the object `seen` names; it is read afresh, since the caller's copy may be stale.
+
+    On delete (deletionTimestamp set) the same tick removes the children; the outcome asks for a
+    requeue until none is left, then the finalizer may go.
+    """
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     body = world.executor.read(seen["metadata"]["namespace"], seen["metadata"]["name"])
-    if (
-        body is None
-        or body["metadata"].get("deletionTimestamp")
-        or body["metadata"]["uid"] != seen["metadata"]["uid"]
-    ):
+    if body is None or body["metadata"]["uid"] != seen["metadata"]["uid"]:
         return Outcome(Phase.TERMINATING, None, acted=False)
     owner = owner_of(body)
     generation = int(body["metadata"].get("generation", 1))
-    raw_status = dict(body.get("status") or {})
-    status = _status(raw_status)
+    status = _status(body.get("status") or {})
+    if body["metadata"].get("deletionTimestamp"):
+        # Deletion needs neither a valid spec nor the registry: it must never hang on either.
+        decision = terminate(status, _observe_children(body, owner, None, status, world, None), now)
+        _act(decision, owner, None, world, body, now)
+        return Outcome(decision.phase, decision.requeue_after, acted=True)
     try:
         spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
     except ValidationError as e:
@@ -74,39 +78,34 @@ def reconcile(seen: Mapping[str, Any], world: World, now: datetime | None = None
     wait = backoff.wait_remaining(status, generation, now)
     if wait is not None:
         return Outcome(status.phase, wait, acted=False)
-    decision = decide(spec, status, _observe(body, owner, spec, status, world), now)
+    model = world.registry(spec.registry.tracking_uri).resolve(spec.model)
+    decision = decide(spec, status, _observe_children(body, owner, spec, status, world, model), now)
     _act(decision, owner, spec, world, body, now)
     return Outcome(decision.phase, decision.requeue_after, acted=True)
 
 
-def cleanup(body: Mapping[str, Any], world: World, now: datetime | None = None) -> int:
-    """On delete: remove every child (owner references would too, but not across namespaces or registries)."""
-    owner = owner_of(body)
-    removed = world.executor.delete_children(owner)
-    world.executor.emit_event(owner, "Normal", "Deleted", f"removed {removed} child objects", _micro(now))
-    return removed
-
-
-def _observe(
+def _observe_children(
     body: Mapping[str, Any],
     owner: Owner,
-    spec: ModelDeploymentSpec,
+    spec: ModelDeploymentSpec | None,
     status: ModelDeploymentStatus,
     world: World,
+    model: ResolvedModel | RegistryProblem | None,
 ) -> Observed:
-    model = world.registry(spec.registry.tracking_uri).resolve(spec.model)
     pinned: dict[str, tuple[str, str]] = {}
     if status.stable_version and status.model_name:
         pinned[names.TRACK_STABLE] = (status.model_name, status.stable_version)
     elif isinstance(model, ResolvedModel):
         pinned[names.TRACK_STABLE] = (model.name, model.version)
-    annotations = body["metadata"].get("annotations") or {}
+    meta = body["metadata"]
+    annotations = meta.get("annotations") or {}
     return Observed(
-        generation=int(body["metadata"].get("generation", 1)),
+        generation=int(meta.get("generation", 1)),
         model=model,
         tracks=observe.tracks(world.executor.list_deployments(owner), owner, spec, pinned),
         service_present=world.executor.service_exists(owner),
         paused=annotations.get(names.ANNOTATION_PAUSED, "").lower() == "true",
+        deleting=bool(meta.get("deletionTimestamp")),
     )
 
 
@@ -130,6 +129,8 @@ def _act(
                 world.executor.apply(builders.service(owner, spec))
             case DeleteServing(track=track):
                 world.executor.delete_deployment(owner.namespace, names.serving_name(owner.name, track))
+            case DeleteService():
+                world.executor.delete_service(owner.namespace, names.service_name(owner.name))
             case EmitEvent():
                 events.append(action)
     patch = status_patch(body.get("status") or {}, decision.status)

@@ -15,7 +15,7 @@ from mlrollout.rollout.observed import TrackState
 def tracks(
     deployments: Iterable[Mapping[str, Any]],
     owner: Owner,
-    spec: ModelDeploymentSpec,
+    spec: ModelDeploymentSpec | None,
     pinned: Mapping[str, tuple[str, str]],
 ) -> dict[str, TrackState]:
     """TrackState per track label; `pinned` maps a track to the (model, version) it should serve."""
@@ -26,18 +26,17 @@ def tracks(
         if not track:
             continue
         want = pinned.get(track)
-        desired_hash = (
-            builders.serving_deployment(owner, spec, track, *want)["metadata"]["annotations"][
-                names.ANNOTATION_SPEC_HASH
-            ]
-            if want
-            else None
-        )
+        desired_hash = _desired_hash(owner, spec, track, want) if spec is not None and want else None
         actual_hash = (meta.get("annotations") or {}).get(names.ANNOTATION_SPEC_HASH)
         found[track] = _track_state(
             deployment, in_sync=desired_hash is not None and desired_hash == actual_hash
         )
     return found
+
+
+def _desired_hash(owner: Owner, spec: ModelDeploymentSpec, track: str, want: tuple[str, str]) -> str:
+    manifest = builders.serving_deployment(owner, spec, track, *want)
+    return str(manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH])
 
 
 def _track_state(deployment: Mapping[str, Any], in_sync: bool) -> TrackState:

@@ -26,10 +26,15 @@ class DeleteServing:
 
 
 @dataclass(frozen=True)
+class DeleteService:
+    """Remove the live-traffic Service (on delete)."""
+
+
+@dataclass(frozen=True)
 class EmitEvent:
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
 
 
-Action = ApplyServing | ApplyService | DeleteServing | EmitEvent
+Action = ApplyServing | ApplyService | DeleteServing | DeleteService | EmitEvent

@@ -15,7 +15,14 @@ from mlrollout.api.names import TRACK_STABLE
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import HistoryEntry, ModelDeploymentStatus, Phase, RetryState, Weights
 from mlrollout.rollout import backoff
-from mlrollout.rollout.actions import Action, ApplyService, ApplyServing, DeleteServing, EmitEvent
+from mlrollout.rollout.actions import (
+    Action,
+    ApplyService,
+    ApplyServing,
+    DeleteService,
+    DeleteServing,
+    EmitEvent,
+)
 from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel, TrackState
 from mlrollout.rollout.phases import TROUBLED, can_transition
 
@@ -45,11 +52,30 @@ class _Verdict:
 def decide(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: Observed, now: datetime
 ) -> Decision:
+    if observed.deleting:
+        return terminate(status, observed, now)
     if observed.paused:
         return _finish(status, observed, now, _paused(status), (), None, updates={})
     if isinstance(observed.model, RegistryProblem):
         return _registry_problem(spec, status, observed, observed.model, now)
+    if observed.model is None:
+        raise ValueError("the registry must be consulted unless the object is being deleted")
     return _serve(spec, status, observed, observed.model, now)
+
+
+def terminate(status: ModelDeploymentStatus, observed: Observed, now: datetime) -> Decision:
+    """Delete every child; the finalizer is released once a tick observes none left (`requeue_after` None)."""
+    actions: list[Action] = [DeleteServing(track) for track in sorted(observed.tracks)]
+    if observed.service_present:
+        actions.append(DeleteService())
+    left = len(actions)
+    verdict = _Verdict(
+        phase=Phase.TERMINATING,
+        ready=(False, "Terminating", ""),
+        progressing=(False, "Terminating", f"{left} child objects left to delete"),
+        degraded=(False, "AsExpected", ""),
+    )
+    return _finish(status, observed, now, verdict, tuple(actions), 1.0 if left else None, {})
 
 
 def _paused(status: ModelDeploymentStatus) -> _Verdict:
@@ -233,5 +259,5 @@ def reject_spec(status: ModelDeploymentStatus, generation: int, message: str, no
     events: tuple[Action, ...] = ()
     if previous is None or previous.reason != "InvalidSpec":
         events = (EmitEvent("Warning", "InvalidSpec", message),)
-    observed = Observed(generation=generation, model=RegistryProblem("RegistryError", "not consulted"))
+    observed = Observed(generation=generation, model=None)
     return _finish(status, observed, now, verdict, events, None, {})

@@ -50,7 +50,8 @@ class TrackState:
 @dataclass(frozen=True)
 class Observed:
     generation: int
-    model: ResolvedModel | RegistryProblem
+    model: ResolvedModel | RegistryProblem | None  # None: not consulted (while deleting)
     tracks: Mapping[str, TrackState] = field(default_factory=dict)
     service_present: bool = False
     paused: bool = False
+    deleting: bool = False

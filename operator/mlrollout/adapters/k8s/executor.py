@@ -72,20 +72,8 @@ class KubeExecutor:
             raise
         return True
 
-    def delete_children(self, owner: Owner) -> int:
-        """Everything this operator created for the owner; returns how many objects were asked to go."""
-        count = 0
-        for deployment in self.list_deployments(owner):
-            self.delete_deployment(owner.namespace, deployment["metadata"]["name"])
-            count += 1
-        services = self._core.list_namespaced_service(owner.namespace, label_selector=_selector(owner))
-        for svc in services.items:
-            name = svc.metadata.name if svc.metadata else None
-            if name is None:
-                continue
-            _ignore_missing(lambda name=name: self._core.delete_namespaced_service(name, owner.namespace))
-            count += 1
-        return count
+    def delete_service(self, namespace: str, name: str) -> None:
+        _ignore_missing(lambda: self._core.delete_namespaced_service(name, namespace))
 
     def read(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The ModelDeployment as the API server has it now (None once it is gone)."""
