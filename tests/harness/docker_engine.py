@@ -7,6 +7,7 @@ pid file) lives in a temporary directory.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -32,6 +33,7 @@ class DockerEngine:
     workdir: Path
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    lock_fd: int = -1  # holds the data root: two engines must never share one
 
     @property
     def host(self) -> str:
@@ -70,6 +72,9 @@ class DockerEngine:
         else:
             os.kill(self.pid, signal.SIGKILL)
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
@@ -79,12 +84,41 @@ def log_tail(path: Path, lines: int = 15) -> str:
         return "(no dockerd log)"
 
 
+def _dockerd_using(root: Path) -> bool:
+    needle = f"--data-root={root}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes().replace(b"\0", b" ").split(b" "):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def _claim_data_root(slots: int = 4) -> tuple[Path, int]:
+    """The first cached data root no other engine holds (test sessions may run side by side)."""
+    for i in range(slots):
+        root = CACHE / ("docker" if i == 0 else f"docker-{i}")
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(str(root.parent / f".{root.name}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        if _dockerd_using(root):  # started by a session that did not take the lock
+            os.close(fd)
+            continue
+        return root, fd
+    raise EngineUnavailable(f"all {slots} Docker data roots under {CACHE} are in use by other test sessions")
+
+
 def start_engine(timeout: float = 60) -> DockerEngine:
     dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
     if not Path(dockerd).exists() or not shutil.which("docker"):
         raise EngineUnavailable("dockerd/docker not installed (make system-deps installs docker.io)")
-    data_root = CACHE / "docker"
-    data_root.mkdir(parents=True, exist_ok=True)
+    data_root, lock_fd = _claim_data_root()
     # Unix socket paths are limited to ~108 bytes: keep the temp dir short.
     workdir = Path(tempfile.mkdtemp(prefix="mlr-dk-", dir="/tmp"))
     sock = workdir / "docker.sock"
@@ -101,12 +135,13 @@ def start_engine(timeout: float = 60) -> DockerEngine:
     ]
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    engine = DockerEngine(socket=sock, pid=proc.pid, workdir=workdir, log=log)
+    engine = DockerEngine(socket=sock, pid=proc.pid, workdir=workdir, log=log, lock_fd=lock_fd)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log_tail(log)
             shutil.rmtree(workdir, ignore_errors=True)
+            os.close(lock_fd)
             raise EngineUnavailable(f"dockerd exited ({proc.returncode}):\n{tail}")
         if sock.exists():
             try:
