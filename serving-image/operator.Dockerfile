@@ -25,7 +25,12 @@ RUN /opt/mlrollout/bin/pip install --no-deps /src \
  && (/opt/mlrollout/bin/python -m compileall -q /opt/mlrollout >/dev/null || true)
 
 FROM ${BASE_IMAGE}
-ENV VIRTUAL_ENV=/opt/mlrollout \
+# A passwd entry for the non-root user, and USER in the environment: Kopf names its peering identity
+# after getpass.getuser(), which raises KeyError for a UID without one (e.g. --user 65532 on a bare base).
+RUN groupadd --gid 65532 mlrollout \
+ && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin mlrollout
+ENV USER=mlrollout \
+    VIRTUAL_ENV=/opt/mlrollout \
     PATH=/opt/mlrollout/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

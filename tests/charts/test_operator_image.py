@@ -139,7 +139,10 @@ def test_container_reconciles_an_example(
 
             def healthy() -> bool:
                 running = docker_engine.docker("inspect", "-f", "{{.State.Running}}", name).strip()
-                assert running == "true", container_logs(docker_engine, name)
+                if running != "true":  # pytest.fail is not an Exception: wait_for does not swallow it
+                    pytest.fail(
+                        f"the operator container exited:\n{container_logs(docker_engine, name)[-4000:]}"
+                    )
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                     return bool(r.status == 200)
 
