@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
@@ -35,8 +33,9 @@ from mlrollout.runtime.loading import (
     predict_checked,
 )
 from mlrollout.runtime.metrics import Metrics
-from mlrollout.runtime.mirroring import MIRRORED_HEADER, REQUEST_ID_HEADER, Mirror, agree
-from mlrollout.runtime.schema import Batch, InputError, oip_datatype
+from mlrollout.runtime.mirroring import Mirror, agree
+from mlrollout.runtime.schema import Batch, InputError
+from mlrollout.runtime.scoring import ScoringApp, read_body
 
 log = logging.getLogger("mlrollout.runtime")
 JSON = "application/json"
@@ -183,7 +182,7 @@ class Runtime:
         return await self.batcher.submit(batch)
 
     def after_prediction(
-        self, request: Request, body: bytes, rid: str, batch: Batch, preds: list[Any], seconds: float
+        self, path: str, mirrored: bool, body: bytes, rid: str, batch: Batch, preds: list[Any], seconds: float
     ) -> None:
         m = self.model
         assert m is not None and self.metrics is not None
@@ -198,10 +197,10 @@ class Runtime:
                 preds,
                 latency_ms=round(seconds * 1000, 3),
             )
-        if request.headers.get(MIRRORED_HEADER) is None and self.mirror.sampled():
+        if not mirrored and self.mirror.sampled():
             records = batch.records(m.schema.names or _frame_cols(batch)) if self.log is not None else []
             self.mirror.send(
-                request.url.path,
+                path,
                 body,
                 rid,
                 preds,
@@ -258,101 +257,14 @@ def _frame_cols(batch: Batch) -> list[str]:
     return [str(c) for c in batch.frame.columns] if batch.frame is not None else []
 
 
-def _request_id(request: Request) -> str:
-    rid = request.headers.get(REQUEST_ID_HEADER, "")
-    if rid and len(rid) <= 128 and rid.isprintable():
-        return rid
-    return uuid.uuid4().hex
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise InputError(
-            f"body of {length} bytes exceeds the limit of {limit} bytes", status=413, code="PAYLOAD_TOO_LARGE"
-        )
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise InputError(f"body exceeds the limit of {limit} bytes", status=413, code="PAYLOAD_TOO_LARGE")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def create_app(settings: Settings | None = None, model: LoadedModel | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, model: LoadedModel | None = None) -> ScoringApp:
     settings = settings or Settings.from_env()
     rt = Runtime(settings, model)
 
-    async def scored(request: Request, v2: bool) -> Response:
-        t0 = time.perf_counter()
-        rid = _request_id(request)
-        status = 200
-        try:
-            if v2:
-                name = request.path_params["name"]
-                want_version = request.path_params.get("version")
-                if name != rt.name or (want_version is not None and want_version != rt.version):
-                    raise InputError(
-                        f"unknown model {name!r}"
-                        + (f" version {want_version!r}" if want_version else "")
-                        + f"; this server serves {rt.name!r} version {rt.version!r}",
-                        status=404,
-                        code="MODEL_NOT_FOUND",
-                    )
-            ctype = request.headers.get("content-type", JSON)
-            if "json" not in ctype:
-                raise InputError(
-                    f"unsupported content type {ctype!r}; send application/json",
-                    status=415,
-                    code="UNSUPPORTED_MEDIA_TYPE",
-                )
-            body = await _read_body(request, settings.max_body_bytes)
-            doc = jsonio.loads(body)
-            if rt.model is None:
-                raise InputError(
-                    f"model not ready: {rt.load_error or 'loading'}", status=503, code="NOT_READY"
-                )
-            schema = rt.model.schema
-            batch = schema.parse_v2(doc) if v2 else schema.parse_mlflow(doc)
-            out = await rt.predict(batch)
-            preds = out.tolist()
-            if v2:
-                payload: dict[str, Any] = {
-                    "model_name": rt.name,
-                    "model_version": rt.version,
-                    "id": str(doc.get("id") or rid),
-                    "outputs": [
-                        {
-                            "name": "predict",
-                            "shape": [len(preds)],
-                            "datatype": oip_datatype(out),
-                            "data": preds,
-                        }
-                    ],
-                }
-            else:
-                payload = {"predictions": preds}
-            resp = json_response(payload, headers={"x-request-id": rid})
-            rt.after_prediction(request, body, rid, batch, preds, time.perf_counter() - t0)
-            return resp
-        except InputError as exc:
-            status = exc.status
-            return error_response(exc.status, exc.message, exc.code)
-        except Exception as exc:
-            status = 500
-            log.exception("prediction failed")
-            return error_response(500, f"internal error: {type(exc).__name__}", "INTERNAL_ERROR")
-        finally:
-            if rt.metrics is not None:
-                rt.metrics.request(status, time.perf_counter() - t0)
+    async def invocations(request: Request) -> Response:  # reached only through the raw path below
+        raise HTTPException(500)
 
-    async def invocations(request: Request) -> Response:
-        return await scored(request, v2=False)
-
-    async def v2_infer(request: Request) -> Response:
-        return await scored(request, v2=True)
+    v2_infer = invocations
 
     async def ping(request: Request) -> Response:
         if rt.ready:
@@ -429,7 +341,11 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     async def feedback(request: Request) -> Response:
         status = 200
         try:
-            body = await _read_body(request, settings.max_body_bytes)
+            body = await read_body(
+                request.receive,
+                request.headers.get("content-length", "").encode() or None,
+                settings.max_body_bytes,
+            )
             doc = jsonio.loads(body)
             items = doc.get("feedback", [doc]) if isinstance(doc, dict) else doc
             if not isinstance(items, list) or not items:
@@ -535,10 +451,10 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error, 500: server_error}
     )
     app.state.runtime = rt
-    return app
+    return ScoringApp(app, rt)
 
 
-def create_app_from_env() -> Starlette:
+def create_app_from_env() -> ScoringApp:
     """uvicorn factory for worker processes: settings come from MLROLLOUT_* variables."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return create_app(Settings.from_env())
