@@ -99,6 +99,7 @@ def test_create_update_delete(
     eventually(lambda: cluster.get_md(md) is None, 60, "ModelDeployment gone")
     assert cluster.deployments(md) == []
     assert cluster.services(md) == []
+    assert "Terminating" in [r for _, r, _ in cluster.events(md)]
 
 
 def test_model_not_found_is_reported_retried_and_recovers(
@@ -141,6 +142,8 @@ def test_registry_unreachable_creates_nothing(
     assert condition(body, "Ready")["status"] == "False"
     assert ("Warning", "RegistryUnreachable") in [(t, r) for t, r, _ in cluster.events("offline")]
     assert cluster.deployments("offline") == [] and cluster.services("offline") == []
+    cluster.delete_md("offline")  # deletion never waits for the registry
+    eventually(lambda: cluster.get_md("offline") is None, 30, "deleted despite the registry outage")
 
 
 def test_killed_operator_resumes_from_status(

@@ -75,3 +75,16 @@ def test_unlabelled_deployments_are_ignored() -> None:
     desired = builders.serving_deployment(OWNER, SPEC, "stable", "m", "1")
     del desired["metadata"]["labels"][names.LABEL_TRACK]
     assert tracks([desired], OWNER, SPEC, {}) == {}
+
+
+def test_event_names_replay_identically_and_differ_otherwise() -> None:
+    from mlrollout.reconcile.loop import event_name
+    from mlrollout.rollout.actions import EmitEvent
+
+    event = EmitEvent("Normal", "Deploying", "Pending -> Deploying")
+    before = {"phase": "Pending"}
+    name = event_name(OWNER, before, event)
+    assert name == event_name(OWNER, dict(before), event)  # a replayed tick: the API server refuses it
+    assert name != event_name(OWNER, {"phase": "Healthy"}, event)
+    assert name != event_name(OWNER, before, EmitEvent("Normal", "Healthy", "Pending -> Deploying"))
+    assert name.startswith("churn.") and len(name) <= 253

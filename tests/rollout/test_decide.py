@@ -173,6 +173,7 @@ def test_a_new_version_never_replaces_stable_directly() -> None:
     assert ApplyServing("stable", "churn", "7") in decision.actions
     assert cond(decision, c.PROGRESSING) == ("False", "AwaitingStrategy")
     assert ("Normal", "NewVersion") in events(decision)
+    assert decision.status.pending_version == "churn version 8"
     again = decide.decide(
         SPEC, decision.status, Observed(1, ResolvedModel("churn", "8"), {"stable": READY}), NOW
     )

@@ -60,6 +60,9 @@ class ModelDeploymentStatus(ApiModel):
     model_name: str | None = None
     stable_version: str | None = None
     canary_version: str | None = None
+    pending_version: str | None = Field(
+        default=None, description="A resolved model that differs from stable and waits for the strategy."
+    )
     current_step: int | None = Field(default=None, ge=0)
     weights: Weights | None = None
     gate: OpenStatus | None = None

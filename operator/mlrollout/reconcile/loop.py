@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -117,7 +119,11 @@ def _act(
     body: Mapping[str, Any],
     now: datetime,
 ) -> None:
-    """Children first, then status, then Events: a crash in between repeats work, never loses state."""
+    """Children, then Events, then status: a crash anywhere repeats the tick from the same status.
+
+    Events are named after the status they were decided from, so a repeated tick re-posts the same
+    names and the API server refuses the duplicates; none is lost once the status has moved on.
+    """
     events: list[EmitEvent] = []
     for action in decision.actions:
         match action:
@@ -133,12 +139,20 @@ def _act(
                 world.executor.delete_service(owner.namespace, names.service_name(owner.name))
             case EmitEvent():
                 events.append(action)
-    patch = status_patch(body.get("status") or {}, decision.status)
-    if patch:
-        world.executor.patch_status(owner, patch, body["metadata"].get("resourceVersion"))
+    raw_status = body.get("status") or {}
     for event in events:
         log.info("%s/%s %s: %s", owner.namespace, owner.name, event.reason, event.message)
-        world.executor.emit_event(owner, event.type, event.reason, event.message, _micro(now))
+        name = event_name(owner, raw_status, event)
+        world.executor.emit_event(owner, name, event.type, event.reason, event.message, _micro(now))
+    patch = status_patch(raw_status, decision.status)
+    if patch:
+        world.executor.patch_status(owner, patch, body["metadata"].get("resourceVersion"))
+
+
+def event_name(owner: Owner, decided_from: Mapping[str, Any], event: EmitEvent) -> str:
+    """Deterministic for (object, status it was decided from, event): a replayed tick posts the same name."""
+    basis = json.dumps([owner.uid, decided_from, event.type, event.reason, event.message], sort_keys=True)
+    return f"{owner.name[:200]}.{hashlib.sha256(basis.encode()).hexdigest()[:16]}"
 
 
 def status_patch(raw: Mapping[str, Any], status: ModelDeploymentStatus) -> dict[str, Any]:

@@ -136,11 +136,15 @@ def _serve(
     actions = [*_serving_actions(status), *_stray_tracks(observed)]
     stable = observed.tracks.get(TRACK_STABLE)
     verdict = _serving_verdict(stable, status.phase)
-    candidate = _candidate(status, model)
-    if candidate and verdict.phase == Phase.HEALTHY:
-        verdict = replace(verdict, progressing=(False, "AwaitingStrategy", candidate))
-    if candidate and candidate not in _reason_message(status, c.PROGRESSING):
-        events.append(EmitEvent("Normal", "NewVersion", candidate))
+    pending = _pending_version(status, model)
+    if pending and verdict.phase == Phase.HEALTHY:
+        message = f"{pending} resolved; it waits for the rollout strategy"
+        verdict = replace(verdict, progressing=(False, "AwaitingStrategy", message))
+    if pending and pending != status.pending_version:
+        events.append(
+            EmitEvent("Normal", "NewVersion", f"{pending} resolved; stable stays {status.stable_version}")
+        )
+    updates["pending_version"] = pending
     requeue = {Phase.DEPLOYING: POLL_WHILE_DEPLOYING, Phase.DEGRADED: POLL_WHILE_DEGRADED}.get(verdict.phase)
     return _finish(status, observed, now, verdict, (*actions, *events), requeue, updates)
 
@@ -180,10 +184,11 @@ def _serving_verdict(stable: TrackState | None, previous: Phase) -> _Verdict:
     )
 
 
-def _candidate(status: ModelDeploymentStatus, model: ResolvedModel) -> str:
+def _pending_version(status: ModelDeploymentStatus, model: ResolvedModel) -> str | None:
+    """A resolved model other than the pinned stable one, as "name version N" (None when they match)."""
     if (model.name, model.version) == (status.model_name, status.stable_version):
-        return ""
-    return f"{model.name} version {model.version} resolved; it waits for the rollout strategy"
+        return None
+    return f"{model.name} version {model.version}"
 
 
 def _pinned_message(model: ResolvedModel) -> str:
@@ -240,11 +245,6 @@ def _summary(verdict: _Verdict) -> str:
 def _reason(status: ModelDeploymentStatus, type_: str, default: str) -> str:
     found = c.find(status.conditions, type_)
     return found.reason if found else default
-
-
-def _reason_message(status: ModelDeploymentStatus, type_: str) -> str:
-    found = c.find(status.conditions, type_)
-    return found.message if found else ""
 
 
 def reject_spec(status: ModelDeploymentStatus, generation: int, message: str, now: datetime) -> Decision:

@@ -7,7 +7,6 @@ is fine, so a tick interrupted anywhere can simply run again.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,15 +86,16 @@ class KubeExecutor:
             raise
         return found
 
-    def emit_event(self, owner: Owner, type_: str, reason: str, note: str, now_micro: str) -> None:
-        """Best effort: a lost Event must not fail the tick that already changed the world."""
-        name = f"{owner.name}.{time.time_ns():x}"
+    def emit_event(self, owner: Owner, name: str, type_: str, reason: str, note: str, now_micro: str) -> None:
+        """Best effort: a lost Event must not fail the tick. An existing name is a replay: skipped."""
         body = builders.event(owner, name, type_, reason, note, now_micro, self.instance)
         try:
             self._objects.create_namespaced_custom_object(
                 "events.k8s.io", "v1", owner.namespace, "events", body
             )
         except client.ApiException as e:
+            if e.status == 409:
+                return
             log.warning("could not post Event %s on %s/%s: %s", reason, owner.namespace, owner.name, e.reason)
 
     def patch_status(self, owner: Owner, status: dict[str, Any], resource_version: str | None) -> None:
