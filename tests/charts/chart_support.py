@@ -313,3 +313,12 @@ def local_operator(kubeconfig: Path, deployment: Obj, workdir: Path) -> Iterator
 def _healthy(port: int) -> bool:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
         return bool(r.status == 200)
+
+
+def require_harness_nodes(external: bool) -> None:
+    """Tests whose operator pod becomes Ready through kwok (an image no registry has) or through the
+    harness's pod runner (mlrollout.local/ images) cannot run on a full cluster from KUBECONFIG."""
+    if external:
+        import pytest
+
+        pytest.skip("needs the harness's kwok nodes and pod runner (not a cluster from KUBECONFIG)")

@@ -23,6 +23,7 @@ from charts.chart_support import (
     kubeconform,
     local_operator,
     render,
+    require_harness_nodes,
     service_account_kubeconfig,
     wait_for,
 )
@@ -166,6 +167,7 @@ def get_json(kube: KubeEnv, *args: str) -> dict[str, Any]:
 def test_helm_install_cluster_wide_then_the_operator_reconciles(
     kube: KubeEnv, namespace: str, installed: dict[str, Any], tmp_path: Path
 ) -> None:
+    require_harness_nodes(kube.external)
     # The release namespace enforces the "restricted" Pod Security Standard: the operator pod is only
     # created (and the Deployment only becomes available) if it meets it.
     kube.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted", check=True)
@@ -195,6 +197,7 @@ def can_i(kube: KubeEnv, sa: str, verb: str, resource: str, namespace: str | Non
 def test_helm_install_namespaced_watches_only_its_namespaces(
     kube: KubeEnv, namespace: str, other_namespace: str, installed: dict[str, Any], tmp_path: Path
 ) -> None:
+    require_harness_nodes(kube.external)
     unwatched = kube.create_namespace("t3")
     try:
         installed["install"]("mlr", f"watchNamespaces={{{other_namespace}}}")
@@ -261,6 +264,7 @@ def test_helm_installed_pod_runs_the_operator(
     """With an image under the harness's runner registry, the installed pod itself runs the operator: its
     in-cluster credentials are the chart ServiceAccount's projected token, and `helm install --wait`
     returns only once the runner's readiness probe got 200 from the operator's /healthz."""
+    require_harness_nodes(kube.external)
     installed["install"](
         "run", f"watchNamespaces={{{namespace}}}", "image.repository=mlrollout.local/mlrollout-operator",
         "image.tag=test", "readinessProbe.initialDelaySeconds=1", "readinessProbe.periodSeconds=1",

@@ -23,6 +23,7 @@ from charts.chart_support import (
     kubeconform,
     pod_specs,
     render,
+    require_harness_nodes,
     run,
     tools_dir,
     wait_for,
@@ -196,6 +197,7 @@ def system_namespace_free(kube: KubeEnv, crd: str) -> Iterator[None]:
 
 @pytest.mark.integration
 def test_kubectl_apply_k_installs_the_operator(kube: KubeEnv, system_namespace_free: None) -> None:
+    require_harness_nodes(kube.external)
     r = kube.kubectl("apply", "-k", str(MANIFESTS))
     assert r.returncode == 0, r.stderr
     assert "PodSecurity" not in r.stderr and "would violate" not in r.stderr, r.stderr
@@ -234,6 +236,7 @@ def test_the_plain_install_runs_the_real_operator(
 ) -> None:
     """An overlay swaps in an image the harness's pod runner executes: the operator installed by the plain
     manifests, with their ServiceAccount, reconciles an example."""
+    require_harness_nodes(kube.external)
     if shutil.which("mlrollout-operator", path=str(Path(__file__).parents[2] / ".venv" / "bin")) is None:
         pytest.fail("the mlrollout-operator console script is not installed in .venv")
     overlay = tmp_path / "overlay"
