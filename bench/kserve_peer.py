@@ -42,7 +42,10 @@ def main() -> None:
     a = p.parse_args()
     model = SKLearnModel(a.name, a.model_file, [t for t in a.trusted.split(",") if t])
     model.load()
-    kserve.ModelServer(http_port=a.port, grpc_port=a.port + 1, workers=a.workers, enable_grpc=False).start([model])
+    # Generous to the peer: no per-request latency log lines.
+    kserve.ModelServer(
+        http_port=a.port, grpc_port=a.port + 1, workers=a.workers, enable_grpc=False, enable_latency_logging=False
+    ).start([model])
 
 
 if __name__ == "__main__":

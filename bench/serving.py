@@ -106,7 +106,9 @@ def servers(model_dir: Path, port: int, workers: int) -> list[Server]:
 
 def start(server: Server, port: int, logdir: Path, timeout: float = 180) -> subprocess.Popen[bytes]:
     log = (logdir / f"{server.name}-{port}.log").open("wb")
-    env = dict(os.environ, PYTHONPATH=str(REPO / "operator"), **(server.env or {}))
+    # `mlflow models serve` execs `uvicorn` by name: the server's own bin directory goes first on PATH.
+    path = f"{Path(server.argv[0]).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "operator"), PATH=path, **(server.env or {}))
     proc = subprocess.Popen(server.argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(logdir),
                             start_new_session=True)
     deadline = time.monotonic() + timeout
