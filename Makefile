@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 BIN_DIR_FILE := $(VENV)/.bindir
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint cluster-up cluster-down system-deps venv binaries bench bench-serving clean
+.PHONY: test demo lint sync cluster-up cluster-down system-deps venv binaries bench bench-serving clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,10 +28,14 @@ test: system-deps venv binaries
 	MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests bench
-	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/ruff check operator tests bench charts/sync.py
 	$(VENV)/bin/mypy
 	cd operator && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
+
+# After changing the API models: regenerate the CRD, then copy it into the chart and manifests/.
+sync: venv
+	$(PY) -m mlrollout.api.crd > crds/mlrollout.io_modeldeployments.yaml
+	$(PY) charts/sync.py
 
 cluster-up: system-deps venv binaries
 	@MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) PYTHONPATH=tests $(PY) -m harness.cli up
