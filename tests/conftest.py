@@ -52,8 +52,12 @@ def kube(session_dir: Path) -> Iterator[KubeEnv]:
     from harness.runner import PodRunner  # needs the kubernetes client, like the tests that use it
 
     cp = _start(lambda: ControlPlane(session_dir / "cluster").start())
-    runner = PodRunner(str(cp.kubeconfig), session_dir / "pods", api_port=cp.api_port,
-                       scrape_file=session_dir / "prometheus" / "targets-runner.json").start()
+    runner = PodRunner(
+        str(cp.kubeconfig),
+        session_dir / "pods",
+        api_port=cp.api_port,
+        scrape_file=session_dir / "prometheus" / "targets-runner.json",
+    ).start()
     try:
         yield KubeEnv(kubeconfig=str(cp.kubeconfig), bin_dir=cp.bins)
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 from harness.controlplane import REPO, ControlPlane
 from harness.procs import HarnessError, Proc, pid_alive, stop_pid
@@ -24,16 +23,27 @@ def up() -> None:
         cp.procs.append(prom.proc)  # type: ignore[arg-type]
         mlflow = MLflowServer(STATE / "mlflow").start()
         cp.procs.append(mlflow.proc)  # type: ignore[arg-type]
-        runner = Proc("pod-runner", [sys.executable, "-m", "harness.runner", str(cp.kubeconfig),
-                                     str(STATE / "pods"), str(cp.api_port), str(prom.runner_targets)],
-                      cp.logs / "pod-runner.log", env=dict(os.environ, PYTHONPATH=str(REPO / "tests"))).start()
+        runner = Proc(
+            "pod-runner",
+            [
+                sys.executable,
+                "-m",
+                "harness.runner",
+                str(cp.kubeconfig),
+                str(STATE / "pods"),
+                str(cp.api_port),
+                str(prom.runner_targets),
+            ],
+            cp.logs / "pod-runner.log",
+            env=dict(os.environ, PYTHONPATH=str(REPO / "tests")),
+        ).start()
         cp.procs.append(runner)
     except BaseException:
         cp.stop()
         raise
     cp.write_pids()
     (STATE / "endpoints.json").write_text(json.dumps({"prometheus": prom.url, "mlflow": mlflow.uri}))
-    print(f"""control plane up (Kubernetes {cp.bins.name.removeprefix('bin-')}), logs in {cp.logs}
+    print(f"""control plane up (Kubernetes {cp.bins.name.removeprefix("bin-")}), logs in {cp.logs}
   export KUBECONFIG={cp.kubeconfig}
   export PATH={cp.bins}:$PATH      # kubectl, helm built for it
   kubectl get nodes

@@ -93,7 +93,8 @@ class ControlPlane:
         data = self.workdir / "etcd"
         shutil.rmtree(data, ignore_errors=True)
         p = self._proc(
-            "etcd", str(self.bins / "etcd"),
+            "etcd",
+            str(self.bins / "etcd"),
             f"--data-dir={data}",
             f"--listen-client-urls=http://127.0.0.1:{client}",
             f"--advertise-client-urls=http://127.0.0.1:{client}",
@@ -110,11 +111,10 @@ class ControlPlane:
     def _start_apiserver(self, c: Certs, token: str) -> None:
         self.api_port = free_port()
         tokens = self.workdir / "tokens.csv"
-        tokens.write_text(
-            f'{token},admin,admin,"system:masters"\n'
-        )
+        tokens.write_text(f'{token},admin,admin,"system:masters"\n')
         p = self._proc(
-            "kube-apiserver", str(self.bins / "kube-apiserver"),
+            "kube-apiserver",
+            str(self.bins / "kube-apiserver"),
             f"--etcd-servers={self.etcd_url}",
             f"--secure-port={self.api_port}",
             "--bind-address=127.0.0.1",
@@ -140,10 +140,19 @@ class ControlPlane:
         cfg = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "mlrollout-test", "cluster": {
-                "server": f"https://127.0.0.1:{self.api_port}", "certificate-authority-data": ca}}],
+            "clusters": [
+                {
+                    "name": "mlrollout-test",
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{self.api_port}",
+                        "certificate-authority-data": ca,
+                    },
+                }
+            ],
             "users": [{"name": "admin", "user": {"token": token}}],
-            "contexts": [{"name": "mlrollout-test", "context": {"cluster": "mlrollout-test", "user": "admin"}}],
+            "contexts": [
+                {"name": "mlrollout-test", "context": {"cluster": "mlrollout-test", "user": "admin"}}
+            ],
             "current-context": "mlrollout-test",
         }
         self.kubeconfig.write_text(json.dumps(cfg, indent=2))
@@ -151,11 +160,17 @@ class ControlPlane:
 
     def _start_controllers(self, c: Certs) -> None:
         kcm_port, sched_port = free_port(), free_port()
-        common = [f"--kubeconfig={self.kubeconfig}", "--leader-elect=false", "--bind-address=127.0.0.1",
-                  f"--authentication-kubeconfig={self.kubeconfig}",
-                  f"--authorization-kubeconfig={self.kubeconfig}"]
+        common = [
+            f"--kubeconfig={self.kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+        ]
         kcm = self._proc(
-            "kube-controller-manager", str(self.bins / "kube-controller-manager"), *common,
+            "kube-controller-manager",
+            str(self.bins / "kube-controller-manager"),
+            *common,
             f"--secure-port={kcm_port}",
             f"--service-account-private-key-file={c.sa_key}",
             f"--root-ca-file={c.ca_crt}",
@@ -164,7 +179,10 @@ class ControlPlane:
             "--concurrent-job-syncs=10",
         )
         sched = self._proc(
-            "kube-scheduler", str(self.bins / "kube-scheduler"), *common, f"--secure-port={sched_port}",
+            "kube-scheduler",
+            str(self.bins / "kube-scheduler"),
+            *common,
+            f"--secure-port={sched_port}",
         )
         kcm.wait_ready(lambda: _http_ok(f"https://127.0.0.1:{kcm_port}/healthz"), timeout=60)
         sched.wait_ready(lambda: _http_ok(f"https://127.0.0.1:{sched_port}/healthz"), timeout=60)
@@ -174,7 +192,8 @@ class ControlPlane:
         stages.write_text((HERE / "kwok-stages.yaml").read_text().replace("RUNNER_REGISTRY", RUNNER_REGISTRY))
         port = free_port()
         p = self._proc(
-            "kwok", str(self.bins / "kwok"),
+            "kwok",
+            str(self.bins / "kwok"),
             f"--kubeconfig={self.kubeconfig}",
             f"--config={stages}",
             "--manage-all-nodes=true",
@@ -185,12 +204,22 @@ class ControlPlane:
         )
         p.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=30)
         for name in FAKE_NODES:
-            self.kubectl_apply({
-                "apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "type": "kwok",
-                                                      "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
-                             "annotations": {"kwok.x-k8s.io/node": "fake"}},
-            })
+            self.kubectl_apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "labels": {
+                            "kubernetes.io/hostname": name,
+                            "type": "kwok",
+                            "kubernetes.io/os": "linux",
+                            "kubernetes.io/arch": "amd64",
+                        },
+                        "annotations": {"kwok.x-k8s.io/node": "fake"},
+                    },
+                }
+            )
 
     def _wait_cluster_usable(self, timeout: float = 60) -> None:
         """The controllers really act: nodes Ready, the default ServiceAccount made."""
@@ -200,22 +229,33 @@ class ControlPlane:
             for p in self.procs:
                 if not p.alive():
                     raise HarnessError(f"{p.name} died during start-up; log {p.log}")
-            nodes = self.kubectl("get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}")
+            nodes = self.kubectl(
+                "get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}"
+            )
             taints = self.kubectl("get", "nodes", "-o", "jsonpath={.items[*].spec.taints}")
             sa = self.kubectl("get", "serviceaccount", "default", "-n", "default", "-o", "name")
             # The node lifecycle controller lifts the not-ready taint once kwok reports Ready.
-            if nodes.stdout.split() == ["True"] * len(FAKE_NODES) and not taints.stdout.strip() and sa.returncode == 0:
+            if (
+                nodes.stdout.split() == ["True"] * len(FAKE_NODES)
+                and not taints.stdout.strip()
+                and sa.returncode == 0
+            ):
                 return
             last = f"nodes ready: {nodes.stdout!r}; default SA: {sa.stdout.strip() or sa.stderr.strip()}"
             time.sleep(0.5)
-        raise HarnessError(f"control plane up but not usable after {timeout:.0f}s: {last}; logs in {self.logs}")
+        raise HarnessError(
+            f"control plane up but not usable after {timeout:.0f}s: {last}; logs in {self.logs}"
+        )
 
     # -- helpers --------------------------------------------------------------------------------
 
     def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.bins / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-            capture_output=True, text=True, input=input, timeout=120,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=120,
         )
 
     def kubectl_apply(self, obj: dict[str, object]) -> None:

@@ -44,14 +44,20 @@ def train_and_register(tracking_uri: str, version_seed: int) -> str:
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("churn")
     with mlflow.start_run():
-        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x, model.predict(x)),
-                                        registered_model_name=MODEL, input_example=x.head(2))
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(x, model.predict(x)),
+            registered_model_name=MODEL,
+            input_example=x.head(2),
+        )
     return str(info.registered_model_version)
 
 
 def model_deployment(tracking_uri: str, replicas: int) -> dict[str, Any]:
     return {
-        "apiVersion": "mlrollout.io/v1alpha1", "kind": "ModelDeployment",
+        "apiVersion": "mlrollout.io/v1alpha1",
+        "kind": "ModelDeployment",
         "metadata": {"name": "churn", "namespace": NS},
         "spec": {
             "model": {"name": MODEL, "alias": "champion"},
@@ -89,8 +95,10 @@ def follow_phase(cp: ControlPlane, want: str, timeout: float = 240) -> dict[str,
         st = md_status(cp)
         if st.get("phase") != seen:
             seen = st.get("phase")
-            print(f"   phase: {seen}  stable={st.get('stableVersion')}  "
-                  f"observedGeneration={st.get('observedGeneration')}")
+            print(
+                f"   phase: {seen}  stable={st.get('stableVersion')}  "
+                f"observedGeneration={st.get('observedGeneration')}"
+            )
         if seen == want:
             return st
         time.sleep(1)
@@ -99,12 +107,17 @@ def follow_phase(cp: ControlPlane, want: str, timeout: float = 240) -> dict[str,
 
 
 def predict(ip: str) -> str:
-    body = json.dumps({"dataframe_records": [
-        {"tenure": 0.1, "monthly_spend": 1.2, "support_calls": 2.5, "age": 0.3},
-        {"tenure": 2.0, "monthly_spend": -0.4, "support_calls": -1.0, "age": 1.1},
-    ]}).encode()
-    req = urllib.request.Request(f"http://{ip}:8080/invocations", data=body,
-                                 headers={"Content-Type": "application/json"})
+    body = json.dumps(
+        {
+            "dataframe_records": [
+                {"tenure": 0.1, "monthly_spend": 1.2, "support_calls": 2.5, "age": 0.3},
+                {"tenure": 2.0, "monthly_spend": -0.4, "support_calls": -1.0, "age": 1.1},
+            ]
+        }
+    ).encode()
+    req = urllib.request.Request(
+        f"http://{ip}:8080/invocations", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         return str(r.read().decode())
 
@@ -135,10 +148,17 @@ def main() -> None:
         cp.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
         cp.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.mlrollout.io")
         cp.kubectl("create", "namespace", NS)
-        operator = Proc("operator", [str(Path(sys.executable).parent / "mlrollout-operator")],
-                        work / "operator.log", env=dict(os.environ, KUBECONFIG=str(cp.kubeconfig),
-                                                        MLROLLOUT_NAMESPACES=NS,
-                                                        MLROLLOUT_HEALTH_PORT=str(free_port()))).start()
+        operator = Proc(
+            "operator",
+            [str(Path(sys.executable).parent / "mlrollout-operator")],
+            work / "operator.log",
+            env=dict(
+                os.environ,
+                KUBECONFIG=str(cp.kubeconfig),
+                MLROLLOUT_NAMESPACES=NS,
+                MLROLLOUT_HEALTH_PORT=str(free_port()),
+            ),
+        ).start()
         extra.append(operator)
 
         say("A bad spec is rejected by the API server, naming the field")
@@ -154,21 +174,43 @@ def main() -> None:
 
         pods = json.loads(cp.kubectl("get", "pods", "-n", NS, "-o", "json").stdout)["items"]
         ip = pods[0]["status"]["podIP"]
-        say(f"Asking the serving pod for predictions (pod IP {ip}; the alias was pinned to version "
-            f"{st.get('stableVersion')})")
+        say(
+            f"Asking the serving pod for predictions (pod IP {ip}; the alias was pinned to version "
+            f"{st.get('stableVersion')})"
+        )
         for _ in range(5):
             out = predict(ip)
         print(f"   POST /invocations -> {out}")
-        wait_for(cp, "Prometheus to scrape the pod",
-                 lambda: prom.query(f'sum(mlrollout_requests_total{{namespace="{NS}"}})'), timeout=30)
+        wait_for(
+            cp,
+            "Prometheus to scrape the pod",
+            lambda: prom.query(f'sum(mlrollout_requests_total{{namespace="{NS}"}})'),
+            timeout=30,
+        )
         total = prom.query(f'sum(mlrollout_requests_total{{namespace="{NS}"}})')[0]["value"][1]
         print(f"   Prometheus: sum(mlrollout_requests_total) = {total}")
 
         say("Scaling to 2 replicas by editing the spec")
-        cp.kubectl("patch", "modeldeployment", "churn", "-n", NS, "--type=merge",
-                   "-p", json.dumps({"spec": {"serving": {"replicas": 2}}}))
-        wait_for(cp, "2 ready replicas", lambda: json.loads(cp.kubectl(
-            "get", "deployments", "-n", NS, "-o", "json").stdout)["items"][0]["status"].get("readyReplicas") == 2)
+        cp.kubectl(
+            "patch",
+            "modeldeployment",
+            "churn",
+            "-n",
+            NS,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"serving": {"replicas": 2}}}),
+        )
+        wait_for(
+            cp,
+            "2 ready replicas",
+            lambda: (
+                json.loads(cp.kubectl("get", "deployments", "-n", NS, "-o", "json").stdout)["items"][0][
+                    "status"
+                ].get("readyReplicas")
+                == 2
+            ),
+        )
         show(cp, "get", "pods", "-n", NS, "-o", "wide")
 
         say("Events recorded on the ModelDeployment")
@@ -176,8 +218,16 @@ def main() -> None:
 
         say("Deleting the ModelDeployment: the finalizer cleans up its children")
         cp.kubectl("delete", "modeldeployment", "churn", "-n", NS, "--wait=true", "--timeout=60s")
-        wait_for(cp, "children to go", lambda: not json.loads(cp.kubectl(
-            "get", "deployments,services", "-n", NS, "-o", "json").stdout)["items"], timeout=60)
+        wait_for(
+            cp,
+            "children to go",
+            lambda: (
+                not json.loads(cp.kubectl("get", "deployments,services", "-n", NS, "-o", "json").stdout)[
+                    "items"
+                ]
+            ),
+            timeout=60,
+        )
         show(cp, "get", "all", "-n", NS)
         say("Demo finished: everything it started is being stopped")
     except HarnessError as e:

@@ -21,11 +21,17 @@ class KubeEnv:
     def api_client(self) -> client.ApiClient:
         return config.new_client_from_config(config_file=self.kubeconfig)
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = False,
-                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = False, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         kubectl = self.bin_dir / "kubectl"
-        r = subprocess.run([str(kubectl) if kubectl.exists() else "kubectl", f"--kubeconfig={self.kubeconfig}",
-                            *args], capture_output=True, text=True, input=input, timeout=timeout)
+        r = subprocess.run(
+            [str(kubectl) if kubectl.exists() else "kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+        )
         if check and r.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {r.stderr}")
         return r
@@ -37,7 +43,8 @@ class KubeEnv:
     def create_namespace(self, prefix: str = "t") -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         client.CoreV1Api(self.api_client()).create_namespace(
-            {"metadata": {"name": name, "labels": {"mlrollout.io/test": "true"}}})
+            {"metadata": {"name": name, "labels": {"mlrollout.io/test": "true"}}}
+        )
         return name
 
     def delete_namespace(self, name: str) -> None:

@@ -63,8 +63,9 @@ class RunningPod:
 
 
 class PodRunner:
-    def __init__(self, kubeconfig: str, workdir: Path, api_port: int | None = None,
-                 scrape_file: Path | None = None) -> None:
+    def __init__(
+        self, kubeconfig: str, workdir: Path, api_port: int | None = None, scrape_file: Path | None = None
+    ) -> None:
         self.api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
         self.workdir = workdir
         self.api_host, self.api_port = "127.0.0.1", api_port
@@ -100,8 +101,12 @@ class PodRunner:
                     for pod in lst.items:
                         self._handle("ADDED", pod)
                 w = watch.Watch()
-                for ev in w.stream(self.api.list_pod_for_all_namespaces, resource_version=rv,
-                                   timeout_seconds=30, allow_watch_bookmarks=True):
+                for ev in w.stream(
+                    self.api.list_pod_for_all_namespaces,
+                    resource_version=rv,
+                    timeout_seconds=30,
+                    allow_watch_bookmarks=True,
+                ):
                     if self.stop_event.is_set():
                         w.stop()
                         break
@@ -241,10 +246,18 @@ class PodRunner:
         ns = pod.metadata.namespace
         sa = pod.spec.service_account_name or "default"
         tr = self.api.create_namespaced_service_account_token(
-            sa, ns, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
-                audiences=[], expiration_seconds=3600,
-                bound_object_ref=client.V1BoundObjectReference(kind="Pod", api_version="v1",
-                                                               name=pod.metadata.name, uid=pod.metadata.uid))))
+            sa,
+            ns,
+            client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(
+                    audiences=[],
+                    expiration_seconds=3600,
+                    bound_object_ref=client.V1BoundObjectReference(
+                        kind="Pod", api_version="v1", name=pod.metadata.name, uid=pod.metadata.uid
+                    ),
+                )
+            ),
+        )
         ca = self.api.read_namespaced_config_map("kube-root-ca.crt", ns).data["ca.crt"]
         _write_files(d, {"token": tr.status.token, "ca.crt": ca, "namespace": ns})
 
@@ -280,21 +293,25 @@ class PodRunner:
     @staticmethod
     def _argv(c: Any, env: dict[str, str]) -> list[str]:
         if not c.command:
-            raise ValueError(f"container {c.name!r}: the pod runner needs an explicit command "
-                             "(it cannot read the image's entrypoint)")
+            raise ValueError(
+                f"container {c.name!r}: the pod runner needs an explicit command "
+                "(it cannot read the image's entrypoint)"
+            )
         return [_expand(a, env) for a in [*c.command, *(c.args or [])]]
 
     @staticmethod
-    def _spawn(argv: list[str], env: dict[str, str], mounts: list[tuple[Path, str]], root: Path,
-               workdir: str | None) -> subprocess.Popen[bytes]:
+    def _spawn(
+        argv: list[str], env: dict[str, str], mounts: list[tuple[Path, str]], root: Path, workdir: str | None
+    ) -> subprocess.Popen[bytes]:
         # Bind each volume at its mount path in a private mount namespace, as a kubelet would;
         # the mount point itself must exist on the host, so an empty placeholder is made for it.
         cwd = workdir if workdir and Path(workdir).is_dir() else str(root)
         # cd first and mount over ancestors of the sources last (an emptyDir at /tmp hides a
         # runner directory under /tmp): the cwd and already-bound sources stay reachable.
         script = [f"cd {shlex.quote(cwd)}"]
-        mounts = sorted(mounts, key=lambda m: any(
-            str(src).startswith(m[1].rstrip("/") + "/") for src, _ in mounts))
+        mounts = sorted(
+            mounts, key=lambda m: any(str(src).startswith(m[1].rstrip("/") + "/") for src, _ in mounts)
+        )
         for src, target in mounts:
             tp = Path(target)
             if src.is_dir():
@@ -309,8 +326,14 @@ class PodRunner:
         if not shutil.which("unshare") or not mounts:
             cmd = ["sh", "-c", " && ".join(script)]
         try:
-            return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            return subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         finally:
             out.close()
 
@@ -344,7 +367,9 @@ class PodRunner:
         try:
             if probe.http_get is not None:
                 port = probe.http_get.port
-                with urllib.request.urlopen(f"http://{ip}:{port}{probe.http_get.path or '/'}", timeout=1) as r:
+                with urllib.request.urlopen(
+                    f"http://{ip}:{port}{probe.http_get.path or '/'}", timeout=1
+                ) as r:
                     return bool(200 <= r.status < 400)
             if probe.tcp_socket is not None:
                 with socket.create_connection((ip, int(probe.tcp_socket.port)), timeout=1):
@@ -364,12 +389,23 @@ class PodRunner:
             {"type": "Ready", "status": s, "lastTransitionTime": t},
         ]
 
-    def _cstatus(self, pod: Any, rp: RunningPod, ready: bool = False, state: dict[str, Any] | None = None,
-                 last: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _cstatus(
+        self,
+        pod: Any,
+        rp: RunningPod,
+        ready: bool = False,
+        state: dict[str, Any] | None = None,
+        last: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         c = pod.spec.containers[0]
         s: dict[str, Any] = {
-            "name": c.name, "image": c.image, "imageID": "", "ready": ready, "started": state is None or "running" in state,
-            "restartCount": rp.restarts, "state": state or {"running": {"startedAt": now()}},
+            "name": c.name,
+            "image": c.image,
+            "imageID": "",
+            "ready": ready,
+            "started": state is None or "running" in state,
+            "restartCount": rp.restarts,
+            "state": state or {"running": {"startedAt": now()}},
         }
         if last:
             s["lastState"] = last
@@ -377,33 +413,65 @@ class PodRunner:
 
     def _report_running(self, pod: Any, rp: RunningPod, started: str) -> None:
         rp.ready = False
-        self._patch(pod, {
-            "phase": "Running", "podIP": rp.ip, "podIPs": [{"ip": rp.ip}], "hostIP": "127.0.0.1",
-            "startTime": started, "conditions": self._conditions(False),
-            "containerStatuses": [self._cstatus(pod, rp, state={"running": {"startedAt": started}})],
-        })
+        self._patch(
+            pod,
+            {
+                "phase": "Running",
+                "podIP": rp.ip,
+                "podIPs": [{"ip": rp.ip}],
+                "hostIP": "127.0.0.1",
+                "startTime": started,
+                "conditions": self._conditions(False),
+                "containerStatuses": [self._cstatus(pod, rp, state={"running": {"startedAt": started}})],
+            },
+        )
 
-    def _report_terminated(self, pod: Any, rp: RunningPod, code: int, message: str, started: str,
-                           final: bool) -> None:
-        term = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                               "message": message, "startedAt": started, "finishedAt": now()}}
+    def _report_terminated(
+        self, pod: Any, rp: RunningPod, code: int, message: str, started: str, final: bool
+    ) -> None:
+        term = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "message": message,
+                "startedAt": started,
+                "finishedAt": now(),
+            }
+        }
         if final:
-            self._patch(pod, {"phase": "Succeeded" if code == 0 else "Failed",
-                              "conditions": self._conditions(False),
-                              "containerStatuses": [self._cstatus(pod, rp, state=term)]})
+            self._patch(
+                pod,
+                {
+                    "phase": "Succeeded" if code == 0 else "Failed",
+                    "conditions": self._conditions(False),
+                    "containerStatuses": [self._cstatus(pod, rp, state=term)],
+                },
+            )
         else:
             waiting = {"waiting": {"reason": "CrashLoopBackOff", "message": f"exit code {code}"}}
-            self._patch(pod, {"conditions": self._conditions(False),
-                              "containerStatuses": [self._cstatus(pod, rp, state=waiting, last=term)]})
+            self._patch(
+                pod,
+                {
+                    "conditions": self._conditions(False),
+                    "containerStatuses": [self._cstatus(pod, rp, state=waiting, last=term)],
+                },
+            )
 
     def _report_waiting(self, pod: Any, rp: RunningPod, reason: str, message: str) -> None:
-        self._patch(pod, {"containerStatuses": [self._cstatus(
-            pod, rp, state={"waiting": {"reason": reason, "message": message}})]})
+        self._patch(
+            pod,
+            {
+                "containerStatuses": [
+                    self._cstatus(pod, rp, state={"waiting": {"reason": reason, "message": message}})
+                ]
+            },
+        )
 
     def _patch(self, pod: Any, status: dict[str, Any]) -> None:
         try:
-            self.api.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace,
-                                                 {"status": status})
+            self.api.patch_namespaced_pod_status(
+                pod.metadata.name, pod.metadata.namespace, {"status": status}
+            )
         except ApiException as e:
             if e.status != 404:
                 log.warning("patching %s/%s status: %s", pod.metadata.namespace, pod.metadata.name, e.reason)
@@ -432,9 +500,15 @@ class PodRunner:
             ann = (pod.metadata.annotations or {}) if pod is not None else {}
             if not remove and ann.get("prometheus.io/scrape") == "true":
                 port = ann.get("prometheus.io/port", "8080")
-                labels = {"namespace": pod.metadata.namespace, "pod": pod.metadata.name,
-                          "__meta_pod_uid": rp.uid, "__metrics_path__": ann.get("prometheus.io/path", "/metrics")}
-                labels.update({re.sub(r"[^a-zA-Z0-9_]", "_", k): v for k, v in (pod.metadata.labels or {}).items()})
+                labels = {
+                    "namespace": pod.metadata.namespace,
+                    "pod": pod.metadata.name,
+                    "__meta_pod_uid": rp.uid,
+                    "__metrics_path__": ann.get("prometheus.io/path", "/metrics"),
+                }
+                labels.update(
+                    {re.sub(r"[^a-zA-Z0-9_]", "_", k): v for k, v in (pod.metadata.labels or {}).items()}
+                )
                 targets.append({"targets": [f"{rp.ip}:{port}"], "labels": labels})
             self.scrape_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.scrape_file.with_suffix(".tmp")
@@ -463,8 +537,11 @@ def _decode(data: dict[str, str] | None) -> dict[str, str]:
 
 def _expand(s: str, env: dict[str, str]) -> str:
     """Kubernetes $(VAR) expansion; $$(VAR) escapes."""
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
-                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), s)
+    return re.sub(
+        r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+        lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)),
+        s,
+    )
 
 
 def main() -> None:

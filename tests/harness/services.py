@@ -35,26 +35,37 @@ class Prometheus:
     def start(self) -> Prometheus:
         exe = shutil.which("prometheus")
         if exe is None:
-            raise HarnessError("prometheus is not installed: run `make system-deps` (Debian package prometheus)")
+            raise HarnessError(
+                "prometheus is not installed: run `make system-deps` (Debian package prometheus)"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         for f in (self.runner_targets, self.workdir / "targets-static.json"):
             if not f.exists():  # the pod runner may have registered targets already
                 f.write_text("[]")
         cfg = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
-            "scrape_configs": [{
-                "job_name": "mlrollout",
-                "file_sd_configs": [{"files": [str(self.workdir / "targets-*.json")], "refresh_interval": "1s"}],
-            }],
+            "scrape_configs": [
+                {
+                    "job_name": "mlrollout",
+                    "file_sd_configs": [
+                        {"files": [str(self.workdir / "targets-*.json")], "refresh_interval": "1s"}
+                    ],
+                }
+            ],
         }
         (self.workdir / "prometheus.yml").write_text(json.dumps(cfg))
         self.port = free_port()
-        self.proc = Proc("prometheus", [
-            exe, f"--config.file={self.workdir / 'prometheus.yml'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            f"--storage.tsdb.path={self.workdir / 'data'}",
-            "--web.enable-lifecycle",
-        ], self.workdir / "prometheus.log").start()
+        self.proc = Proc(
+            "prometheus",
+            [
+                exe,
+                f"--config.file={self.workdir / 'prometheus.yml'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                "--web.enable-lifecycle",
+            ],
+            self.workdir / "prometheus.log",
+        ).start()
         self.proc.wait_ready(lambda: _get(f"{self.url}/-/ready").startswith("Prometheus"), timeout=30)
         return self
 
@@ -95,12 +106,25 @@ class MLflowServer:
         if not exe.exists():
             raise HarnessError(f"mlflow is not installed in {sys.prefix}: run `make venv`")
         env = dict(os.environ, MLFLOW_ENABLE_TELEMETRY="false", MLFLOW_DISABLE_TELEMETRY="true")
-        self.proc = Proc("mlflow", [
-            str(exe), "server",
-            "--backend-store-uri", f"sqlite:///{self.workdir / 'mlflow.db'}",
-            "--artifacts-destination", str(self.workdir / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-        ], self.workdir / "mlflow.log", env=env).start()
+        self.proc = Proc(
+            "mlflow",
+            [
+                str(exe),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.workdir / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(self.workdir / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            self.workdir / "mlflow.log",
+            env=env,
+        ).start()
         self.proc.wait_ready(lambda: _get(f"{self.uri}/health").strip() == "OK", timeout=120)
         return self
 

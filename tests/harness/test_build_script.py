@@ -22,9 +22,12 @@ def test_ready_binaries_from_kubebuilder_assets_are_used_without_building(tmp_pa
     fake = assets / "kubeconform"
     fake.write_text("#!/bin/sh\necho fake\n")
     fake.chmod(0o755)
-    env = dict(os.environ, KUBEBUILDER_ASSETS=str(assets), MLROLLOUT_BIN_DIR=str(tmp_path / "bin"),
-               GOPROXY="off")  # any attempt to build would fail: nothing can be fetched
-    r = subprocess.run(["bash", str(SCRIPT), "kubeconform"], env=env, capture_output=True, text=True, timeout=60)
+    env = dict(
+        os.environ, KUBEBUILDER_ASSETS=str(assets), MLROLLOUT_BIN_DIR=str(tmp_path / "bin"), GOPROXY="off"
+    )  # any attempt to build would fail: nothing can be fetched
+    r = subprocess.run(
+        ["bash", str(SCRIPT), "kubeconform"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "bin" / "kubeconform").resolve() == fake
 

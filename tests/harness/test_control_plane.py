@@ -23,13 +23,25 @@ WIDGET_CRD = {
         "group": "harness.mlrollout.io",
         "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
         "scope": "Namespaced",
-        "versions": [{
-            "name": "v1", "served": True, "storage": True,
-            "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {
-                "type": "object", "required": ["size"],
-                "properties": {"size": {"type": "integer", "minimum": 1, "maximum": 10}},
-            }}}},
-        }],
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {"size": {"type": "integer", "minimum": 1, "maximum": 10}},
+                            }
+                        },
+                    }
+                },
+            }
+        ],
     },
 }
 
@@ -46,19 +58,32 @@ def eventually(fn: Callable[[], T | None], timeout: float = 60, what: str = "con
 
 def job(name: str, image: str, script: str, **pod: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-        "spec": {"backoffLimit": 0, "template": {"spec": {
-            "restartPolicy": "Never",
-            "containers": [{"name": "main", "image": image, "command": ["python3", "-c", script], **pod}],
-        }}},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "main", "image": image, "command": ["python3", "-c", script], **pod}
+                    ],
+                }
+            },
+        },
     }
 
 
 def test_crd_schema_rejects_invalid_object(kube: KubeEnv, namespace: str) -> None:
     kube.kubectl("apply", "-f", "-", input=json.dumps(WIDGET_CRD), check=True)
     kube.kubectl("wait", "--for=condition=Established", "crd/widgets.harness.mlrollout.io", check=True)
-    bad = {"apiVersion": "harness.mlrollout.io/v1", "kind": "Widget", "metadata": {"name": "w"},
-           "spec": {"size": 150}}
+    bad = {
+        "apiVersion": "harness.mlrollout.io/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"size": 150},
+    }
     r = kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(bad))
     assert r.returncode != 0
     assert "spec.size" in r.stderr and "less than or equal to 10" in r.stderr
@@ -68,14 +93,24 @@ def test_crd_schema_rejects_invalid_object(kube: KubeEnv, namespace: str) -> Non
 
 def test_deployment_pods_become_running_and_ready(kube: KubeEnv, namespace: str) -> None:
     apps = client.AppsV1Api(kube.api_client())
-    apps.create_namespaced_deployment(namespace, {
-        "metadata": {"name": "web"},
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}},
-    })
-    eventually(lambda: (apps.read_namespaced_deployment("web", namespace).status.ready_replicas or 0) == 3,
-               what="3 ready replicas")
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+                },
+            },
+        },
+    )
+    eventually(
+        lambda: (apps.read_namespaced_deployment("web", namespace).status.ready_replicas or 0) == 3,
+        what="3 ready replicas",
+    )
     pods = client.CoreV1Api(kube.api_client()).list_namespaced_pod(namespace, label_selector="app=web").items
     assert [p.status.phase for p in pods] == ["Running"] * 3
     assert all(p.spec.node_name for p in pods), "the real scheduler bound every pod"
@@ -90,8 +125,11 @@ def _job_condition(kube: KubeEnv, namespace: str, name: str) -> str | None:
 
 
 def _pod_of(kube: KubeEnv, namespace: str, job_name: str) -> Any:
-    pods = client.CoreV1Api(kube.api_client()).list_namespaced_pod(
-        namespace, label_selector=f"job-name={job_name}").items
+    pods = (
+        client.CoreV1Api(kube.api_client())
+        .list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
+        .items
+    )
     assert len(pods) == 1
     return pods[0]
 
@@ -102,11 +140,20 @@ def test_runner_executes_job_and_reports_termination_message(kube: KubeEnv, name
         "pathlib.Path('/dev/termination-log').write_text(json.dumps("
         "{'pod': os.environ['POD_NAME'], 'greeting': os.environ['GREETING']}))\n"
     )
-    env = [{"name": "GREETING", "value": "hello $(POD_NAME)"},
-           {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    env = [
+        {"name": "GREETING", "value": "hello $(POD_NAME)"},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
     # POD_NAME is defined after GREETING, so $(POD_NAME) stays literal, as in a kubelet.
-    kube.kubectl("apply", "-n", namespace, "-f", "-", check=True,
-                 input=json.dumps(job("ok", "mlrollout.local/exec:test", script, env=env)))
+    kube.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        check=True,
+        input=json.dumps(job("ok", "mlrollout.local/exec:test", script, env=env)),
+    )
     assert eventually(lambda: _job_condition(kube, namespace, "ok"), what="job to finish") == "Complete"
     pod = _pod_of(kube, namespace, "ok")
     term = pod.status.container_statuses[0].state.terminated
@@ -116,15 +163,30 @@ def test_runner_executes_job_and_reports_termination_message(kube: KubeEnv, name
 
 def test_runner_reports_failed_job(kube: KubeEnv, namespace: str) -> None:
     script = "import sys; print('boom'); sys.exit(1)"
-    kube.kubectl("apply", "-n", namespace, "-f", "-", check=True,
-                 input=json.dumps(job("bad", "mlrollout.local/exec:test", script,
-                                      terminationMessagePolicy="FallbackToLogsOnError")))
+    kube.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        check=True,
+        input=json.dumps(
+            job("bad", "mlrollout.local/exec:test", script, terminationMessagePolicy="FallbackToLogsOnError")
+        ),
+    )
     assert eventually(lambda: _job_condition(kube, namespace, "bad"), what="job to finish") == "Failed"
     term = _pod_of(kube, namespace, "bad").status.container_statuses[0].state.terminated
     assert term.exit_code == 1 and "boom" in term.message
 
 
 def test_kwok_completes_jobs_it_fakes(kube: KubeEnv, namespace: str) -> None:
-    kube.kubectl("apply", "-n", namespace, "-f", "-", check=True,
-                 input=json.dumps(job("fake", "busybox:1.36", "unused")))
+    kube.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        check=True,
+        input=json.dumps(job("fake", "busybox:1.36", "unused")),
+    )
     assert eventually(lambda: _job_condition(kube, namespace, "fake"), what="job to finish") == "Complete"

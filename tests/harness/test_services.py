@@ -23,15 +23,27 @@ http.server.HTTPServer((os.environ['MLROLLOUT_HOST'], 9100), H).serve_forever()
 
 
 @pytest.mark.integration
-def test_prometheus_scrapes_a_pod_the_runner_runs(kube: KubeEnv, namespace: str, prometheus: Prometheus) -> None:
+def test_prometheus_scrapes_a_pod_the_runner_runs(
+    kube: KubeEnv, namespace: str, prometheus: Prometheus
+) -> None:
     pod = {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "exporter", "labels": {"app": "exporter"},
-                     "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9100"}},
-        "spec": {"containers": [{
-            "name": "main", "image": "mlrollout.local/exec:test", "command": ["python3", "-c", METRICS_SERVER],
-            "readinessProbe": {"httpGet": {"path": "/", "port": 9100}, "periodSeconds": 1},
-        }]},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "exporter",
+            "labels": {"app": "exporter"},
+            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9100"},
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "mlrollout.local/exec:test",
+                    "command": ["python3", "-c", METRICS_SERVER],
+                    "readinessProbe": {"httpGet": {"path": "/", "port": 9100}, "periodSeconds": 1},
+                }
+            ]
+        },
     }
     kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod), check=True)
     core = client.CoreV1Api(kube.api_client())
@@ -41,8 +53,11 @@ def test_prometheus_scrapes_a_pod_the_runner_runs(kube: KubeEnv, namespace: str,
         return any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
 
     eventually(ready, what="pod Ready through its readiness probe")
-    result = eventually(lambda: prometheus.query(f'harness_probe_value{{namespace="{namespace}"}}'),
-                        timeout=30, what="a scraped sample")
+    result = eventually(
+        lambda: prometheus.query(f'harness_probe_value{{namespace="{namespace}"}}'),
+        timeout=30,
+        what="a scraped sample",
+    )
     assert float(result[0]["value"][1]) == 42.0
     assert result[0]["metric"]["app"] == "exporter"
 
