@@ -44,7 +44,11 @@ def main() -> None:
     model.load()
     # Generous to the peer: no per-request latency log lines.
     kserve.ModelServer(
-        http_port=a.port, grpc_port=a.port + 1, workers=a.workers, enable_grpc=False, enable_latency_logging=False
+        http_port=a.port,
+        grpc_port=a.port + 1,
+        workers=a.workers,
+        enable_grpc=False,
+        enable_latency_logging=False,
     ).start([model])
 
 

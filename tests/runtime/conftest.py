@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import runtime_models as models
 from starlette.testclient import TestClient
 
 from harness.procs import Proc, free_port
-import runtime_models as models
-
 from mlrollout.runtime.app import create_app
 from mlrollout.runtime.config import Settings
 
@@ -90,8 +89,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., tuple[str, Proc]]]:
         port = free_port()
         e = dict(os.environ, MLROLLOUT_HOST="127.0.0.1", MLROLLOUT_CACHE_DIR=str(tmp_path / f"c{port}"))
         e.update(env or {})
-        p = Proc(f"runtime-{port}", runtime_cmd(*args, "--port", str(port)), tmp_path / f"rt-{port}.log",
-                 env=e).start()
+        p = Proc(
+            f"runtime-{port}", runtime_cmd(*args, "--port", str(port)), tmp_path / f"rt-{port}.log", env=e
+        ).start()
         procs.append(p)
         url = f"http://127.0.0.1:{port}"
         p.wait_ready(lambda: httpx.get(url + "/ping", timeout=2).status_code == 200, timeout=timeout)

@@ -20,15 +20,20 @@ def data(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
     return x, y
 
 
-def save(model: object, path: Path, x: pd.DataFrame, fmt: str = "skops", trusted: list[str] | None = None) -> Path:
+def save(
+    model: object, path: Path, x: pd.DataFrame, fmt: str = "skops", trusted: list[str] | None = None
+) -> Path:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mlflow.sklearn.save_model(
-            model, str(path), signature=infer_signature(x, model.predict(x)),  # type: ignore[attr-defined]
-            serialization_format=fmt, skops_trusted_types=trusted,
+            model,
+            str(path),
+            signature=infer_signature(x, model.predict(x)),  # type: ignore[attr-defined]
+            serialization_format=fmt,
+            skops_trusted_types=trusted,
         )
     return path
 
@@ -59,12 +64,25 @@ def mixed(path: Path) -> Path:
     from sklearn.preprocessing import OneHotEncoder
 
     rng = np.random.default_rng(1)
-    x = pd.DataFrame({"plan": rng.choice(["basic", "premium"], 300), "age": rng.integers(18, 80, 300),
-                      "spend": rng.normal(size=300)})
+    x = pd.DataFrame(
+        {
+            "plan": rng.choice(["basic", "premium"], 300),
+            "age": rng.integers(18, 80, 300),
+            "spend": rng.normal(size=300),
+        }
+    )
     y = ((x.plan == "premium") ^ (x.spend > 0)).astype(int)
-    pipe = Pipeline([("pre", ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"])],
-                                               remainder="passthrough")),
-                     ("clf", LogisticRegression())]).fit(x, y)
+    pipe = Pipeline(
+        [
+            (
+                "pre",
+                ColumnTransformer(
+                    [("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"])], remainder="passthrough"
+                ),
+            ),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(x, y)
     import skops.io
 
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipe))

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 import runtime_models as models
-from conftest import AppFactory
 from starlette.testclient import TestClient
 
+from conftest import AppFactory
 from mlrollout.runtime.loading import load_model
 from mlrollout.runtime.schema import Batch
 
@@ -63,10 +63,23 @@ def test_open_inference_protocol(rf_client: TestClient, rf_path: Path) -> None:
     assert meta["name"] == "rf" and meta["versions"] == ["3"] and meta["platform"] == "mlflow-sklearn"
     assert [i["name"] for i in meta["inputs"]] == COLS and meta["inputs"][0]["datatype"] == "FP64"
     assert rf_client.get("/v2").json()["name"] == "mlrollout"
-    per_column = {"id": "q1", "inputs": [{"name": c, "shape": [len(ROWS)], "datatype": "FP64",
-                                          "data": [r[i] for r in ROWS]} for i, c in enumerate(COLS)]}
-    one_tensor = {"inputs": [{"name": "input-0", "shape": [len(ROWS), 20], "datatype": "FP64",
-                              "data": [v for r in ROWS for v in r]}]}
+    per_column = {
+        "id": "q1",
+        "inputs": [
+            {"name": c, "shape": [len(ROWS)], "datatype": "FP64", "data": [r[i] for r in ROWS]}
+            for i, c in enumerate(COLS)
+        ],
+    }
+    one_tensor = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [len(ROWS), 20],
+                "datatype": "FP64",
+                "data": [v for r in ROWS for v in r],
+            }
+        ]
+    }
     for body, path in ((per_column, "/v2/models/rf/infer"), (one_tensor, "/v2/models/rf/versions/3/infer")):
         r = rf_client.post(path, json=body)
         assert r.status_code == 200, r.text
@@ -90,7 +103,10 @@ def test_regression_and_value_histogram(make_client: AppFactory, rf_reg_path: Pa
     c = make_client(rf_reg_path, model_name="reg")
     r = c.post("/invocations", json={"instances": ROWS})
     assert r.status_code == 200 and all(isinstance(v, float) for v in r.json()["predictions"])
-    assert 'mlrollout_prediction_value_count{model="reg",track="stable",version="0"} 8.0' in c.get("/metrics").text
+    assert (
+        'mlrollout_prediction_value_count{model="reg",track="stable",version="0"} 8.0'
+        in c.get("/metrics").text
+    )
 
 
 def test_dataframe_path_with_strings_and_ints(make_client: AppFactory, mixed_path: Path) -> None:
@@ -99,8 +115,15 @@ def test_dataframe_path_with_strings_and_ints(make_client: AppFactory, mixed_pat
     # Trust only what this file really needs (nothing, for a plain pipeline on skops 0.16).
     untrusted = skops.io.get_untrusted_types(file=str(mixed_path / "model.skops"))
     c = make_client(mixed_path, trusted_types=tuple(untrusted))
-    r = c.post("/invocations", json={"dataframe_records": [{"plan": "basic", "age": 30, "spend": 1.5},
-                                                           {"plan": "premium", "age": 41, "spend": -1.0}]})
+    r = c.post(
+        "/invocations",
+        json={
+            "dataframe_records": [
+                {"plan": "basic", "age": 30, "spend": 1.5},
+                {"plan": "premium", "age": 41, "spend": -1.0},
+            ]
+        },
+    )
     assert r.status_code == 200, r.text
     assert len(r.json()["predictions"]) == 2
     bad = c.post("/invocations", json={"dataframe_records": [{"plan": 3, "age": 30, "spend": 1.5}]})
@@ -118,8 +141,12 @@ BAD: list[tuple[str, Any, int, str]] = [
     ("two keys", {"instances": [ROWS[0]], "inputs": [ROWS[0]]}, 400, "exactly one"),
     ("empty batch", {"dataframe_split": {"columns": COLS, "data": []}}, 400, "empty input"),
     ("empty records", {"dataframe_records": []}, 400, "empty input"),
-    ("missing column", {"dataframe_records": [{k: v for k, v in ROW.items() if k != "f3"}]}, 400,
-     "missing columns ['f3']"),
+    (
+        "missing column",
+        {"dataframe_records": [{k: v for k, v in ROW.items() if k != "f3"}]},
+        400,
+        "missing columns ['f3']",
+    ),
     ("extra column", {"dataframe_records": [{**ROW, "zz": 1.0}]}, 400, "unexpected columns ['zz']"),
     ("wrong type", {"dataframe_records": [{**ROW, "f2": "high"}]}, 400, "column 'f2': expected double"),
     ("bool for double", {"dataframe_records": [{**ROW, "f2": True}]}, 400, "expected double"),
@@ -134,7 +161,9 @@ BAD: list[tuple[str, Any, int, str]] = [
 
 
 @pytest.mark.parametrize(("case", "body", "status", "message"), BAD, ids=[b[0] for b in BAD])
-def test_bad_input_is_a_clear_4xx(rf_client: TestClient, case: str, body: Any, status: int, message: str) -> None:
+def test_bad_input_is_a_clear_4xx(
+    rf_client: TestClient, case: str, body: Any, status: int, message: str
+) -> None:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     r = rf_client.post("/invocations", content=content, headers={"content-type": "application/json"})
     assert r.status_code == status, r.text
@@ -151,8 +180,10 @@ def test_v2_bad_input(rf_client: TestClient) -> None:
     assert rf_client.post("/v2/models/rf/versions/9/infer", json={"inputs": []}).status_code == 404
     assert rf_client.get("/v2/models/nope").status_code == 404
     assert rf_client.post("/v2/models/rf/infer", json={"inputs": []}).status_code == 400
-    r = rf_client.post("/v2/models/rf/infer", json={"inputs": [{"name": "x", "shape": [3], "datatype": "FP64",
-                                                               "data": [1, 2, 3]}]})
+    r = rf_client.post(
+        "/v2/models/rf/infer",
+        json={"inputs": [{"name": "x", "shape": [3], "datatype": "FP64", "data": [1, 2, 3]}]},
+    )
     assert r.status_code == 400 and "do not fill rows of 20" in r.json()["message"]
     assert rf_client.get("/nowhere").json()["error_code"] == "NOT_FOUND"
     assert rf_client.get("/invocations").status_code == 405
@@ -179,12 +210,25 @@ def test_wrong_media_type(rf_client: TestClient) -> None:
 def test_feedback_counts_outcomes(rf_client: TestClient) -> None:
     rid = rf_client.post("/invocations", json={"instances": ROWS[:1]}).headers["x-request-id"]
     assert rf_client.post("/feedback", json={"request_id": rid, "label": 1}).json() == {"accepted": 1}
-    assert rf_client.post("/feedback", json={"feedback": [{"request_id": rid, "outcome": "converted", "value": 12.5},
-                                                          {"request_id": "r2", "outcome": "converted"}]}).status_code == 200
+    assert (
+        rf_client.post(
+            "/feedback",
+            json={
+                "feedback": [
+                    {"request_id": rid, "outcome": "converted", "value": 12.5},
+                    {"request_id": "r2", "outcome": "converted"},
+                ]
+            },
+        ).status_code
+        == 200
+    )
     text = rf_client.get("/metrics").text
     assert 'mlrollout_feedback_total{model="rf",outcome="label",track="stable",version="3"} 1.0' in text
     assert 'mlrollout_feedback_total{model="rf",outcome="converted",track="stable",version="3"} 2.0' in text
-    assert 'mlrollout_feedback_value_sum_total{model="rf",outcome="converted",track="stable",version="3"} 12.5' in text
+    assert (
+        'mlrollout_feedback_value_sum_total{model="rf",outcome="converted",track="stable",version="3"} 12.5'
+        in text
+    )
     for bad in ({"label": 1}, {"request_id": "x"}, {"request_id": "x", "outcome": "y", "value": "big"}, []):
         r = rf_client.post("/feedback", json=bad)
         assert r.status_code == 400, bad

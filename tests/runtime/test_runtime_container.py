@@ -31,8 +31,12 @@ def pip_build_args() -> list[str]:
     for var in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"):
         value = os.environ.get(var)
         if not value:
-            out = subprocess.run(["pip", "config", "get", f"global.{var[4:].lower().replace('_', '-')}"],
-                                 capture_output=True, text=True, check=False)
+            out = subprocess.run(
+                ["pip", "config", "get", f"global.{var[4:].lower().replace('_', '-')}"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             value = out.stdout.strip() if out.returncode == 0 else ""
         if value:
             args += ["--build-arg", f"{var}={value}"]
@@ -47,8 +51,18 @@ def image(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     shutil.copy(REPO / "README.md", ctx)
     shutil.copytree(REPO / "operator", ctx / "operator", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "serving-image" / "Dockerfile", ctx / "Dockerfile")
-    docker_engine.docker("build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}", *pip_build_args(),
-                         "-t", IMAGE, str(ctx), timeout=1800)
+    docker_engine.docker(
+        "build",
+        "--network",
+        "host",
+        "--build-arg",
+        f"BASE_IMAGE={base}",
+        *pip_build_args(),
+        "-t",
+        IMAGE,
+        str(ctx),
+        timeout=1800,
+    )
     return IMAGE
 
 
@@ -60,9 +74,31 @@ def test_image_serves_a_registered_model(image: str, docker_engine: Any, mlflow_
     port = free_port()
     cname = f"mlr-rt-{port}"
     docker_engine.docker(
-        "run", "-d", "--name", cname, "--network", "host", "--read-only", "--tmpfs", "/tmp:rw,size=512m",
-        "--user", "65534:65534", "-e", f"MLFLOW_TRACKING_URI={mlflow_server.uri}", "-e", "MLROLLOUT_HOST=127.0.0.1",
-        image, uri, "--port", str(port), "--workers", "2", "--trusted-types", models.TREE, "--track", "canary",
+        "run",
+        "-d",
+        "--name",
+        cname,
+        "--network",
+        "host",
+        "--read-only",
+        "--tmpfs",
+        "/tmp:rw,size=512m",
+        "--user",
+        "65534:65534",
+        "-e",
+        f"MLFLOW_TRACKING_URI={mlflow_server.uri}",
+        "-e",
+        "MLROLLOUT_HOST=127.0.0.1",
+        image,
+        uri,
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--trusted-types",
+        models.TREE,
+        "--track",
+        "canary",
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -96,13 +132,21 @@ def exercise_every_endpoint(url: str, name: str, version: str) -> None:
         assert c.get(f"/v2/models/{name}/ready").status_code == 200
         r = c.post("/invocations", json={"dataframe_split": {"columns": models.COLUMNS, "data": rows}})
         assert r.status_code == 200 and len(r.json()["predictions"]) == 3
-        r2 = c.post(f"/v2/models/{name}/infer", json={"inputs": [
-            {"name": col, "shape": [3], "datatype": "FP64", "data": [row[i] for row in rows]}
-            for i, col in enumerate(models.COLUMNS)]})
+        r2 = c.post(
+            f"/v2/models/{name}/infer",
+            json={
+                "inputs": [
+                    {"name": col, "shape": [3], "datatype": "FP64", "data": [row[i] for row in rows]}
+                    for i, col in enumerate(models.COLUMNS)
+                ]
+            },
+        )
         assert r2.json()["outputs"][0]["data"] == r.json()["predictions"]
         assert c.post("/invocations", json={"instances": [[1.0]]}).status_code == 400
         assert c.post("/v2/models/nope/infer", json={"inputs": []}).status_code == 404
-        assert c.post("/feedback", json={"request_id": r.headers["x-request-id"], "label": 1}).status_code == 200
+        assert (
+            c.post("/feedback", json={"request_id": r.headers["x-request-id"], "label": 1}).status_code == 200
+        )
         assert "/invocations" in c.get("/openapi.json").json()["paths"]
         assert c.get("/config").json()["track"] == "canary"
         text = c.get("/metrics").text

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from conftest import AppFactory
 
+from conftest import AppFactory
 from mlrollout.runtime.inference_log import InferenceLog
 
 COLS = [f"f{i}" for i in range(20)]
@@ -18,9 +18,13 @@ def read(path: Path, stream: str) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
 
 
-def test_predictions_and_labels_join_by_request_id(make_client: AppFactory, rf_path: Path, tmp_path: Path) -> None:
+def test_predictions_and_labels_join_by_request_id(
+    make_client: AppFactory, rf_path: Path, tmp_path: Path
+) -> None:
     logdir = tmp_path / "log"
-    c = make_client(rf_path, model_name="rf", model_version="3", inference_log_uri=str(logdir), track="canary")
+    c = make_client(
+        rf_path, model_name="rf", model_version="3", inference_log_uri=str(logdir), track="canary"
+    )
     rows = [[0.1 * i + j for i in range(20)] for j in range(3)]
     r = c.post("/invocations", json={"dataframe_split": {"columns": COLS, "data": rows}})
     rid = r.headers["x-request-id"]
@@ -31,8 +35,17 @@ def test_predictions_and_labels_join_by_request_id(make_client: AppFactory, rf_p
     preds = read(logdir, "predictions")
     labels = read(logdir, "labels")
     assert len(preds) == 4 and set(preds.request_id) == {rid, "fixed-id"}
-    assert set(preds.columns) >= {"request_id", "row", "timestamp", "model", "version", "track", "prediction",
-                                  "input.f0", "input.f19"}
+    assert set(preds.columns) >= {
+        "request_id",
+        "row",
+        "timestamp",
+        "model",
+        "version",
+        "track",
+        "prediction",
+        "input.f0",
+        "input.f19",
+    }
     assert (preds.track == "canary").all() and (preds.version == "3").all()
     first = preds[preds.request_id == rid].sort_values("row")
     assert first["input.f1"].tolist() == [0.1, 1.1, 2.1]
@@ -66,7 +79,9 @@ def test_rotation_by_time(tmp_path: Path) -> None:
 
 def test_bounded_memory_never_blocks(tmp_path: Path) -> None:
     dropped: list[int] = []
-    log = InferenceLog(str(tmp_path), max_queue=100, on_drop=dropped.append)  # writer not started: queue fills
+    log = InferenceLog(
+        str(tmp_path), max_queue=100, on_drop=dropped.append
+    )  # writer not started: queue fills
     t0 = time.perf_counter()
     for i in range(1000):
         log.log_predictions(f"r{i}", "m", "1", "stable", [{"a": 1.0}], [1])

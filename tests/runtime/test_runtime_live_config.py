@@ -7,25 +7,40 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AppFactory
 
+from conftest import AppFactory
 from mlrollout.runtime.config import ConfigWatcher, LiveConfig, Settings
 
 
 def test_merge_and_validation() -> None:
     base = LiveConfig.from_settings(Settings())
-    cfg = base.merged({"track": "canary", "batching": {"maxBatchSize": 8, "maxDelayMs": 0.5},
-                       "mirroring": {"url": "http://x", "percent": 25}})
+    cfg = base.merged(
+        {
+            "track": "canary",
+            "batching": {"maxBatchSize": 8, "maxDelayMs": 0.5},
+            "mirroring": {"url": "http://x", "percent": 25},
+        }
+    )
     assert (cfg.track, cfg.max_batch_size, cfg.max_delay_ms, cfg.mirror_url, cfg.mirror_fraction) == (
-        "canary", 8, 0.5, "http://x", 0.25)
+        "canary",
+        8,
+        0.5,
+        "http://x",
+        0.25,
+    )
     for bad in ({"track": "purple"}, {"mirroring": {"fraction": 2}}, {"batching": {"maxBatchSize": 0}}):
         with pytest.raises(ValueError):
             base.merged(bad)
 
 
 def test_settings_from_env_round_trip() -> None:
-    s = Settings(model_uri="models:/m/2", workers=2, trusted_types=("a.B", "c.D"), allow_pickle=True,
-                 mirror_fraction=0.1)
+    s = Settings(
+        model_uri="models:/m/2",
+        workers=2,
+        trusted_types=("a.B", "c.D"),
+        allow_pickle=True,
+        mirror_fraction=0.1,
+    )
     assert Settings.from_env(s.to_env()) == s
 
 
@@ -41,8 +56,9 @@ def test_watcher_keeps_last_good_config(tmp_path: Path) -> None:
     assert w.poll() is None and seen[-1].track == "green"
 
 
-def test_running_app_reloads_track_batching_mirroring(make_client: AppFactory, rf_path: Path,
-                                                      tmp_path: Path) -> None:
+def test_running_app_reloads_track_batching_mirroring(
+    make_client: AppFactory, rf_path: Path, tmp_path: Path
+) -> None:
     f = tmp_path / "live.yaml"
     f.write_text("track: stable\n")
     c = make_client(rf_path, model_name="rf", model_version="4", config_file=str(f))
@@ -50,15 +66,20 @@ def test_running_app_reloads_track_batching_mirroring(make_client: AppFactory, r
     assert c.post("/invocations", json=row).status_code == 200
     # ConfigMap volumes swap a symlink: write a new file and rename over, as the kubelet does.
     new = tmp_path / "live.yaml.new"
-    new.write_text("track: canary\nbatching: {maxBatchSize: 4, maxDelayMs: 1}\n"
-                   "mirroring: {url: 'http://127.0.0.1:9', fraction: 0.0}\n")
+    new.write_text(
+        "track: canary\nbatching: {maxBatchSize: 4, maxDelayMs: 1}\n"
+        "mirroring: {url: 'http://127.0.0.1:9', fraction: 0.0}\n"
+    )
     os.replace(new, f)
     deadline = time.monotonic() + 10
     while c.get("/config").json()["track"] != "canary" and time.monotonic() < deadline:
         time.sleep(0.1)
     cfg = c.get("/config").json()
-    assert cfg == {"track": "canary", "batching": {"maxBatchSize": 4, "maxDelayMs": 1.0},
-                   "mirroring": {"url": "http://127.0.0.1:9", "fraction": 0.0, "timeoutMs": 1000.0}}
+    assert cfg == {
+        "track": "canary",
+        "batching": {"maxBatchSize": 4, "maxDelayMs": 1.0},
+        "mirroring": {"url": "http://127.0.0.1:9", "fraction": 0.0, "timeoutMs": 1000.0},
+    }
     assert c.post("/invocations", json=row).status_code == 200
     text = c.get("/metrics").text
     assert 'mlrollout_requests_total{code="200",model="rf",track="canary",version="4"} 1.0' in text

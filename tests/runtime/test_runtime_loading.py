@@ -35,7 +35,7 @@ def test_declared_types_are_trusted_only_on_request(rf_path: Path) -> None:
 
 
 def test_pickles_need_allow_pickle(pickled_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="cloudpickle.*--allow-pickle"):
+    with pytest.raises(ModelLoadError, match=r"cloudpickle.*--allow-pickle"):
         load_model(str(pickled_path))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -56,8 +56,9 @@ def test_pyfunc_fallback_and_its_pickle_guard(tmp_path: Path) -> None:
     x = pd.DataFrame({"a": [1.0, 2.0]})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlflow.pyfunc.save_model(str(tmp_path / "py"), python_model=Doubler(),
-                                 signature=infer_signature(x, x["a"] * 2))
+        mlflow.pyfunc.save_model(
+            str(tmp_path / "py"), python_model=Doubler(), signature=infer_signature(x, x["a"] * 2)
+        )
     with pytest.raises(ModelLoadError, match="pickle"):
         load_model(str(tmp_path / "py"))
     m = load_model(str(tmp_path / "py"), allow_pickle=True)
@@ -74,8 +75,9 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.services
-def test_registry_and_run_uris_from_a_real_mlflow(mlflow_server: object, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registry_and_run_uris_from_a_real_mlflow(
+    mlflow_server: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     uri, version, run_uri = register_forest(mlflow_server.uri, "runtime-loading")  # type: ignore[attr-defined]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)  # type: ignore[attr-defined]
     m = load_model(uri, cache_dir=str(tmp_path), trusted_types=(models.TREE,))
@@ -99,7 +101,12 @@ def register_forest(tracking_uri: str, name: str) -> tuple[str, str, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with mlflow.start_run() as run:
-            info = mlflow.sklearn.log_model(est, name="model", signature=infer_signature(x, est.predict(x)),
-                                            registered_model_name=name, skops_trusted_types=[models.TREE])
+            info = mlflow.sklearn.log_model(
+                est,
+                name="model",
+                signature=infer_signature(x, est.predict(x)),
+                registered_model_name=name,
+                skops_trusted_types=[models.TREE],
+            )
     version = str(info.registered_model_version)
     return f"models:/{name}/{version}", version, f"runs:/{run.info.run_id}/model"

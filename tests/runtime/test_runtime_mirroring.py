@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 import pytest
 import runtime_models as models
-from conftest import AppFactory
 
+from conftest import AppFactory
 from harness.procs import free_port
 
 ROWS = models.data(4, seed=3)[0].to_numpy().tolist()
@@ -35,7 +35,7 @@ def slow_shadow() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     seen: list[dict[str, Any]] = []
 
     class H(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             seen.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
             time.sleep(1.5)
@@ -56,14 +56,30 @@ def slow_shadow() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     srv.server_close()
 
 
-def test_mirror_to_a_real_shadow_server(make_client: AppFactory, serve: Any, rf_path: Path, lr_path: Path,
-                                        tmp_path: Path) -> None:
+def test_mirror_to_a_real_shadow_server(
+    make_client: AppFactory, serve: Any, rf_path: Path, lr_path: Path, tmp_path: Path
+) -> None:
     shadow_log = tmp_path / "shadow-log"
-    shadow_url, _ = serve(str(lr_path), "--track", "shadow", "--model-name", "lr", "--model-version", "8",
-                          "--inference-log", str(shadow_log))
+    shadow_url, _ = serve(
+        str(lr_path),
+        "--track",
+        "shadow",
+        "--model-name",
+        "lr",
+        "--model-version",
+        "8",
+        "--inference-log",
+        str(shadow_log),
+    )
     primary_log = tmp_path / "primary-log"
-    c = make_client(rf_path, model_name="rf", model_version="3", mirror_url=shadow_url, mirror_fraction=1.0,
-                    inference_log_uri=str(primary_log))
+    c = make_client(
+        rf_path,
+        model_name="rf",
+        model_version="3",
+        mirror_url=shadow_url,
+        mirror_fraction=1.0,
+        inference_log_uri=str(primary_log),
+    )
     rids = []
     for i in range(6):
         r = c.post("/invocations", json={"instances": ROWS}, headers={"x-request-id": f"req-{i}"})
@@ -96,8 +112,9 @@ def test_mirror_to_a_real_shadow_server(make_client: AppFactory, serve: Any, rf_
     wait_for(lambda: bool(list((shadow_log / "predictions").rglob("*.parquet"))), timeout=90)
 
 
-def test_slow_shadow_does_not_slow_the_caller(make_client: AppFactory, rf_path: Path,
-                                              slow_shadow: tuple[str, list[dict[str, Any]]]) -> None:
+def test_slow_shadow_does_not_slow_the_caller(
+    make_client: AppFactory, rf_path: Path, slow_shadow: tuple[str, list[dict[str, Any]]]
+) -> None:
     url, seen = slow_shadow
     c = make_client(rf_path, model_name="rf", mirror_url=url, mirror_fraction=1.0, mirror_timeout_ms=5000)
     t0 = time.perf_counter()
@@ -130,4 +147,6 @@ def test_unreachable_shadow_and_sampling(make_client: AppFactory, rf_path: Path)
 def test_agreement_rule() -> None:
     from mlrollout.runtime.mirroring import agree
 
-    assert agree(1, 1) and agree("a", "a") and agree(0.1 + 0.2, 0.3) and not agree(1, 0) and not agree(1.0, 1.1)
+    assert (
+        agree(1, 1) and agree("a", "a") and agree(0.1 + 0.2, 0.3) and not agree(1, 0) and not agree(1.0, 1.1)
+    )

@@ -16,13 +16,29 @@ from harness.procs import free_port
 
 
 def test_two_workers_share_metrics_and_port(serve: Any, rf_path: Path) -> None:
-    url, proc = serve(str(rf_path), "--workers", "2", "--trusted-types", models.TREE, "--model-name", "rf",
-                      "--model-version", "5", "--max-batch-size", "16", "--max-delay-ms", "1")
+    url, _ = serve(
+        str(rf_path),
+        "--workers",
+        "2",
+        "--trusted-types",
+        models.TREE,
+        "--model-name",
+        "rf",
+        "--model-version",
+        "5",
+        "--max-batch-size",
+        "16",
+        "--max-delay-ms",
+        "1",
+    )
     body = {"instances": [[0.5] * 20]}
     with httpx.Client(base_url=url, timeout=10) as c, ThreadPoolExecutor(16) as pool:
         codes = list(pool.map(lambda _: c.post("/invocations", json=body).status_code, range(200)))
         assert codes == [200] * 200
-        assert c.post("/invocations", content=b"{", headers={"content-type": "application/json"}).status_code == 400
+        assert (
+            c.post("/invocations", content=b"{", headers={"content-type": "application/json"}).status_code
+            == 400
+        )
         text = c.get("/metrics").text
     assert 'mlrollout_requests_total{code="200",model="rf",track="stable",version="5"} 200.0' in text
     assert 'mlrollout_requests_total{code="400",model="rf",track="stable",version="5"} 1.0' in text
@@ -34,9 +50,22 @@ def test_two_workers_share_metrics_and_port(serve: Any, rf_path: Path) -> None:
 
 
 def test_refuses_to_start_on_an_untrusted_model(rf_path: Path, tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "mlrollout.runtime", str(rf_path), "--port", str(free_port()),
-                           "--cache-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
-                          env={"MLROLLOUT_HOST": "127.0.0.1", "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlrollout.runtime",
+            str(rf_path),
+            "--port",
+            str(free_port()),
+            "--cache-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"MLROLLOUT_HOST": "127.0.0.1", "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 2
     assert "not trusted: ['sklearn.tree._tree.Tree']" in proc.stderr
 
