@@ -6,7 +6,18 @@ from collections.abc import Iterable
 
 import pytest
 
-from charts.chart_support import CHART, CRD_FILE, ROOT, Obj, by_kind, docs, helm, pod_specs, render, sync_module
+from charts.chart_support import (
+    CHART,
+    CRD_FILE,
+    ROOT,
+    Obj,
+    by_kind,
+    docs,
+    helm,
+    pod_specs,
+    render,
+    sync_module,
+)
 
 VALUE_SETS: dict[str, list[str]] = {
     "default": [],
