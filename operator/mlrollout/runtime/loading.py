@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import yaml
 
 from mlrollout.runtime.fastpath import compile_forest
 from mlrollout.runtime.schema import Batch, InputError, InputSchema
@@ -181,11 +182,10 @@ def load_model(
     t0 = time.perf_counter()
     reg_name, reg_version = parse_model_uri(uri)
     local = Path(resolve_local(uri, cache_dir))
-    from mlflow.models import Model
-
-    meta = Model.load(str(local / "MLmodel"))
-    schema = InputSchema.from_mlflow(meta.signature)
-    flavors = meta.flavors
+    # Read MLmodel as YAML: importing mlflow costs seconds per worker process.
+    meta = yaml.safe_load((local / "MLmodel").read_text()) or {}
+    schema = InputSchema.from_mlmodel(meta)
+    flavors: dict[str, Any] = meta.get("flavors") or {}
     name = name or reg_name or local.name
     version = version or reg_version or "0"
     predictor: Predictor

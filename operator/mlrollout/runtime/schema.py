@@ -7,6 +7,7 @@ without pandas on the request path.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -95,19 +96,22 @@ class InputSchema:
         self.numeric = self.known and all(c.type in NUMERIC for c in self.columns)
 
     @classmethod
-    def from_mlflow(cls, signature: Any) -> InputSchema:
-        """From an mlflow ModelSignature; tensor-based or missing schemas give an open schema."""
-        inputs = getattr(signature, "inputs", None) if signature is not None else None
-        if (
-            inputs is None
-            or not getattr(inputs, "has_input_names", lambda: False)()
-            or getattr(inputs, "is_tensor_spec", lambda: False)()
-        ):
+    def from_mlmodel(cls, meta: dict[str, Any]) -> InputSchema:
+        """From the MLmodel file's `signature.inputs` (a JSON list), without importing mlflow."""
+        raw = (meta.get("signature") or {}).get("inputs")
+        try:
+            specs = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            specs = None
+        if not isinstance(specs, list) or not specs:
             return cls(None)
         cols = []
-        for spec in inputs.inputs:
-            type_name = getattr(getattr(spec, "type", None), "name", str(getattr(spec, "type", "string")))
-            cols.append(Column(str(spec.name), str(type_name), bool(getattr(spec, "required", True))))
+        for spec in specs:
+            if not isinstance(spec, dict) or "name" not in spec or spec.get("type") in (None, "tensor"):
+                return cls(None)  # tensor or unnamed specs: the model validates its own input
+            if spec["type"] not in OIP_DATATYPES:
+                return cls(None)  # arrays, objects, maps: leave them to the model
+            cols.append(Column(str(spec["name"]), str(spec["type"]), bool(spec.get("required", True))))
         return cls(cols)
 
     def describe(self) -> list[dict[str, Any]]:
