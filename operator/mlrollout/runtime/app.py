@@ -199,8 +199,9 @@ class Runtime:
             )
         if not mirrored and self.mirror.sampled():
             records = batch.records(m.schema.names or _frame_cols(batch)) if self.log is not None else []
+            # The shadow serves another version of the same model: drop a version pin from the path.
             self.mirror.send(
-                path,
+                path.split("/versions/")[0] + "/infer" if "/versions/" in path else path,
                 body,
                 rid,
                 preds,

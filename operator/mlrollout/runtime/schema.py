@@ -94,6 +94,8 @@ class InputSchema:
         self.index = {c.name: i for i, c in enumerate(self.columns)}
         self.known = bool(self.columns)
         self.numeric = self.known and all(c.type in NUMERIC for c in self.columns)
+        # All double/float columns: plain numbers can skip the per-value checks.
+        self.all_real = self.known and all(c.type in ("double", "float") for c in self.columns)
 
     @classmethod
     def from_mlmodel(cls, meta: dict[str, Any]) -> InputSchema:
@@ -252,6 +254,10 @@ class InputSchema:
             raise InputError(where + "; ".join(parts) + f"; the model expects {self.names[:50]}")
 
     def _validated(self, rows: list[list[Any]]) -> Batch:
+        if self.all_real and {type(v) for r in rows for v in r} <= {float, int}:
+            arr = np.array(rows, dtype=np.float64)
+            if not np.isnan(arr).any():
+                return Batch(n=len(rows), array=arr)
         cols = self.columns
         for i, row in enumerate(rows):
             for j, v in enumerate(row):
