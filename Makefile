@@ -30,6 +30,7 @@ test: system-deps venv binaries
 lint: venv
 	$(VENV)/bin/ruff check operator tests bench charts/sync.py
 	$(VENV)/bin/mypy
+	cd tests && ../$(VENV)/bin/mypy --strict --explicit-package-bases harness
 	cd operator && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
 
 # After changing the API models: regenerate the CRD, then copy it into the chart and manifests/.

@@ -20,9 +20,11 @@ def up() -> None:
     try:
         cp.start()
         prom = Prometheus(STATE / "prometheus").start()
-        cp.procs.append(prom.proc)  # type: ignore[arg-type]
+        assert prom.proc is not None
+        cp.procs.append(prom.proc)  # owned from here on: a later failure stops it too
         mlflow = MLflowServer(STATE / "mlflow").start()
-        cp.procs.append(mlflow.proc)  # type: ignore[arg-type]
+        assert mlflow.proc is not None
+        cp.procs.append(mlflow.proc)
         runner = Proc(
             "pod-runner",
             [

@@ -18,8 +18,9 @@ class KubeEnv:
     bin_dir: Path
     external: bool = False  # True on a full cluster (kind...), where a real kubelet runs pods
 
-    def api_client(self) -> client.ApiClient:
-        return config.new_client_from_config(config_file=self.kubeconfig)
+    def api_client(self) -> Any:
+        """A kubernetes.client.ApiClient (typed Any: the client's models are loosely typed)."""
+        return config.new_client_from_config(config_file=self.kubeconfig)  # type: ignore[no-untyped-call]
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = False, timeout: float = 120
@@ -42,9 +43,8 @@ class KubeEnv:
 
     def create_namespace(self, prefix: str = "t") -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        client.CoreV1Api(self.api_client()).create_namespace(
-            {"metadata": {"name": name, "labels": {"mlrollout.io/test": "true"}}}
-        )
+        api: Any = client.CoreV1Api(self.api_client())
+        api.create_namespace({"metadata": {"name": name, "labels": {"mlrollout.io/test": "true"}}})
         return name
 
     def delete_namespace(self, name: str) -> None:

@@ -66,7 +66,7 @@ class PodRunner:
     def __init__(
         self, kubeconfig: str, workdir: Path, api_port: int | None = None, scrape_file: Path | None = None
     ) -> None:
-        self.api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+        self.api: Any = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))  # type: ignore[no-untyped-call]
         self.workdir = workdir
         self.api_host, self.api_port = "127.0.0.1", api_port
         self.scrape_file = scrape_file
@@ -100,7 +100,7 @@ class PodRunner:
                     rv = lst.metadata.resource_version
                     for pod in lst.items:
                         self._handle("ADDED", pod)
-                w = watch.Watch()
+                w: Any = watch.Watch()  # type: ignore[no-untyped-call]
                 for ev in w.stream(
                     self.api.list_pod_for_all_namespaces,
                     resource_version=rv,
@@ -210,7 +210,7 @@ class PodRunner:
         for e in c.env or []:
             env[e.name] = self._env_value(pod, e, env)
         for ef in c.env_from or []:
-            data = {}
+            data: dict[str, str] = {}
             if ef.config_map_ref:
                 data = self.api.read_namespaced_config_map(ef.config_map_ref.name, ns).data or {}
             elif ef.secret_ref:
@@ -272,15 +272,17 @@ class PodRunner:
             m = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
             if m:
                 return str((getattr(pod.metadata, m.group(1)) or {}).get(m.group(2), ""))
-            return {
-                "metadata.name": pod.metadata.name,
-                "metadata.namespace": pod.metadata.namespace,
-                "metadata.uid": pod.metadata.uid,
-                "spec.nodeName": pod.spec.node_name or "",
-                "spec.serviceAccountName": pod.spec.service_account_name or "",
-                "status.podIP": env["MLROLLOUT_HOST"],
-                "status.hostIP": "127.0.0.1",
-            }.get(path, "")
+            return str(
+                {
+                    "metadata.name": pod.metadata.name,
+                    "metadata.namespace": pod.metadata.namespace,
+                    "metadata.uid": pod.metadata.uid,
+                    "spec.nodeName": pod.spec.node_name or "",
+                    "spec.serviceAccountName": pod.spec.service_account_name or "",
+                    "status.podIP": env["MLROLLOUT_HOST"],
+                    "status.hostIP": "127.0.0.1",
+                }.get(path, "")
+            )
         ns = pod.metadata.namespace
         if vf.config_map_key_ref is not None:
             r = vf.config_map_key_ref

@@ -92,7 +92,7 @@ def test_crd_schema_rejects_invalid_object(kube: KubeEnv, namespace: str) -> Non
 
 
 def test_deployment_pods_become_running_and_ready(kube: KubeEnv, namespace: str) -> None:
-    apps = client.AppsV1Api(kube.api_client())
+    apps: Any = client.AppsV1Api(kube.api_client())
     apps.create_namespaced_deployment(
         namespace,
         {
@@ -111,13 +111,15 @@ def test_deployment_pods_become_running_and_ready(kube: KubeEnv, namespace: str)
         lambda: (apps.read_namespaced_deployment("web", namespace).status.ready_replicas or 0) == 3,
         what="3 ready replicas",
     )
-    pods = client.CoreV1Api(kube.api_client()).list_namespaced_pod(namespace, label_selector="app=web").items
+    core: Any = client.CoreV1Api(kube.api_client())
+    pods = core.list_namespaced_pod(namespace, label_selector="app=web").items
     assert [p.status.phase for p in pods] == ["Running"] * 3
     assert all(p.spec.node_name for p in pods), "the real scheduler bound every pod"
 
 
 def _job_condition(kube: KubeEnv, namespace: str, name: str) -> str | None:
-    j = client.BatchV1Api(kube.api_client()).read_namespaced_job(name, namespace)
+    batch: Any = client.BatchV1Api(kube.api_client())
+    j = batch.read_namespaced_job(name, namespace)
     for c in j.status.conditions or []:
         if c.type in ("Complete", "Failed") and c.status == "True":
             return str(c.type)

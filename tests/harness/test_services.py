@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -46,7 +47,7 @@ def test_prometheus_scrapes_a_pod_the_runner_runs(
         },
     }
     kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod), check=True)
-    core = client.CoreV1Api(kube.api_client())
+    core: Any = client.CoreV1Api(kube.api_client())
 
     def ready() -> bool:
         p = core.read_namespaced_pod("exporter", namespace)

@@ -30,7 +30,7 @@ def test_failing_apiserver_stops_everything_and_shows_its_log(tmp_path: Path) ->
         started.append(p.pid)
         return p
 
-    cp._proc = record  # type: ignore[method-assign]
+    cp._proc = record  # type: ignore[method-assign,unused-ignore]
     with pytest.raises(HarnessError) as e:
         cp.start()
     assert "kube-apiserver exited with code 1" in str(e.value)
