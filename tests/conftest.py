@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +64,19 @@ def kube(session_dir: Path) -> Iterator[KubeEnv]:
     finally:
         runner.stop()
         cp.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Any]:
+    """One Docker engine for the session; container tests skip, with dockerd's log, when it cannot start."""
+    from harness.docker_engine import EngineUnavailable, start_engine
+
+    try:
+        engine = start_engine()
+    except EngineUnavailable as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    yield engine
+    engine.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +34,6 @@ IMAGE = "mlrollout-operator:test"
 DOCKERFILE = ROOT / "serving-image" / "operator.Dockerfile"
 
 pytestmark = pytest.mark.container
-
-
-@pytest.fixture(scope="module")
-def docker_engine() -> Iterator[Any]:
-    """Module-scoped: stopped before tests/runtime starts its own engine on the same data root."""
-    from harness.docker_engine import EngineUnavailable, start_engine
-
-    try:
-        engine = start_engine()
-    except EngineUnavailable as exc:
-        pytest.skip(f"no Docker engine: {exc}")
-    yield engine
-    engine.stop()
 
 
 def container_logs(engine: Any, name: str) -> str:

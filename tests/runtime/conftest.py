@@ -100,15 +100,3 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., tuple[str, Proc]]]:
     yield start
     for p in procs:
         p.stop()
-
-
-@pytest.fixture(scope="session")
-def docker_engine() -> Iterator[Any]:
-    from harness.docker_engine import EngineUnavailable, start_engine
-
-    try:
-        engine = start_engine()
-    except EngineUnavailable as exc:
-        pytest.skip(f"no Docker engine: {exc}")
-    yield engine
-    engine.stop()
