@@ -67,6 +67,15 @@ def kube(session_dir: Path) -> Iterator[KubeEnv]:
 
 
 @pytest.fixture(scope="session")
+def crd_installed(kube: KubeEnv) -> str:
+    """The ModelDeployment CRD from crds/, applied once and Established."""
+    crd = Path(__file__).resolve().parent.parent / "crds" / "mlrollout.io_modeldeployments.yaml"
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd), check=True)
+    kube.wait_established("modeldeployments.mlrollout.io")
+    return str(crd)
+
+
+@pytest.fixture(scope="session")
 def docker_engine() -> Iterator[Any]:
     """One Docker engine for the session; container tests skip, with dockerd's log, when it cannot start."""
     from harness.docker_engine import EngineUnavailable, start_engine

@@ -64,6 +64,7 @@ def test_spec_fields_reach_the_pod() -> None:
         env=[{"name": "A", "value": "b"}],
         imagePullPolicy="Never",
         port=9000,
+        trustedTypes=["sklearn.tree._tree.Tree", "numpy.dtype"],
     )
     c = container(builders.serving_deployment(OWNER, s, "stable", "m", "1"))
     assert c["resources"] == {"limits": {"cpu": "1", "memory": "1Gi"}}
@@ -71,6 +72,7 @@ def test_spec_fields_reach_the_pod() -> None:
     assert {"name": "A", "value": "b"} in c["env"]
     assert c["imagePullPolicy"] == "Never"
     assert c["ports"][0]["containerPort"] == 9000
+    assert c["args"][c["args"].index("--trusted-types") + 1] == "sklearn.tree._tree.Tree,numpy.dtype"
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,11 @@ def _steps(*steps: dict[str, Any]) -> Callable[[Spec], None]:
 INVALID: list[Invalid] = [
     Invalid("replicas-wrong-type", "spec.serving.replicas", _set("serving.replicas", "three")),
     Invalid("replicas-negative", "spec.serving.replicas", _set("serving.replicas", -1)),
+    Invalid(
+        "trusted-type-not-a-name",
+        "spec.serving.trustedTypes[0]",
+        _set("serving.trustedTypes", ["sklearn.tree; import os"]),
+    ),
     Invalid("two-strategies", "spec.strategy", _set("strategy.shadow", {"duration": "5m"})),
     Invalid("no-strategy", "spec.strategy", _set("strategy", {})),
     Invalid("weight-150", "spec.strategy.canary.steps[0].setWeight", _steps({"setWeight": 150})),

@@ -7,18 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from operator_support import CRD_FILE, Cluster, OperatorProcess, Registry
+from operator_support import Cluster, OperatorProcess, Registry
 
 from harness.kube import KubeEnv
 from harness.procs import tail
-from mlrollout.api import names
-
-
-@pytest.fixture(scope="session")
-def crd_installed(kube: KubeEnv) -> str:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE), check=True)
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{names.CRD_NAME}", check=True)
-    return str(CRD_FILE)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ RUNTIME_IMAGE = "mlrollout.local/mlrollout-runtime:dev"  # executed for real by 
 def _register_trained_model(tracking_uri: str, name: str) -> None:
     import mlflow
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.ensemble import RandomForestClassifier
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3))
@@ -27,7 +27,11 @@ def _register_trained_model(tracking_uri: str, name: str) -> None:
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run():
         mlflow.sklearn.log_model(
-            LogisticRegression().fit(x, y), name="model", registered_model_name=name, input_example=x[:2]
+            RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y),
+            name="model",
+            registered_model_name=name,
+            input_example=x[:2],
+            skops_trusted_types=["sklearn.tree._tree.Tree"],  # MLflow test-loads what it saves
         )
 
 
@@ -43,7 +47,8 @@ def test_the_stable_version_really_serves(
         {
             "model": {"name": model, "alias": "champion"},
             "registry": {"trackingUri": registry.uri},
-            "serving": {"image": RUNTIME_IMAGE, "replicas": 1},
+            # A tree ensemble loads only with its skops tree type trusted explicitly.
+            "serving": {"image": RUNTIME_IMAGE, "replicas": 1, "trustedTypes": ["sklearn.tree._tree.Tree"]},
             "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
         },
     )

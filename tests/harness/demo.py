@@ -146,7 +146,21 @@ def main() -> None:
 
         say("Installing the CRD and starting the operator")
         cp.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        cp.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.mlrollout.io")
+        wait_for(
+            cp,
+            "the CRD to be Established",
+            lambda: (
+                cp.kubectl(
+                    "get",
+                    "crd",
+                    "modeldeployments.mlrollout.io",
+                    "-o",
+                    'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+                ).stdout
+                == "True"
+            ),
+            timeout=60,
+        )
         cp.kubectl("create", "namespace", NS)
         operator = Proc(
             "operator",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,16 @@ class KubeEnv:
         if check and r.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {r.stderr}")
         return r
+
+    def wait_established(self, crd: str, timeout: float = 60) -> None:
+        """Poll, since `kubectl wait` errors out while the CRD has no conditions at all yet."""
+        deadline = time.monotonic() + timeout
+        jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+        while time.monotonic() < deadline:
+            if self.kubectl("get", "crd", crd, "-o", f"jsonpath={jsonpath}").stdout.strip() == "True":
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"CRD {crd} not Established after {timeout:.0f}s")
 
     def env(self) -> dict[str, str]:
         """Environment for a subprocess (operator, helm) that talks to this cluster."""

@@ -77,7 +77,7 @@ def job(name: str, image: str, script: str, **pod: Any) -> dict[str, Any]:
 
 def test_crd_schema_rejects_invalid_object(kube: KubeEnv, namespace: str) -> None:
     kube.kubectl("apply", "-f", "-", input=json.dumps(WIDGET_CRD), check=True)
-    kube.kubectl("wait", "--for=condition=Established", "crd/widgets.harness.mlrollout.io", check=True)
+    kube.wait_established("widgets.harness.mlrollout.io")
     bad = {
         "apiVersion": "harness.mlrollout.io/v1",
         "kind": "Widget",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from mlrollout.api.base import ApiModel, Quantity, Rule, exactly_one, list_map
+
+PythonTypeName = Annotated[str, StringConstraints(max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")]
 
 
 class ModelRef(ApiModel):
@@ -58,6 +60,12 @@ class Serving(ApiModel):
     env: list[EnvVar] = Field(default_factory=list, max_length=64, json_schema_extra=list_map("name"))
     service_account_name: str | None = Field(default=None, max_length=253)
     node_selector: dict[str, str] | None = None
+    trusted_types: list[PythonTypeName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="skops types the runtime may load beyond its safe defaults, e.g. "
+        "sklearn.tree._tree.Tree for tree ensembles; the model is refused otherwise (never unpickled).",
+    )
 
     cel_rules = (
         Rule(

@@ -82,6 +82,8 @@ def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: s
         "--track",
         track,
     ]
+    if serving.trusted_types:
+        args += ["--trusted-types", ",".join(serving.trusted_types)]
     if serving.batching is not None:
         args += ["--max-batch-size", str(serving.batching.max_batch_size)]
         args += ["--max-delay-ms", str(serving.batching.max_delay_ms)]
