@@ -322,3 +322,9 @@ def require_harness_nodes(external: bool) -> None:
         import pytest
 
         pytest.skip("needs the harness's kwok nodes and pod runner (not a cluster from KUBECONFIG)")
+
+
+def rbac_denials(log: str) -> list[str]:
+    """Log lines where the API server refused the operator. A namespace that another test is
+    tearing down refuses new content too ("being terminated"): that is not a missing permission."""
+    return [line for line in log.splitlines() if "orbidden" in line and "being terminated" not in line]

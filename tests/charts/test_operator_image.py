@@ -23,6 +23,7 @@ from charts.chart_support import (
     ROOT,
     deployment_env,
     docs,
+    rbac_denials,
     render,
     service_account_kubeconfig,
     wait_for,
@@ -148,7 +149,7 @@ def test_container_reconciles_an_example(
                     f"{e}\n{docker_engine.docker('logs', name, check=False)[-4000:]}"
                 ) from None
             logs = container_logs(docker_engine, name)
-            assert "Forbidden" not in logs, logs[-4000:]
+            assert not rbac_denials(logs), logs[-4000:]
         finally:
             docker_engine.docker("rm", "-f", name, check=False)
             time.sleep(0.5)

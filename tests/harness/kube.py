@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -37,6 +38,11 @@ class KubeEnv:
         if check and r.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {r.stderr}")
         return r
+
+    def apply(self, obj: dict[str, Any], namespace: str | None = None) -> None:
+        self.kubectl(
+            "apply", *(["-n", namespace] if namespace else []), "-f", "-", input=json.dumps(obj), check=True
+        )
 
     def wait_established(self, crd: str, timeout: float = 60) -> None:
         """Poll, since `kubectl wait` errors out while the CRD has no conditions at all yet."""

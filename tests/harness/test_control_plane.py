@@ -76,7 +76,7 @@ def job(name: str, image: str, script: str, **pod: Any) -> dict[str, Any]:
 
 
 def test_crd_schema_rejects_invalid_object(kube: KubeEnv, namespace: str) -> None:
-    kube.kubectl("apply", "-f", "-", input=json.dumps(WIDGET_CRD), check=True)
+    kube.apply(WIDGET_CRD)
     kube.wait_established("widgets.harness.mlrollout.io")
     bad = {
         "apiVersion": "harness.mlrollout.io/v1",
@@ -88,7 +88,7 @@ def test_crd_schema_rejects_invalid_object(kube: KubeEnv, namespace: str) -> Non
     assert r.returncode != 0
     assert "spec.size" in r.stderr and "less than or equal to 10" in r.stderr
     good = {**bad, "spec": {"size": 3}}
-    kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(good), check=True)
+    kube.apply(good, namespace)
 
 
 def test_deployment_pods_become_running_and_ready(kube: KubeEnv, namespace: str) -> None:
@@ -147,15 +147,7 @@ def test_runner_executes_job_and_reports_termination_message(kube: KubeEnv, name
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     # POD_NAME is defined after GREETING, so $(POD_NAME) stays literal, as in a kubelet.
-    kube.kubectl(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        check=True,
-        input=json.dumps(job("ok", "mlrollout.local/exec:test", script, env=env)),
-    )
+    kube.apply(job("ok", "mlrollout.local/exec:test", script, env=env), namespace)
     assert eventually(lambda: _job_condition(kube, namespace, "ok"), what="job to finish") == "Complete"
     pod = _pod_of(kube, namespace, "ok")
     term = pod.status.container_statuses[0].state.terminated
@@ -165,16 +157,9 @@ def test_runner_executes_job_and_reports_termination_message(kube: KubeEnv, name
 
 def test_runner_reports_failed_job(kube: KubeEnv, namespace: str) -> None:
     script = "import sys; print('boom'); sys.exit(1)"
-    kube.kubectl(
-        "apply",
-        "-n",
+    kube.apply(
+        job("bad", "mlrollout.local/exec:test", script, terminationMessagePolicy="FallbackToLogsOnError"),
         namespace,
-        "-f",
-        "-",
-        check=True,
-        input=json.dumps(
-            job("bad", "mlrollout.local/exec:test", script, terminationMessagePolicy="FallbackToLogsOnError")
-        ),
     )
     assert eventually(lambda: _job_condition(kube, namespace, "bad"), what="job to finish") == "Failed"
     term = _pod_of(kube, namespace, "bad").status.container_statuses[0].state.terminated
@@ -182,13 +167,5 @@ def test_runner_reports_failed_job(kube: KubeEnv, namespace: str) -> None:
 
 
 def test_kwok_completes_jobs_it_fakes(kube: KubeEnv, namespace: str) -> None:
-    kube.kubectl(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        check=True,
-        input=json.dumps(job("fake", "busybox:1.36", "unused")),
-    )
+    kube.apply(job("fake", "busybox:1.36", "unused"), namespace)
     assert eventually(lambda: _job_condition(kube, namespace, "fake"), what="job to finish") == "Complete"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -46,7 +45,7 @@ def test_prometheus_scrapes_a_pod_the_runner_runs(
             ]
         },
     }
-    kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod), check=True)
+    kube.apply(pod, namespace)
     core: Any = client.CoreV1Api(kube.api_client())
 
     def ready() -> bool:

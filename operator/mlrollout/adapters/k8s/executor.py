@@ -6,6 +6,7 @@ is fine, so a tick interrupted anywhere can simply run again.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -96,7 +97,9 @@ class KubeExecutor:
         except client.ApiException as e:
             if e.status == 409:
                 return
-            log.warning("could not post Event %s on %s/%s: %s", reason, owner.namespace, owner.name, e.reason)
+            log.warning(
+                "could not post Event %s on %s/%s: %s", reason, owner.namespace, owner.name, api_message(e)
+            )
 
     def patch_status(self, owner: Owner, status: dict[str, Any], resource_version: str | None) -> None:
         """Merge-patch the fields the operator owns (a None removes one); other writers' fields stay.
@@ -134,3 +137,11 @@ def _ignore_missing(call: Any) -> None:
     except client.ApiException as e:
         if e.status != 404:
             raise
+
+
+def api_message(e: client.ApiException) -> str:
+    """The API server's own sentence (e.g. why a request was forbidden), not just the HTTP reason."""
+    try:
+        return str(json.loads(e.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(e.reason)
