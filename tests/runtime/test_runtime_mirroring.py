@@ -30,15 +30,16 @@ def wait_for(cond: Callable[[], bool], timeout: float = 10) -> None:
 
 
 @pytest.fixture
-def slow_shadow() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A shadow that answers after 1.5 s with a fixed, different prediction; records what it got."""
+def slow_shadow() -> Iterator[tuple[str, list[dict[str, Any]], threading.Event]]:
+    """A shadow that holds every answer until the test releases it; records what it got."""
     seen: list[dict[str, Any]] = []
+    release = threading.Event()
 
     class H(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             seen.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-            time.sleep(1.5)
+            release.wait(timeout=30)
             out = json.dumps({"predictions": [1] * len(json.loads(body)["instances"])}).encode()
             self.send_response(200)
             self.send_header("content-type", "application/json")
@@ -51,7 +52,8 @@ def slow_shadow() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
     srv = ThreadingHTTPServer(("127.0.0.1", free_port()), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_port}", seen
+    yield f"http://127.0.0.1:{srv.server_port}", seen, release
+    release.set()
     srv.shutdown()
     srv.server_close()
 
@@ -113,16 +115,17 @@ def test_mirror_to_a_real_shadow_server(
 
 
 def test_slow_shadow_does_not_slow_the_caller(
-    make_client: AppFactory, rf_path: Path, slow_shadow: tuple[str, list[dict[str, Any]]]
+    make_client: AppFactory, rf_path: Path, slow_shadow: tuple[str, list[dict[str, Any]], threading.Event]
 ) -> None:
-    url, seen = slow_shadow
-    c = make_client(rf_path, model_name="rf", mirror_url=url, mirror_fraction=1.0, mirror_timeout_ms=5000)
-    t0 = time.perf_counter()
+    url, seen, release = slow_shadow
+    c = make_client(rf_path, model_name="rf", mirror_url=url, mirror_fraction=1.0, mirror_timeout_ms=30000)
     for i in range(3):
         r = c.post("/invocations", json={"instances": ROWS}, headers={"x-request-id": f"s{i}"})
         assert r.status_code == 200 and "predictions" in r.json()
-    assert time.perf_counter() - t0 < 1.0  # three answers before the shadow's first (1.5 s)
+    # All three callers were answered while the shadow still held every reply.
+    assert not release.is_set()
     wait_for(lambda: len(seen) == 3)
+    release.set()
     assert {s["headers"]["x-request-id"] for s in seen} == {"s0", "s1", "s2"}
     assert all(s["headers"]["x-mlrollout-mirrored"] == "1" and s["path"] == "/invocations" for s in seen)
 
