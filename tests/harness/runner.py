@@ -311,6 +311,11 @@ class PodRunner:
         # cd first and mount over ancestors of the sources last (an emptyDir at /tmp hides a
         # runner directory under /tmp): the cwd and already-bound sources stay reachable.
         script = [f"cd {shlex.quote(cwd)}"]
+        # A volume over an ancestor of this Python's prefix (an emptyDir at /tmp while the venv
+        # lives under /tmp) would hide the very program the pod runs: such a volume is not
+        # mounted and the process shares the host directory instead.
+        prefix = Path(sys.prefix).resolve()
+        mounts = [m for m in mounts if not prefix.is_relative_to(Path(m[1]).resolve())]
         mounts = sorted(
             mounts, key=lambda m: any(str(src).startswith(m[1].rstrip("/") + "/") for src, _ in mounts)
         )
