@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.controlplane import REPO, ControlPlane
-from harness.procs import HarnessError, Proc, free_port
+from harness.procs import HarnessError, Proc, eventually, free_port
 from harness.services import MLflowServer, Prometheus
 
 NS = "demo"
@@ -66,16 +66,6 @@ def model_deployment(tracking_uri: str, replicas: int) -> dict[str, Any]:
             "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {"duration": "10s"}}]}},
         },
     }
-
-
-def wait_for(cp: ControlPlane, what: str, check: Any, timeout: float = 180) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = check()
-        if v:
-            return v
-        time.sleep(1)
-    raise HarnessError(f"demo: timed out waiting for {what}")
 
 
 def md_status(cp: ControlPlane) -> dict[str, Any]:
@@ -146,10 +136,9 @@ def main() -> None:
 
         say("Installing the CRD and starting the operator")
         cp.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        wait_for(
-            cp,
-            "the CRD to be Established",
-            lambda: (
+        eventually(
+            what="the CRD to be Established",
+            check=lambda: (
                 cp.kubectl(
                     "get",
                     "crd",
@@ -195,13 +184,12 @@ def main() -> None:
         for _ in range(5):
             out = predict(ip)
         print(f"   POST /invocations -> {out}")
-        wait_for(
-            cp,
-            "Prometheus to scrape the pod",
-            lambda: prom.query(f'sum(mlrollout_requests_total{{namespace="{NS}"}})'),
+        scraped = eventually(
+            what="Prometheus to scrape the pod",
+            check=lambda: prom.query(f'sum(mlrollout_requests_total{{namespace="{NS}"}})'),
             timeout=30,
         )
-        total = prom.query(f'sum(mlrollout_requests_total{{namespace="{NS}"}})')[0]["value"][1]
+        total = scraped[0]["value"][1]
         print(f"   Prometheus: sum(mlrollout_requests_total) = {total}")
 
         say("Scaling to 2 replicas by editing the spec")
@@ -215,10 +203,9 @@ def main() -> None:
             "-p",
             json.dumps({"spec": {"serving": {"replicas": 2}}}),
         )
-        wait_for(
-            cp,
-            "2 ready replicas",
-            lambda: (
+        eventually(
+            what="2 ready replicas",
+            check=lambda: (
                 json.loads(cp.kubectl("get", "deployments", "-n", NS, "-o", "json").stdout)["items"][0][
                     "status"
                 ].get("readyReplicas")
@@ -232,10 +219,9 @@ def main() -> None:
 
         say("Deleting the ModelDeployment: the finalizer cleans up its children")
         cp.kubectl("delete", "modeldeployment", "churn", "-n", NS, "--wait=true", "--timeout=60s")
-        wait_for(
-            cp,
-            "children to go",
-            lambda: (
+        eventually(
+            what="children to go",
+            check=lambda: (
                 not json.loads(cp.kubectl("get", "deployments,services", "-n", NS, "-o", "json").stdout)[
                     "items"
                 ]
@@ -244,7 +230,7 @@ def main() -> None:
         )
         show(cp, "get", "all", "-n", NS)
         say("Demo finished: everything it started is being stopped")
-    except HarnessError as e:
+    except (HarnessError, AssertionError) as e:
         print(f"\ndemo failed: {e}", file=sys.stderr)
         for p in extra:
             log = getattr(p, "log", None)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
 
 from harness.kube import KubeEnv
+from harness.procs import eventually
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
 
 WIDGET_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -44,16 +42,6 @@ WIDGET_CRD = {
         ],
     },
 }
-
-
-def eventually(fn: Callable[[], T | None], timeout: float = 60, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def job(name: str, image: str, script: str, **pod: Any) -> dict[str, Any]:

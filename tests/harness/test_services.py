@@ -8,8 +8,8 @@ import pytest
 from kubernetes import client
 
 from harness.kube import KubeEnv
+from harness.procs import eventually
 from harness.services import MLflowServer, Prometheus
-from harness.test_control_plane import eventually
 
 METRICS_SERVER = """
 import http.server, os

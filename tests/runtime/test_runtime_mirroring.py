@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -15,18 +15,9 @@ import pytest
 import runtime_models as models
 
 from conftest import AppFactory
-from harness.procs import free_port
+from harness.procs import eventually, free_port
 
 ROWS = models.data(4, seed=3)[0].to_numpy().tolist()
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -96,7 +87,7 @@ def test_mirror_to_a_real_shadow_server(
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
 
-    wait_for(lambda: compared() == 6 * len(ROWS))
+    eventually(lambda: compared() == 6 * len(ROWS))
     text = c.get("/metrics").text
     assert 'mlrollout_shadow_requests_total{model="rf",result="ok",track="stable",version="3"} 6.0' in text
     assert 'mlrollout_shadow_duration_seconds_count{model="rf",track="stable",version="3"} 6.0' in text
@@ -111,7 +102,7 @@ def test_mirror_to_a_real_shadow_server(
     primary = pd.concat(pd.read_parquet(f) for f in (primary_log / "predictions").rglob("*.parquet"))
     assert set(primary[primary.kind == "primary"].request_id) == set(rids)
     assert set(primary[primary.kind == "shadow"].request_id) == set(rids)
-    wait_for(lambda: bool(list((shadow_log / "predictions").rglob("*.parquet"))), timeout=90)
+    eventually(lambda: bool(list((shadow_log / "predictions").rglob("*.parquet"))), timeout=90)
 
 
 def test_slow_shadow_does_not_slow_the_caller(
@@ -124,7 +115,7 @@ def test_slow_shadow_does_not_slow_the_caller(
         assert r.status_code == 200 and "predictions" in r.json()
     # All three callers were answered while the shadow still held every reply.
     assert not release.is_set()
-    wait_for(lambda: len(seen) == 3)
+    eventually(lambda: len(seen) == 3)
     release.set()
     assert {s["headers"]["x-request-id"] for s in seen} == {"s0", "s1", "s2"}
     assert all(s["headers"]["x-mlrollout-mirrored"] == "1" and s["path"] == "/invocations" for s in seen)
@@ -142,7 +133,7 @@ def test_unreachable_shadow_and_sampling(make_client: AppFactory, rf_path: Path)
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
 
-    wait_for(lambda: errors() > 0)
+    eventually(lambda: errors() > 0)
     time.sleep(0.5)
     assert 5 <= errors() <= 35  # about half of 40 sampled, every one failed cleanly
 
