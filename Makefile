@@ -22,7 +22,8 @@ system-deps:
 	@bash tests/harness/system-deps.sh
 
 binaries:
-	@bash tests/harness/build-binaries.sh | tail -n 1 > $(BIN_DIR_FILE).tmp && mv $(BIN_DIR_FILE).tmp $(BIN_DIR_FILE)
+	@mkdir -p $(VENV)
+	@set -o pipefail; bash tests/harness/build-binaries.sh | tail -n 1 > $(BIN_DIR_FILE).tmp && mv $(BIN_DIR_FILE).tmp $(BIN_DIR_FILE)
 
 test: system-deps venv binaries
 	MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) $(PY) -m pytest $(PYTEST_ARGS)

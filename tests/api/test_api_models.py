@@ -66,13 +66,21 @@ def test_status_parses_what_the_operator_writes() -> None:
                 "lastTransitionTime": "2025-01-01T00:00:00Z",
             }
         ],
-        "monitoring": {"verdict": "NoDrift", "columns": {"age": {"pValue": 0.3}}},
+        "monitoring": {
+            "verdict": "NoDrift",
+            "columns": [{"column": "age", "test": "ks", "statistic": 0.1, "pValue": 0.3, "drifted": False}],
+        },
+        "rollout": {
+            "candidate": {"modelName": "churn", "version": "7"},
+            "gate": {"version": "7", "job": "churn-gate-7-1", "phase": "Passed"},
+            "analysis": {"stage": "step-2", "startedAt": "2025-01-01T00:00:00Z", "verdict": "Running"},
+        },
     }
     status = ModelDeploymentStatus.model_validate(raw)
     assert status.phase is Phase.HEALTHY
-    assert status.monitoring is not None and status.monitoring.model_extra == {
-        "columns": {"age": {"pValue": 0.3}}
-    }
+    assert status.monitoring is not None and status.monitoring.columns[0].p_value == 0.3
+    assert status.rollout is not None and status.rollout.gate is not None
+    assert status.rollout.gate.phase == "Passed"
     again = ModelDeploymentStatus.model_validate(
         status.model_dump(by_alias=True, mode="json", exclude_none=True)
     )

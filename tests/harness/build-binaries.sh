@@ -18,6 +18,9 @@ BIN_DIR=${MLROLLOUT_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlrollout/bin-${K8S
 WORK=${XDG_CACHE_HOME:-$HOME/.cache}/mlrollout/build
 LOG_DIR=$WORK/logs
 mkdir -p "$BIN_DIR" "$WORK" "$LOG_DIR"
+# One build at a time per cache (parallel checkouts and CI share it): the others wait, then reuse.
+exec 9>"$WORK/.lock"
+flock 9
 
 die() { echo "build-binaries: $*" >&2; exit 1; }
 command -v go >/dev/null || die "no Go toolchain on PATH. Install Go >= 1.24 (https://go.dev/dl) or point KUBEBUILDER_ASSETS at ready binaries."

@@ -33,6 +33,11 @@ LABEL_MODEL_VERSION = f"{GROUP}/model-version"
 # Annotations.
 ANNOTATION_MODEL_URI = f"{GROUP}/model-uri"
 ANNOTATION_PAUSED = f"{GROUP}/paused"
+# A manual action, as JSON {"id": "<unique>", "action": "promote|promote-full|abort|retry|undo|approve",
+# "version": "<for undo --to-version>"}: acted on once per id (status.rollout.handledRequest), and
+# never removed by the operator, so it survives a GitOps sync.
+ANNOTATION_REQUEST = f"{GROUP}/request"
+REQUEST_ACTIONS = ("promote", "promote-full", "abort", "retry", "undo", "approve")
 # Hash of what the operator last applied to a child: tells "in sync with the spec" without diffing.
 ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"
 

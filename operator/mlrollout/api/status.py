@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from mlrollout.api.base import ApiModel, Percent, list_map
 from mlrollout.api.conditions import Condition
+from mlrollout.api.gate import GateStatus
+from mlrollout.api.monitoring_status import MonitoringStatus
 
 
 class Phase(StrEnum):
@@ -26,13 +29,22 @@ class Phase(StrEnum):
 
 
 class Weights(ApiModel):
+    """Live traffic shares as read back from the router (approximate with replica ratio)."""
+
     stable: Percent = 100
     canary: Percent = 0
 
 
 class HistoryEntry(ApiModel):
+    """A promoted version: the last `revisionHistoryLimit` of them are the rollback window."""
+
     version: str
     promoted_at: datetime
+    cause: str | None = Field(
+        default=None,
+        max_length=256,
+        description="initial | canary | blueGreen | undo | retrain:<trigger> ...",
+    )
 
 
 class RetryState(ApiModel):
@@ -43,15 +55,73 @@ class RetryState(ApiModel):
     next_attempt_time: datetime
 
 
-class OpenStatus(ApiModel):
-    """A status section another writer owns (gate Job, monitor); kept open for them to extend."""
-
-    model_config = ConfigDict(extra="allow")
+MeasurementOutcome = Literal["pass", "fail", "inconclusive", "error"]
+AnalysisVerdict = Literal["Running", "Passed", "Failed", "Inconclusive", "Error"]
 
 
-class MonitoringStatus(OpenStatus):
-    verdict: str | None = Field(default=None, description="Drift verdict of the last monitor run.")
-    last_run: datetime | None = None
+class Measurement(ApiModel):
+    """One analysis measurement of one metric."""
+
+    metric: str = Field(max_length=63)
+    outcome: MeasurementOutcome
+    value: float | None = None
+    requests: float | None = Field(default=None, description="Requests in the window it was taken over.")
+    at: datetime
+    message: str | None = Field(default=None, max_length=512)
+
+
+class MetricTally(ApiModel):
+    """Outcome counts of one metric in the current analysis run (each outcome has its own limit)."""
+
+    metric: str = Field(max_length=63)
+    passed: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+    inconclusive: int = Field(default=0, ge=0)
+    errors: int = Field(default=0, ge=0)
+
+
+class AnalysisRun(ApiModel):
+    """The analysis of one step (canary) or promotion stage (blue-green); bounded history."""
+
+    stage: str = Field(max_length=63, description="step-<n> | prePromotion | postPromotion | shadow | abTest")
+    started_at: datetime
+    next_measurement_at: datetime | None = None
+    taken: int = Field(default=0, ge=0)
+    count: int = Field(default=1, ge=1)
+    verdict: AnalysisVerdict = "Running"
+    tallies: list[MetricTally] = Field(
+        default_factory=list, max_length=32, json_schema_extra=list_map("metric")
+    )
+    history: list[Measurement] = Field(default_factory=list, max_length=20)
+    message: str | None = Field(default=None, max_length=1024)
+
+
+class Candidate(ApiModel):
+    model_name: str
+    version: str
+    resolved_at: datetime | None = None
+
+
+class RolloutStatus(ApiModel):
+    """Every bit of state of the rollout in progress: an operator restarted anywhere resumes from it."""
+
+    candidate: Candidate | None = None
+    strategy: Literal["canary", "blueGreen", "shadow", "abTest"] | None = None
+    step_index: int | None = Field(default=None, ge=0)
+    step_started_at: datetime | None = None
+    desired_weight: Percent | None = None
+    gate: GateStatus | None = None
+    analysis: AnalysisRun | None = None
+    handled_request: str | None = Field(
+        default=None, max_length=128, description="id of the last mlrollout.io/request acted on."
+    )
+    aborted_version: str | None = Field(
+        default=None,
+        description="A candidate rolled back or aborted: not retried until `retry` or a new version.",
+    )
+    last_outcome: str | None = Field(
+        default=None, max_length=1024, description="How the last rollout ended, and why."
+    )
 
 
 class ModelDeploymentStatus(ApiModel):
@@ -61,13 +131,14 @@ class ModelDeploymentStatus(ApiModel):
     stable_version: str | None = None
     canary_version: str | None = None
     pending_version: str | None = Field(
-        default=None, description="A resolved model that differs from stable and waits for the strategy."
+        default=None, description="Deprecated: replaced by rollout.candidate when strategies land."
     )
     current_step: int | None = Field(default=None, ge=0)
     weights: Weights | None = None
-    gate: OpenStatus | None = None
-    analysis: OpenStatus | None = None
-    monitoring: MonitoringStatus | None = None
+    rollout: RolloutStatus | None = None
+    monitoring: MonitoringStatus | None = Field(
+        default=None, description="Written by the monitor Job only; the operator never writes it."
+    )
     history: list[HistoryEntry] = Field(default_factory=list, max_length=50)
     retry: RetryState | None = None
     message: str | None = Field(default=None, max_length=4096)

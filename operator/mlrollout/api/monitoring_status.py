@@ -1,0 +1,42 @@
+"""`status.monitoring`: written by the monitor Job only (through the status subresource).
+
+The operator never writes this section; it reads it (verdicts feed retraining and metrics).
+The monitor helper owns the fields below and may extend them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from mlrollout.api.base import ApiModel
+
+DriftVerdict = Literal["NoDrift", "Drift", "Insufficient", "Error"]
+
+
+class ColumnDrift(ApiModel):
+    column: str = Field(max_length=256)
+    test: str = Field(max_length=64)
+    statistic: float
+    p_value: float | None = None
+    effect_size: float | None = None
+    drifted: bool
+
+
+class MonitoringStatus(ApiModel):
+    verdict: DriftVerdict | None = Field(default=None, description="Drift verdict of the last monitor run.")
+    version: str | None = Field(default=None, description="The serving version the verdict is about.")
+    last_run: datetime | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    samples: int | None = Field(default=None, ge=0)
+    drift_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    columns: list[ColumnDrift] = Field(default_factory=list, max_length=32)
+    prediction_drift: ColumnDrift | None = None
+    performance: dict[str, float] | None = None
+    labelled_samples: int | None = Field(default=None, ge=0)
+    importance_stability: float | None = None
+    report_uri: str | None = Field(default=None, max_length=2048)
+    message: str | None = Field(default=None, max_length=1024)

@@ -1,0 +1,1 @@
+"""Entry points of the Jobs the operator runs in the runtime image: gate, monitor, train."""
