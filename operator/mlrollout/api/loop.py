@@ -19,7 +19,12 @@ from mlrollout.api.base import (
 from mlrollout.api.serving import Resources
 from mlrollout.api.validation import BOUNDS_RULES
 
-MetricTemplate = Literal["errorRate", "latencyP50", "latencyP95", "latencyP99", "requestRate"]
+# Built-in PromQL over the runtime's metrics (mlrollout.rollout.analysis renders them): errorRate
+# (share of 5xx), latency quantiles in seconds, requestRate (per second), predictionShift (distance
+# in [0, 1] between the candidate's and the stable's prediction distributions).
+MetricTemplate = Literal[
+    "errorRate", "latencyP50", "latencyP95", "latencyP99", "requestRate", "predictionShift"
+]
 
 
 class Prometheus(ApiModel):

@@ -78,6 +78,9 @@ class MetricTally(ApiModel):
     failed: int = Field(default=0, ge=0)
     inconclusive: int = Field(default=0, ge=0)
     errors: int = Field(default=0, ge=0)
+    # The inconclusive and error budgets count runs in a row: a conclusive measurement ends the pause.
+    consecutive_inconclusive: int = Field(default=0, ge=0)
+    consecutive_errors: int = Field(default=0, ge=0)
 
 
 class AnalysisRun(ApiModel):
