@@ -1,0 +1,164 @@
+"""`kubectl mlrollout` against the real API server: what it writes, prints and exits with.
+
+The operator is not running here: each situation is a status written through the status
+subresource, as the operator would write it, and the plugin's own behaviour is what is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from harness.kube import KubeEnv
+from mlrollout.api import names
+
+pytestmark = pytest.mark.integration
+
+PLUGIN = Path(sys.executable).parent / "kubectl-mlrollout"
+SPEC = {
+    "model": {"name": "churn-classifier", "alias": "champion"},
+    "registry": {"trackingUri": "http://127.0.0.1:9"},
+    "serving": {"image": "ghcr.io/example/mlrollout-runtime:0.1.0"},
+    "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {}}]}},
+}
+
+
+class Md:
+    def __init__(self, kube: KubeEnv, namespace: str, name: str = "churn") -> None:
+        self.kube, self.namespace, self.name = kube, namespace, name
+        self.api = client.CustomObjectsApi(kube.api_client())
+        body = {"apiVersion": names.API_VERSION, "kind": names.KIND, "metadata": {"name": name}, "spec": SPEC}
+        self.api.create_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, body)
+
+    def get(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.api.get_namespaced_custom_object(
+            names.GROUP, names.VERSION, self.namespace, names.PLURAL, self.name
+        )
+        return found
+
+    def set_status(self, status: dict[str, Any]) -> None:
+        current = self.get() | {"status": status}
+        self.api.replace_namespaced_custom_object_status(
+            names.GROUP, names.VERSION, self.namespace, names.PLURAL, self.name, current
+        )
+
+    def annotations(self) -> dict[str, str]:
+        return dict(self.get()["metadata"].get("annotations") or {})
+
+    def plugin(self, *args: str) -> subprocess.CompletedProcess[str]:
+        argv = [str(PLUGIN), *args[:1], "-n", self.namespace, "--kubeconfig", self.kube.kubeconfig, *args[1:]]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+CANARY = {
+    "phase": "Progressing",
+    "observedGeneration": 1,
+    "modelName": "churn-classifier",
+    "stableVersion": "6",
+    "weights": {"stable": 75, "canary": 25},
+    "history": [
+        {"version": "5", "promotedAt": "2026-11-20T08:00:00Z"},
+        {"version": "6", "promotedAt": "2026-11-21T08:00:00Z"},
+    ],
+    "rollout": {
+        "candidate": {"modelName": "churn-classifier", "version": "7"},
+        "strategy": "canary",
+        "stepIndex": 1,
+        "stepStartedAt": "2026-11-23T08:00:00Z",
+        "desiredWeight": 25,
+        "analysis": {"stage": "step-1", "startedAt": "2026-11-23T08:00:00Z", "taken": 1, "count": 3},
+    },
+}
+
+
+def test_promote_writes_one_request_and_is_idempotent(
+    kube: KubeEnv, namespace: str, crd_installed: str
+) -> None:
+    md = Md(kube, namespace)
+    refused = md.plugin("promote", "churn")
+    assert refused.returncode == 1 and "no rollout in progress" in refused.stderr
+    assert names.ANNOTATION_REQUEST not in md.annotations()
+
+    md.set_status(CANARY)
+    generation = md.get()["metadata"]["generation"]
+    done = md.plugin("promote", "churn")
+    assert done.returncode == 0, done.stderr
+    assert "promote version 7 past step 1" in done.stdout
+    request = json.loads(md.annotations()[names.ANNOTATION_REQUEST])
+    assert request["action"] == "promote" and "v7-s1" in request["id"]
+    again = md.plugin("promote", "churn")
+    assert again.returncode == 0 and "already requested" in again.stdout
+    assert json.loads(md.annotations()[names.ANNOTATION_REQUEST]) == request
+    assert md.get()["metadata"]["generation"] == generation  # spec untouched
+
+    full = md.plugin("promote", "churn", "--full")
+    assert (
+        full.returncode == 0
+        and json.loads(md.annotations()[names.ANNOTATION_REQUEST])["action"] == "promote-full"
+    )
+
+
+def test_pause_resume_undo_status_history_watch(kube: KubeEnv, namespace: str, crd_installed: str) -> None:
+    md = Md(kube, namespace)
+    md.set_status(CANARY)
+    assert md.plugin("pause", "churn").returncode == 0
+    assert md.annotations()[names.ANNOTATION_PAUSED] == "true"
+    assert "already paused" in md.plugin("pause", "churn").stdout
+    assert md.plugin("resume", "churn").returncode == 0
+    assert names.ANNOTATION_PAUSED not in md.annotations()
+    not_paused = md.plugin("resume", "churn")
+    assert not_paused.returncode == 1 and "not paused" in not_paused.stderr
+
+    wrong = md.plugin("undo", "churn", "--to-version", "9")
+    assert wrong.returncode == 1 and "rollback window" in wrong.stderr
+    undo = md.plugin("undo", "churn")
+    assert undo.returncode == 0 and "from version 6 to 5" in undo.stdout
+    assert json.loads(md.annotations()[names.ANNOTATION_REQUEST])["version"] == "5"
+
+    status = md.plugin("status", "churn")
+    assert status.returncode == 0
+    assert "Candidate:   7 (canary)" in status.stdout and "stable 75%, canary 25%" in status.stdout
+    history = md.plugin("history", "churn")  # the registry at 127.0.0.1:9 answers nothing
+    assert history.returncode == 0
+    assert history.stdout.splitlines()[:2] == [
+        "version 6 (stable): promoted 2026-11-21T08:00:00Z cause -",
+        "version 5: promoted 2026-11-20T08:00:00Z cause -",
+    ]
+    assert "registry not reached" in history.stdout
+
+    watch = md.plugin("watch", "churn", "--timeout", "1", "--interval", "0.2")
+    assert watch.returncode == 3 and "phase=Progressing stable=6 candidate=7 step=1" in watch.stdout
+    md.set_status({**CANARY, "phase": "Healthy", "stableVersion": "7", "rollout": {}})
+    settled = md.plugin("watch", "churn", "--timeout", "30")
+    assert settled.returncode == 0 and "phase=Healthy stable=7" in settled.stdout
+
+
+def test_runs_as_a_kubectl_plugin(kube: KubeEnv, namespace: str, crd_installed: str) -> None:
+    """kubectl finds `kubectl-mlrollout` on PATH and hands it the arguments, as for any plugin."""
+    Md(kube, namespace)
+    env = kube.env() | {"PATH": f"{PLUGIN.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    kubectl = kube.bin_dir / "kubectl"
+    out = subprocess.run(
+        [str(kubectl), "mlrollout", "status", "churn", "-n", namespace, "--kubeconfig", kube.kubeconfig],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"Name:        {namespace}/churn" in out.stdout
+    missing = subprocess.run(
+        [str(kubectl), "mlrollout", "status", "nope", "-n", namespace, "--kubeconfig", kube.kubeconfig],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert missing.returncode == 1 and "'nope'" in missing.stderr and "not found" in missing.stderr
