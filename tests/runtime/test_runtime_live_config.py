@@ -79,6 +79,7 @@ def test_running_app_reloads_track_batching_mirroring(
         "track": "canary",
         "batching": {"maxBatchSize": 4, "maxDelayMs": 1.0},
         "mirroring": {"url": "http://127.0.0.1:9", "fraction": 0.0, "timeoutMs": 1000.0},
+        "faults": {"errorRate": 0.0, "extraLatencyMs": 0.0},
     }
     assert c.post("/invocations", json=row).status_code == 200
     text = c.get("/metrics").text
@@ -86,3 +87,43 @@ def test_running_app_reloads_track_batching_mirroring(
     assert 'mlrollout_model_ready{model="rf",track="canary",version="4"} 1.0' in text
     assert 'mlrollout_model_ready{model="rf",track="stable",version="4"} 0.0' in text
     assert c.app.state.runtime.batcher.max_batch_size == 4  # type: ignore[attr-defined]
+
+
+def test_faults_are_off_by_default_and_validated() -> None:
+    base = LiveConfig.from_settings(Settings())
+    assert (base.fault_error_rate, base.fault_extra_latency_ms) == (0.0, 0.0)
+    cfg = base.merged({"faults": {"errorRate": 0.5, "extraLatencyMs": 20}})
+    assert (cfg.fault_error_rate, cfg.fault_extra_latency_ms) == (0.5, 20.0)
+    assert base.merged({}).fault_error_rate == 0.0  # a document without faults switches them off
+    for bad in ({"errorRate": 1.5}, {"errorRate": -0.1}, {"extraLatencyMs": -1}):
+        with pytest.raises(ValueError, match="faults"):
+            base.merged({"faults": bad})
+
+
+def test_injected_faults_answer_500_and_are_counted_without_restart(
+    make_client: AppFactory, rf_path: Path, tmp_path: Path
+) -> None:
+    f = tmp_path / "live.yaml"
+    f.write_text("track: canary\n")
+    c = make_client(rf_path, model_name="rf", model_version="4", config_file=str(f))
+    row = {"instances": [[0.0] * 20]}
+    assert [c.post("/invocations", json=row).status_code for _ in range(5)] == [200] * 5
+    runtime = c.app.state.runtime  # type: ignore[attr-defined]
+    new = tmp_path / "live.yaml.new"
+    new.write_text("track: canary\nfaults: {errorRate: 1.0, extraLatencyMs: 1}\n")
+    os.replace(new, f)
+    deadline = time.monotonic() + 10
+    while c.get("/config").json()["faults"]["errorRate"] != 1.0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    failed = c.post("/invocations", json=row)
+    assert failed.status_code == 500 and failed.json()["error_code"] == "INJECTED_FAULT"
+    assert c.post("/invocations", json={"bad": 1}).status_code == 400  # bad input stays a 4xx
+    text = c.get("/metrics").text
+    assert 'mlrollout_requests_total{code="500",model="rf",track="canary",version="4"} 1.0' in text
+    assert c.app.state.runtime is runtime  # the same process and runtime: no restart
+    os.replace(f, tmp_path / "gone.yaml")
+    f.write_text("track: canary\n")
+    deadline = time.monotonic() + 10
+    while c.get("/config").json()["faults"]["errorRate"] != 0.0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert c.post("/invocations", json=row).status_code == 200

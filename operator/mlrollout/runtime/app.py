@@ -24,6 +24,7 @@ from starlette.routing import Route
 from mlrollout.runtime import jsonio, openapi
 from mlrollout.runtime.batching import MicroBatcher
 from mlrollout.runtime.config import ConfigWatcher, LiveConfig, Settings
+from mlrollout.runtime.config import dumps as config_dumps
 from mlrollout.runtime.inference_log import InferenceLog
 from mlrollout.runtime.loading import (
     LoadedModel,
@@ -161,12 +162,14 @@ class Runtime:
             self.batcher.configure(cfg.max_batch_size, cfg.max_delay_ms)
         self.mirror.configure(cfg.mirror_url, cfg.mirror_fraction, cfg.mirror_timeout_ms)
         log.info(
-            "live config: track=%s batch=%d/%.1fms mirror=%s@%.3f",
+            "live config: track=%s batch=%d/%.1fms mirror=%s@%.3f faults=%.3f/+%.0fms",
             cfg.track,
             cfg.max_batch_size,
             cfg.max_delay_ms,
             cfg.mirror_url or "-",
             cfg.mirror_fraction,
+            cfg.fault_error_rate,
+            cfg.fault_extra_latency_ms,
         )
 
     def _on_batch(self, size: int) -> None:
@@ -400,18 +403,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         return json_response(openapi.build(rt.name, rt.version))
 
     async def config(request: Request) -> Response:
-        c = rt.live
-        return json_response(
-            {
-                "track": c.track,
-                "batching": {"maxBatchSize": c.max_batch_size, "maxDelayMs": c.max_delay_ms},
-                "mirroring": {
-                    "url": c.mirror_url,
-                    "fraction": c.mirror_fraction,
-                    "timeoutMs": c.mirror_timeout_ms,
-                },
-            }
-        )
+        return Response(config_dumps(rt.live), media_type="application/json")
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -98,6 +98,10 @@ class LiveConfig:
     mirror_url: str = ""
     mirror_fraction: float = 0.0
     mirror_timeout_ms: float = 1000.0
+    # Fault injection, off unless a live config asks for it: rollout tests and game days use it to
+    # make a candidate fail or slow down on purpose, without a special model or a restart.
+    fault_error_rate: float = 0.0
+    fault_extra_latency_ms: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -126,6 +130,11 @@ class LiveConfig:
             fraction = self.mirror_fraction
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"mirroring.fraction must be within [0, 1], got {fraction}")
+        faults = doc.get("faults") or {}
+        error_rate = float(faults.get("errorRate", 0.0))
+        extra_latency = float(faults.get("extraLatencyMs", 0.0))
+        if not 0.0 <= error_rate <= 1.0 or not 0.0 <= extra_latency <= 60_000:
+            raise ValueError("faults.errorRate must be within [0, 1] and extraLatencyMs within [0, 60000]")
         size = int(batching.get("maxBatchSize", self.max_batch_size))
         delay = float(batching.get("maxDelayMs", self.max_delay_ms))
         if size < 1 or delay < 0:
@@ -138,6 +147,8 @@ class LiveConfig:
             mirror_url=str(mirroring.get("url", self.mirror_url) or ""),
             mirror_fraction=fraction,
             mirror_timeout_ms=float(mirroring.get("timeoutMs", self.mirror_timeout_ms)),
+            fault_error_rate=error_rate,
+            fault_extra_latency_ms=extra_latency,
         )
 
 
@@ -195,5 +206,6 @@ def dumps(cfg: LiveConfig) -> str:
                 "fraction": cfg.mirror_fraction,
                 "timeoutMs": cfg.mirror_timeout_ms,
             },
+            "faults": {"errorRate": cfg.fault_error_rate, "extraLatencyMs": cfg.fault_extra_latency_ms},
         }
     )

@@ -6,6 +6,7 @@ the per-request cost with one row per request); every other path goes to the Sta
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from mlrollout.runtime.app import Runtime
+    from mlrollout.runtime.config import LiveConfig
 
 log = logging.getLogger("mlrollout.runtime")
 
@@ -100,6 +102,7 @@ class ScoringApp:
                     f"model not ready: {rt.load_error or 'loading'}", status=503, code="NOT_READY"
                 )
             batch = model.schema.parse_v2(doc) if target is not None else model.schema.parse_mlflow(doc)
+            await inject_faults(rt.live)
             out = await rt.predict(batch)
             preds = out.tolist()
             if target is not None:
@@ -127,6 +130,9 @@ class ScoringApp:
             await respond(
                 send, exc.status, jsonio.dumps({"error_code": exc.code, "message": exc.message}), rid
             )
+        except InjectedFault as exc:
+            status = 500
+            await respond(send, 500, jsonio.dumps({"error_code": "INJECTED_FAULT", "message": str(exc)}), rid)
         except Exception as exc:
             status = 500
             log.exception("prediction failed")
@@ -141,6 +147,17 @@ class ScoringApp:
         finally:
             if rt.metrics is not None:
                 rt.metrics.request(status, time.perf_counter() - t0)
+
+
+class InjectedFault(RuntimeError):
+    """A failure asked for by the live config's `faults` (never raised unless configured)."""
+
+
+async def inject_faults(live: LiveConfig) -> None:
+    if live.fault_extra_latency_ms > 0:
+        await asyncio.sleep(live.fault_extra_latency_ms / 1000)
+    if live.fault_error_rate > 0 and random.random() < live.fault_error_rate:
+        raise InjectedFault("fault injected by the live config (faults.errorRate)")
 
 
 async def read_body(receive: Receive, length: bytes | None, limit: int) -> bytes:
