@@ -13,6 +13,8 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${HELM_VERSION:-v3.19.5}
 KUBECONFORM_VERSION=${KUBECONFORM_VERSION:-v0.7.0}
+COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
+TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.7.13}
 
 BIN_DIR=${MLROLLOUT_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlrollout/bin-${K8S_VERSION}}
 WORK=${XDG_CACHE_HOME:-$HOME/.cache}/mlrollout/build
@@ -103,14 +105,33 @@ build_install() { # name module/cmd version
   stamp "$name" "$ver"
 }
 
-targets=${*:-"etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm kubeconform"}
+# A module whose go.mod has local replace directives (Traefik) or that is built as its own main
+# module (CoreDNS: its plugin list is compiled in) is built inside a writable copy of its source.
+module_build() { # name module version package ldflags (run inside run_logged)
+  local name=$1 mod=$2 ver=$3 pkg=$4 ld=$5 src dir=$WORK/$1-$3
+  src=$(go mod download -json "$mod@$ver" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -d "$src" ] || { echo "no source directory for $mod@$ver"; return 1; }
+  rm -rf "$dir" && cp -r "$src" "$dir" && chmod -R u+w "$dir"
+  (cd "$dir" && go build -trimpath -ldflags "-s -w $ld" -o "$BIN_DIR/$name.tmp" "$pkg") || return 1
+  mv "$BIN_DIR/$name.tmp" "$BIN_DIR/$name" && rm -rf "$dir"
+}
+
+build_in_module() { # name module version package ldflags
+  have "$1" "$3" && return 0
+  run_logged "$1" module_build "$@"
+  stamp "$1" "$3"
+}
+
+targets=${*:-"etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy kwok helm kubeconform coredns traefik"}
 for t in $targets; do
   case $t in
     etcd) build_etcd ;;
-    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl) build_k8s "$t" ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kube-proxy) build_k8s "$t" ;;
     kwok) build_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
     helm) build_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
     kubeconform) build_install kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" ;;
+    coredns) build_in_module coredns github.com/coredns/coredns "$COREDNS_VERSION" . "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" ;;
+    traefik) build_in_module traefik github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" ./cmd/traefik "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" ;;
     *) die "unknown target $t" ;;
   esac
 done
