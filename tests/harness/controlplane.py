@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.certs import Certs, make_certs
+from harness.dataplane import start_coredns, start_kube_proxy
 from harness.podnet import PodNetwork
 from harness.procs import HarnessError, Proc, free_port
 
@@ -26,7 +27,16 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 K8S_VERSION = "v1.34.4"
 RUNNER_REGISTRY = "mlrollout.local"  # pods whose image lives here are executed by the pod runner
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kubectl",
+    "kube-proxy",
+    "coredns",
+)
 ADMIN_TOKEN_FILE = "admin.token"
 FAKE_NODES = ("kwok-node-0", "kwok-node-1")
 
@@ -78,6 +88,9 @@ class ControlPlane:
             self._start_controllers(certs)
             self._start_kwok()
             self._wait_cluster_usable()
+            if self.network is not None:
+                start_kube_proxy(self)
+                start_coredns(self)
         except BaseException:
             self.stop()
             raise

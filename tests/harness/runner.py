@@ -34,6 +34,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from harness.controlplane import RUNNER_REGISTRY
+from harness.dataplane import write_resolv_conf
 from harness.podnet import PodNetwork
 from harness.procs import HarnessError, stop_pid
 
@@ -226,8 +227,13 @@ class PodRunner:
             "MLROLLOUT_HOST": rp.ip,
         }
         if self.api_port and pod.spec.automount_service_account_token is not False:
-            env["KUBERNETES_SERVICE_HOST"] = self.api_host
-            env["KUBERNETES_SERVICE_PORT"] = str(self.api_port)
+            # In a pod network the API server is reached as a cluster does: the `kubernetes`
+            # Service, through kube-proxy.
+            host, port = (
+                (self.network.layout.kubernetes_ip, 443) if self.network else (self.api_host, self.api_port)
+            )
+            env["KUBERNETES_SERVICE_HOST"] = host
+            env["KUBERNETES_SERVICE_PORT"] = str(port)
         for e in c.env or []:
             env[e.name] = self._env_value(pod, e, env)
         for ef in c.env_from or []:
@@ -261,6 +267,9 @@ class PodRunner:
                 continue
             target = src / vm.sub_path if vm.sub_path else src
             mounts.append((target, vm.mount_path))
+        if self.network is not None and (pod.spec.dns_policy or "ClusterFirst").startswith("ClusterFirst"):
+            conf = write_resolv_conf(rp.root, ns, self.network.layout.dns_ip)
+            mounts.append((conf, "/etc/resolv.conf"))
         return env, mounts
 
     def _service_account_files(self, pod: Any, d: Path) -> None:
