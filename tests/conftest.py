@@ -6,6 +6,7 @@ its PID at the end of the session, and the pod network is removed after them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,10 +81,28 @@ def kube(session_dir: Path, pod_network: PodNetwork | None) -> Iterator[KubeEnv]
         network=pod_network,
     ).start()
     try:
-        yield KubeEnv(kubeconfig=str(cp.kubeconfig), bin_dir=cp.bins)
+        yield KubeEnv(kubeconfig=str(cp.kubeconfig), bin_dir=cp.bins, control_plane=cp)
     finally:
         runner.stop()
         cp.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(kube: KubeEnv) -> Iterator[Any]:
+    """Traefik serving the Gateway API (harness.gateway.Gateway: `url`, `parent_ref()`), started
+    on first use. On an external cluster: MLROLLOUT_GATEWAY_URL and MLROLLOUT_GATEWAY
+    (namespace/name) describe the cluster's own Gateway, else the test is skipped."""
+    from harness.gateway import ExternalGateway, Gateway
+
+    if kube.control_plane is None:
+        url, ref = os.environ.get("MLROLLOUT_GATEWAY_URL"), os.environ.get("MLROLLOUT_GATEWAY")
+        if not (url and ref and "/" in ref):
+            pytest.skip("external cluster: set MLROLLOUT_GATEWAY_URL and MLROLLOUT_GATEWAY=namespace/name")
+        yield ExternalGateway(url, *ref.split("/", 1))
+        return
+    gw = _start(lambda: Gateway(kube.control_plane).start())
+    yield gw
+    gw.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ readiness respected, cluster DNS from inside a pod."""
 from __future__ import annotations
 
 import json
-import math
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -14,38 +13,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from harness.echo import echo_deployment, service
 from harness.kube import KubeEnv
 from harness.procs import eventually
+from harness.traffic import cluster_ip, echo_deployment, get, ready_pods, service, within_binomial
 
 pytestmark = pytest.mark.integration
-
-
-def get(url: str, headers: dict[str, str] | None = None, timeout: float = 5) -> str:
-    req = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return str(r.read().decode())
-
-
-def within_binomial(hits: int, n: int, p: float, sigmas: float = 4.0) -> bool:
-    """|hits - np| within `sigmas` standard deviations: a false alarm about once in 15,000 runs."""
-    return abs(hits - n * p) <= sigmas * math.sqrt(n * p * (1 - p))
-
-
-def ready_pods(kube: KubeEnv, namespace: str, selector: str) -> list[Any]:
-    core: Any = client.CoreV1Api(kube.api_client())
-    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
-    return [
-        p
-        for p in pods
-        if p.status.pod_ip
-        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-    ]
-
-
-def cluster_ip(kube: KubeEnv, namespace: str, name: str) -> str:
-    core: Any = client.CoreV1Api(kube.api_client())
-    return str(core.read_namespaced_service(name, namespace).spec.cluster_ip)
 
 
 @pytest.fixture

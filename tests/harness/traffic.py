@@ -1,12 +1,19 @@
-"""A tiny HTTP server for data-plane tests, run as an executed pod's command.
+"""Helpers for tests that send real traffic: an echo server for executed pods, and counting.
 
-GET / answers the pod's name (and the value of ECHO_TRACK); GET /ready is the readiness probe and
-fails after POST /unready; GET /call?url=U fetches U from inside the pod (DNS and Service checks).
+ECHO_SERVER, run as a pod's command: GET / answers JSON {pod, track (env ECHO_TRACK), headers};
+GET /ready is the readiness probe and fails after POST /unready; GET /resolve?name=N resolves N
+and GET /call?url=U fetches U, both from inside the pod (DNS and Service checks).
 """
 
 from __future__ import annotations
 
+import math
+import urllib.request
 from typing import Any
+
+from kubernetes import client
+
+from harness.kube import KubeEnv
 
 ECHO_SERVER = r"""
 import http.server, os, json, socket, urllib.request, urllib.parse
@@ -84,3 +91,30 @@ def service(name: str, selector: dict[str, str], port: int = 80) -> dict[str, An
         "metadata": {"name": name},
         "spec": {"selector": selector, "ports": [{"name": "http", "port": port, "targetPort": 8080}]},
     }
+
+
+def get(url: str, headers: dict[str, str] | None = None, timeout: float = 5) -> str:
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return str(r.read().decode())
+
+
+def within_binomial(hits: int, n: int, p: float, sigmas: float = 4.0) -> bool:
+    """|hits - np| within `sigmas` standard deviations: a false alarm about once in 15,000 runs."""
+    return abs(hits - n * p) <= sigmas * math.sqrt(n * p * (1 - p))
+
+
+def ready_pods(kube: KubeEnv, namespace: str, selector: str) -> list[Any]:
+    core: Any = client.CoreV1Api(kube.api_client())
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+    return [
+        p
+        for p in pods
+        if p.status.pod_ip
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+    ]
+
+
+def cluster_ip(kube: KubeEnv, namespace: str, name: str) -> str:
+    core: Any = client.CoreV1Api(kube.api_client())
+    return str(core.read_namespaced_service(name, namespace).spec.cluster_ip)
