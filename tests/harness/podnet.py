@@ -169,6 +169,14 @@ def clean_stale() -> list[str]:
     return cleaned
 
 
+def remove(prefix: str) -> None:
+    """Remove a run's network by its prefix, recorded or not (`make cluster-down`)."""
+    if not PREFIX_RE.match(prefix):
+        raise HarnessError(f"pod network: {prefix!r} is not a harness network prefix")
+    _destroy(prefix)
+    (STATE_DIR / f"{prefix}.json").unlink(missing_ok=True)
+
+
 def _destroy(prefix: str) -> None:
     """Kill what still runs in the run's namespaces, then delete them and its host link."""
     names = [n for n in _netns_names() if n.startswith(prefix + "-")]

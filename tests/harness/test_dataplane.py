@@ -3,6 +3,7 @@ readiness respected, cluster DNS from inside a pod."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import urllib.parse
 import urllib.request
@@ -13,7 +14,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from harness import podnet
 from harness.kube import KubeEnv
+from harness.podnet import PodNetwork
 from harness.procs import eventually
 from harness.traffic import cluster_ip, echo_deployment, get, ready_pods, service, within_binomial
 
@@ -110,3 +113,19 @@ def test_a_pod_resolves_services_by_dns_name_and_calls_them(kube: KubeEnv, names
     out = urllib.parse.urlencode({"name": "example.com"})
     with pytest.raises(urllib.error.HTTPError):
         get(f"http://{caller}:8080/resolve?{out}")
+
+
+def test_a_deleted_pod_leaves_no_network_namespace(
+    kube: KubeEnv, namespace: str, pod_network: PodNetwork | None
+) -> None:
+    if pod_network is None:
+        pytest.skip("the harness's pod network only")
+    kube.apply(echo_deployment("solo", 1, {"app": "solo"}), namespace)
+    pod = eventually(lambda: ready_pods(kube, namespace, "app=solo"), what="a ready pod")[0]
+    index = int(ipaddress.ip_address(pod.status.pod_ip)) - int(
+        ipaddress.ip_address(pod_network.layout.pod_ip(0))
+    )
+    netns = f"{pod_network.prefix}-p{index}"
+    assert netns in podnet._netns_names()
+    kube.kubectl("delete", "deployment", "solo", "-n", namespace, "--wait=true", check=True)
+    eventually(lambda: netns not in podnet._netns_names(), what=f"{netns} to be removed")
