@@ -85,12 +85,13 @@ class ControlPlane:
             self._start_etcd()
             self._start_apiserver(certs, token)
             self._write_kubeconfig(certs, token)
+            dns_ready = start_coredns(self) if self.network is not None else None
             self._start_controllers(certs)
             self._start_kwok()
             self._wait_cluster_usable()
-            if self.network is not None:
-                start_kube_proxy(self)
-                start_coredns(self)
+            if dns_ready is not None:
+                start_kube_proxy(self)  # after the nodes exist: it takes its address from one
+                dns_ready()
         except BaseException:
             self.stop()
             raise

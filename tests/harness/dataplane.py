@@ -9,8 +9,11 @@ kubeadm cluster; executed pods get a resolv.conf pointing at that Service.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from harness.procs import Proc
 
 if TYPE_CHECKING:
     from harness.controlplane import ControlPlane
@@ -46,7 +49,8 @@ def start_kube_proxy(cp: ControlPlane) -> None:
     p.wait_ready(lambda: _http_ok(f"http://{L.node_ip}:10256/healthz"), timeout=60)
 
 
-def start_coredns(cp: ControlPlane) -> None:
+def start_coredns(cp: ControlPlane) -> Callable[[], None]:
+    """Starts CoreDNS; returns the wait for it (it syncs while the controllers start)."""
     assert cp.network is not None
     L = cp.network.layout
     corefile = cp.workdir / "Corefile"
@@ -68,8 +72,14 @@ def start_coredns(cp: ControlPlane) -> None:
 """
     )
     p = cp._proc("coredns", *cp.network.in_node([str(cp.bins / "coredns"), "-conf", str(corefile)]))
+    return lambda: _coredns_ready(cp, p)
+
+
+def _coredns_ready(cp: ControlPlane, p: Proc) -> None:
     from harness.controlplane import _http_ok
 
+    assert cp.network is not None
+    L = cp.network.layout
     p.wait_ready(lambda: _http_ok(f"http://{L.node_ip}:8181/ready"), timeout=60)
     # The kube-dns Service at the conventional 10th address, its endpoint set by hand: CoreDNS
     # is a process of the node here, not a pod.
