@@ -30,6 +30,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -214,7 +215,11 @@ class PodNetwork:
     def create(cls, owner: int | None = None) -> PodNetwork:
         check_capabilities()
         with _machine_lock():
-            clean_stale()
+            for prefix in clean_stale():
+                print(
+                    f"pod network: removed the leftovers of crashed run {prefix} (its owner process is gone)",
+                    file=sys.stderr,
+                )
             taken = set()
             for f in STATE_DIR.glob("mlr*.json"):
                 with contextlib.suppress(OSError, ValueError, KeyError):
