@@ -4,7 +4,9 @@ and that Istio's CRDs accept and return a VirtualService."""
 from __future__ import annotations
 
 import json
+import urllib.error
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,3 +118,48 @@ def test_istio_virtualservice_is_stored_and_read_back(kube: KubeEnv, namespace: 
     bad = {**vs, "spec": {"hosts": ["churn"], "http": [{"route": [{"destination": {}, "weight": 5}]}]}}
     r = kube.kubectl("apply", "-f", "-", input=json.dumps(bad))
     assert r.returncode != 0 and "host" in r.stderr, r.stderr
+
+
+def test_request_mirror_is_not_implemented_and_fails_closed(
+    kube: KubeEnv, namespace: str, gateway: Any
+) -> None:
+    """Traefik 3.6 does not implement RequestMirror: it still marks the route Accepted (no warning
+    condition), answers 500 for it and logs the unsupported filter. Shadow traffic in this test
+    cluster has to be mirrored another way (the runtime's own mirroring)."""
+    if kube.external:
+        pytest.skip("states what the harness's Traefik does")
+    kube.apply(service("stable", {"app": "stable"}), namespace)
+    kube.apply(service("shadow", {"app": "shadow"}), namespace)
+    host = f"mirror.{namespace}.example.test"
+    mirror = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "mirror", "namespace": namespace},
+        "spec": {
+            "parentRefs": [gateway.parent_ref()],
+            "hostnames": [host],
+            "rules": [
+                {
+                    "filters": [
+                        {
+                            "type": "RequestMirror",
+                            "requestMirror": {"backendRef": {"name": "shadow", "port": 80}},
+                        }
+                    ],
+                    "backendRefs": [{"name": "stable", "port": 80}],
+                }
+            ],
+        },
+    }
+    kube.apply(mirror)
+
+    def status_code() -> int | None:
+        try:
+            get(gateway.url, {"Host": host})
+            return 200
+        except urllib.error.HTTPError as e:
+            return e.code if e.code != 404 else None  # 404 until the route is loaded
+
+    assert eventually(status_code, what="Traefik to load the route") == 500
+    log = Path(kube.control_plane.logs / "traefik.log").read_text(errors="replace")
+    assert "unsupported filter RequestMirror" in log

@@ -11,10 +11,16 @@ from collections.abc import Iterator
 import pytest
 
 from harness import podnet
+from harness.kube import external_kubeconfig
 from harness.podnet import Layout, PodNetwork
 from harness.procs import HarnessError, eventually, free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        external_kubeconfig() is not None, reason="the harness's own pod network (not used on a full cluster)"
+    ),
+]
 
 
 def netns_of(prefix: str) -> list[str]:
