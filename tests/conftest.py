@@ -1,11 +1,12 @@
-"""Session fixtures for the real parts: control plane + pod runner, Prometheus, MLflow.
+"""Session fixtures for the real parts: pod network, control plane + pod runner, Prometheus, MLflow.
 
 Nothing starts unless a test asks for it, so unit tests stay fast. Every process is stopped by
-its PID at the end of the session.
+its PID at the end of the session, and the pod network is removed after them.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from harness.controlplane import ControlPlane, bin_dir
 from harness.kube import KubeEnv, external_kubeconfig
+from harness.podnet import PodNetwork
 from harness.procs import HarnessError
 from harness.services import MLflowServer, Prometheus
 
@@ -31,39 +33,76 @@ def _start(factory):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def prometheus(session_dir: Path) -> Iterator[Prometheus]:
-    prom = _start(lambda: Prometheus(session_dir / "prometheus").start())
+def pod_network() -> Iterator[PodNetwork | None]:
+    """This run's pod network (None on an external cluster, which brings its own)."""
+    if external_kubeconfig():
+        yield None
+        return
+    net = _start(PodNetwork.create)
+    try:
+        yield net
+    finally:
+        net.destroy()
+
+
+def _host(net: PodNetwork | None) -> str:
+    """Where host services listen: the pod network's host side, reachable from pods and host."""
+    return net.host_ip if net else "127.0.0.1"
+
+
+@pytest.fixture(scope="session")
+def prometheus(session_dir: Path, pod_network: PodNetwork | None) -> Iterator[Prometheus]:
+    prom = _start(lambda: Prometheus(session_dir / "prometheus", host=_host(pod_network)).start())
     yield prom
     prom.stop()
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(session_dir: Path) -> Iterator[MLflowServer]:
-    server = _start(lambda: MLflowServer(session_dir / "mlflow").start())
+def mlflow_server(session_dir: Path, pod_network: PodNetwork | None) -> Iterator[MLflowServer]:
+    server = _start(lambda: MLflowServer(session_dir / "mlflow", host=_host(pod_network)).start())
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def kube(session_dir: Path) -> Iterator[KubeEnv]:
+def kube(session_dir: Path, pod_network: PodNetwork | None) -> Iterator[KubeEnv]:
     ext = external_kubeconfig()
     if ext:
         yield KubeEnv(kubeconfig=ext, bin_dir=_start(bin_dir), external=True)
         return
     from harness.runner import PodRunner  # needs the kubernetes client, like the tests that use it
 
-    cp = _start(lambda: ControlPlane(session_dir / "cluster").start())
+    cp = _start(lambda: ControlPlane(session_dir / "cluster", network=pod_network).start())
     runner = PodRunner(
         str(cp.kubeconfig),
         session_dir / "pods",
         api_port=cp.api_port,
         scrape_file=session_dir / "prometheus" / "targets-runner.json",
+        network=pod_network,
     ).start()
     try:
-        yield KubeEnv(kubeconfig=str(cp.kubeconfig), bin_dir=cp.bins)
+        yield KubeEnv(kubeconfig=str(cp.kubeconfig), bin_dir=cp.bins, control_plane=cp)
     finally:
         runner.stop()
         cp.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(kube: KubeEnv) -> Iterator[Any]:
+    """Traefik serving the Gateway API (harness.gateway.Gateway: `url`, `parent_ref()`), started
+    on first use. On an external cluster: MLROLLOUT_GATEWAY_URL and MLROLLOUT_GATEWAY
+    (namespace/name) describe the cluster's own Gateway, else the test is skipped."""
+    from harness.gateway import ExternalGateway, Gateway
+
+    if kube.control_plane is None:
+        url, ref = os.environ.get("MLROLLOUT_GATEWAY_URL"), os.environ.get("MLROLLOUT_GATEWAY")
+        if not (url and ref and "/" in ref):
+            pytest.skip("external cluster: set MLROLLOUT_GATEWAY_URL and MLROLLOUT_GATEWAY=namespace/name")
+        yield ExternalGateway(url, *ref.split("/", 1))
+        return
+    gw = _start(lambda: Gateway(kube.control_plane).start())
+    yield gw
+    gw.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,12 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${HELM_VERSION:-v3.19.5}
 KUBECONFORM_VERSION=${KUBECONFORM_VERSION:-v0.7.0}
+COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
+# Traefik v3.7 needs modules the module proxy does not serve; v3.6 builds. Its Gateway API
+# provider implements v1.4 of the API: the CRDs are taken from that same version.
+TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.6.12}
+GATEWAY_API_VERSION=${GATEWAY_API_VERSION:-v1.4.0}
+ISTIO_API_VERSION=${ISTIO_API_VERSION:-v1.31.1}
 
 BIN_DIR=${MLROLLOUT_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlrollout/bin-${K8S_VERSION}}
 WORK=${XDG_CACHE_HOME:-$HOME/.cache}/mlrollout/build
@@ -35,7 +41,7 @@ have() { # name version
   if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/$name" ]; then
     ln -sf "$KUBEBUILDER_ASSETS/$name" "$BIN_DIR/$name"; return 0
   fi
-  [ -x "$BIN_DIR/$name" ] && [ "$(cat "$BIN_DIR/.$name.version" 2>/dev/null)" = "$want" ]
+  [ -e "$BIN_DIR/$name" ] && [ "$(cat "$BIN_DIR/$(dirname "$name")/.$(basename "$name").version" 2>/dev/null)" = "$want" ]
 }
 stamp() { echo "$2" >"$BIN_DIR/.$1.version"; }
 
@@ -103,14 +109,54 @@ build_install() { # name module/cmd version
   stamp "$name" "$ver"
 }
 
-targets=${*:-"etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm kubeconform"}
+# A module whose go.mod has local replace directives (Traefik) or that is built as its own main
+# module (CoreDNS: its plugin list is compiled in) is built inside a writable copy of its source.
+module_dir() { # module version: the module's source in the module cache
+  local src
+  src=$(go mod download -json "$1@$2" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -d "$src" ] || { echo "no source directory for $1@$2" >&2; return 1; }
+  echo "$src"
+}
+
+module_build() { # name module version package ldflags (run inside run_logged)
+  local name=$1 mod=$2 ver=$3 pkg=$4 ld=$5 src dir=$WORK/$1-$3
+  src=$(module_dir "$mod" "$ver") || return 1
+  rm -rf "$dir" && cp -r "$src" "$dir" && chmod -R u+w "$dir"
+  (cd "$dir" && go build -trimpath -ldflags "-s -w $ld" -o "$BIN_DIR/$name.tmp" "$pkg") || { rm -rf "$dir"; return 1; }
+  mv "$BIN_DIR/$name.tmp" "$BIN_DIR/$name" && rm -rf "$dir"
+}
+
+# CRDs published inside Go modules, copied as they are into $BIN_DIR/crds/<name>.yaml.
+crds() { # name module version files...
+  local name=$1 mod=$2 ver=$3 src out; shift 3
+  have "crds/$name.yaml" "$ver" && [ -s "$BIN_DIR/crds/$name.yaml" ] && return 0
+  src=$(module_dir "$mod" "$ver") || die "downloading $mod@$ver failed"
+  mkdir -p "$BIN_DIR/crds"
+  out=$BIN_DIR/crds/$name.yaml
+  for f in "$@"; do [ -f "$src/$f" ] || die "$mod@$ver has no $f"; echo "---"; cat "$src/$f"; done >"$out.tmp"
+  mv "$out.tmp" "$out"
+  echo "$ver" >"$BIN_DIR/crds/.$name.yaml.version"
+}
+
+build_in_module() { # name module version package ldflags
+  have "$1" "$3" && return 0
+  run_logged "$1" module_build "$@"
+  stamp "$1" "$3"
+}
+
+targets=${*:-"etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy kwok helm kubeconform coredns traefik gateway-api-crds istio-crds"}
 for t in $targets; do
   case $t in
     etcd) build_etcd ;;
-    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl) build_k8s "$t" ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kube-proxy) build_k8s "$t" ;;
     kwok) build_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
     helm) build_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
     kubeconform) build_install kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" ;;
+    coredns) build_in_module coredns github.com/coredns/coredns "$COREDNS_VERSION" . "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" ;;
+    traefik) build_in_module traefik github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" ./cmd/traefik "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" ;;
+    gateway-api-crds) crds gateway-api sigs.k8s.io/gateway-api "$GATEWAY_API_VERSION" \
+      config/crd/standard/gateway.networking.k8s.io_{gatewayclasses,gateways,httproutes,grpcroutes,referencegrants,backendtlspolicies}.yaml ;;
+    istio-crds) crds istio istio.io/api "$ISTIO_API_VERSION" kubernetes/customresourcedefinitions.gen.yaml ;;
     *) die "unknown target $t" ;;
   esac
 done

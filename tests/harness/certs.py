@@ -21,10 +21,21 @@ def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
-def make_certs(d: Path) -> Certs:
+def make_certs(d: Path, ips: tuple[str, ...] = ("10.0.0.1",)) -> Certs:
+    """`ips`: the addresses the API server is reached at besides loopback (its bind address and
+    the `kubernetes` Service IP); a cached serving certificate for other addresses is remade."""
     d.mkdir(parents=True, exist_ok=True)
     c = Certs(d / "ca.crt", d / "ca.key", d / "server.crt", d / "server.key", d / "sa.key", d / "sa.pub")
-    if c.server_crt.exists() and c.sa_pub.exists():
+    ext = d / "server.ext"
+    sans = (
+        "subjectAltName=IP:127.0.0.1," + "".join(f"IP:{ip}," for ip in ips) + "DNS:localhost,"
+        "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+        "DNS:kubernetes.default.svc.cluster.local\n"
+    )
+    if c.server_crt.exists() and c.sa_pub.exists() and ext.exists() and ext.read_text() == sans:
+        return c
+    if c.ca_crt.exists() and c.sa_pub.exists():  # same CA and keys, new serving certificate
+        _server_cert(d, c, ext, sans)
         return c
     _openssl(
         "req",
@@ -41,12 +52,14 @@ def make_certs(d: Path) -> Certs:
         "-out",
         str(c.ca_crt),
     )
-    ext = d / "server.ext"
-    # 10.0.0.1 is the `kubernetes` Service IP of the --service-cluster-ip-range the harness uses.
-    ext.write_text(
-        "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,"
-        "DNS:kubernetes.default,DNS:kubernetes.default.svc\n"
-    )
+    _server_cert(d, c, ext, sans)
+    _openssl("genrsa", "-out", str(c.sa_key), "2048")
+    _openssl("rsa", "-in", str(c.sa_key), "-pubout", "-out", str(c.sa_pub))
+    return c
+
+
+def _server_cert(d: Path, c: Certs, ext: Path, sans: str) -> None:
+    ext.write_text(sans)
     _openssl(
         "req",
         "-newkey",
@@ -76,6 +89,3 @@ def make_certs(d: Path) -> Certs:
         "-out",
         str(c.server_crt),
     )
-    _openssl("genrsa", "-out", str(c.sa_key), "2048")
-    _openssl("rsa", "-in", str(c.sa_key), "-pubout", "-out", str(c.sa_pub))
-    return c

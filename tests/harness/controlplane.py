@@ -1,5 +1,9 @@
-"""A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and kwok (fake nodes), started from the binaries build-binaries.sh made."""
+"""A real Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler
+and kwok (fake nodes), started from the binaries build-binaries.sh made.
+
+With a PodNetwork (the normal case) the API server listens on the network's host-side address,
+where executed pods reach it too, and Services get addresses from the network's service range;
+without one, everything stays on loopback (no data plane)."""
 
 from __future__ import annotations
 
@@ -15,13 +19,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.certs import Certs, make_certs
+from harness.dataplane import start_coredns, start_kube_proxy
+from harness.podnet import PodNetwork
 from harness.procs import HarnessError, Proc, free_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 K8S_VERSION = "v1.34.4"
 RUNNER_REGISTRY = "mlrollout.local"  # pods whose image lives here are executed by the pod runner
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kubectl",
+    "kube-proxy",
+    "coredns",
+)
 ADMIN_TOKEN_FILE = "admin.token"
 FAKE_NODES = ("kwok-node-0", "kwok-node-1")
 
@@ -45,6 +60,12 @@ class ControlPlane:
     bins: Path = field(default_factory=bin_dir)
     procs: list[Proc] = field(default_factory=list)
     api_port: int = 0
+    network: PodNetwork | None = None  # owned by the caller, who destroys it after stop()
+
+    @property
+    def host(self) -> str:
+        """The address the API server (and other host services pods use) listens on."""
+        return self.network.host_ip if self.network else "127.0.0.1"
 
     @property
     def kubeconfig(self) -> Path:
@@ -57,15 +78,20 @@ class ControlPlane:
     def start(self) -> ControlPlane:
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
-            certs = make_certs(self.workdir / "pki")
+            ips = (self.host, self.network.layout.kubernetes_ip) if self.network else ("10.0.0.1",)
+            certs = make_certs(self.workdir / "pki", ips)
             token = base64.b32encode(os.urandom(20)).decode().lower()
             (self.workdir / ADMIN_TOKEN_FILE).write_text(token)
             self._start_etcd()
             self._start_apiserver(certs, token)
             self._write_kubeconfig(certs, token)
+            dns_ready = start_coredns(self) if self.network is not None else None
             self._start_controllers(certs)
             self._start_kwok()
             self._wait_cluster_usable()
+            if dns_ready is not None:
+                start_kube_proxy(self)  # after the nodes exist: it takes its address from one
+                dns_ready()
         except BaseException:
             self.stop()
             raise
@@ -109,7 +135,8 @@ class ControlPlane:
         p.wait_ready(lambda: _http_ok(f"{self.etcd_url}/health"), timeout=30)
 
     def _start_apiserver(self, c: Certs, token: str) -> None:
-        self.api_port = free_port()
+        self.api_port = free_port(self.host)
+        services = self.network.layout.service_cidr if self.network else "10.0.0.0/24"
         tokens = self.workdir / "tokens.csv"
         tokens.write_text(f'{token},admin,admin,"system:masters"\n')
         p = self._proc(
@@ -117,8 +144,8 @@ class ControlPlane:
             str(self.bins / "kube-apiserver"),
             f"--etcd-servers={self.etcd_url}",
             f"--secure-port={self.api_port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.host}",
+            f"--advertise-address={self.host}",
             f"--tls-cert-file={c.server_crt}",
             f"--tls-private-key-file={c.server_key}",
             f"--client-ca-file={c.ca_crt}",
@@ -127,12 +154,12 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={c.sa_pub}",
             f"--service-account-signing-key-file={c.sa_key}",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--service-cluster-ip-range={services}",
             "--allow-privileged=true",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
         )
-        url = f"https://127.0.0.1:{self.api_port}/readyz"
+        url = f"https://{self.host}:{self.api_port}/readyz"
         p.wait_ready(lambda: _http_ok(url, token=token, ca=c.ca_crt), timeout=90)
 
     def _write_kubeconfig(self, c: Certs, token: str) -> None:
@@ -144,7 +171,7 @@ class ControlPlane:
                 {
                     "name": "mlrollout-test",
                     "cluster": {
-                        "server": f"https://127.0.0.1:{self.api_port}",
+                        "server": f"https://{self.host}:{self.api_port}",
                         "certificate-authority-data": ca,
                     },
                 }
@@ -191,6 +218,9 @@ class ControlPlane:
         stages = self.workdir / "kwok-stages.yaml"
         stages.write_text((HERE / "kwok-stages.yaml").read_text().replace("RUNNER_REGISTRY", RUNNER_REGISTRY))
         port = free_port()
+        # kwok's fake pods and nodes get addresses of this run's range that nothing answers at.
+        cidr = self.network.layout.fake_pod_cidr if self.network else "10.244.0.0/16"
+        node_ip = self.network.layout.node_ip if self.network else "10.96.0.1"
         p = self._proc(
             "kwok",
             str(self.bins / "kwok"),
@@ -198,8 +228,8 @@ class ControlPlane:
             f"--config={stages}",
             "--manage-all-nodes=true",
             f"--server-address=127.0.0.1:{port}",
-            "--cidr=10.244.0.0/16",
-            "--node-ip=10.96.0.1",
+            f"--cidr={cidr}",
+            f"--node-ip={node_ip}",
             "--node-lease-duration-seconds=40",  # kwok renews leases: nodes stay Ready
         )
         p.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=30)

@@ -2,7 +2,8 @@
 
 Everything is real: kube-apiserver/etcd/controllers, an MLflow tracking server holding a trained
 scikit-learn model, the operator process, and the serving pods, which the pod runner executes
-as local processes answering real predictions on their own loopback addresses.
+as local processes answering real predictions in their own network namespaces, reached through
+their Service (kube-proxy).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.controlplane import REPO, ControlPlane
+from harness.podnet import PodNetwork
 from harness.procs import HarnessError, Proc, eventually, free_port
 from harness.services import MLflowServer, Prometheus
 
@@ -96,7 +98,7 @@ def follow_phase(cp: ControlPlane, want: str, timeout: float = 240) -> dict[str,
     raise HarnessError(f"demo: ModelDeployment did not reach {want} in {timeout:.0f}s (last: {seen})")
 
 
-def predict(ip: str) -> str:
+def predict(address: str) -> str:
     body = json.dumps(
         {
             "dataframe_records": [
@@ -106,15 +108,26 @@ def predict(ip: str) -> str:
         }
     ).encode()
     req = urllib.request.Request(
-        f"http://{ip}:8080/invocations", data=body, headers={"Content-Type": "application/json"}
+        f"http://{address}/invocations", data=body, headers={"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(req, timeout=10) as r:
         return str(r.read().decode())
 
 
+def _try_predict(address: str) -> str | None:
+    try:
+        return predict(address)
+    except OSError:  # until kube-proxy has programmed the Service
+        return None
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mlrollout-demo-"))
-    cp = ControlPlane(work / "cluster")
+    try:
+        net = PodNetwork.create()  # pods get addresses Services can route to
+    except HarnessError as e:
+        sys.exit(f"demo failed: {e}")
+    cp = ControlPlane(work / "cluster", network=net)
     extra: list[Any] = []
     runner = None
     try:
@@ -122,11 +135,11 @@ def main() -> None:
         cp.start()
         from harness.runner import PodRunner
 
-        prom = Prometheus(work / "prometheus").start()
+        prom = Prometheus(work / "prometheus", host=net.host_ip).start()
         extra.append(prom)
-        runner = PodRunner(str(cp.kubeconfig), work / "pods", cp.api_port, prom.runner_targets).start()
+        runner = PodRunner(str(cp.kubeconfig), work / "pods", cp.api_port, prom.runner_targets, net).start()
         say("Starting an MLflow tracking server and registering a trained churn classifier")
-        mlflow = MLflowServer(work / "mlflow").start()
+        mlflow = MLflowServer(work / "mlflow", host=net.host_ip).start()
         extra.append(mlflow)
         v1 = train_and_register(mlflow.uri, 1)
         from mlflow.tracking import MlflowClient
@@ -175,14 +188,17 @@ def main() -> None:
         show(cp, "get", "modeldeployments", "-n", NS)
         show(cp, "get", "deployments,services,pods", "-n", NS, "-o", "wide")
 
-        pods = json.loads(cp.kubectl("get", "pods", "-n", NS, "-o", "json").stdout)["items"]
-        ip = pods[0]["status"]["podIP"]
+        from mlrollout.api.names import service_name
+
+        svc = json.loads(cp.kubectl("get", "service", service_name("churn"), "-n", NS, "-o", "json").stdout)
+        address = f"{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
         say(
-            f"Asking the serving pod for predictions (pod IP {ip}; the alias was pinned to version "
-            f"{st.get('stableVersion')})"
+            f"Asking Service {service_name('churn')} for predictions (ClusterIP {address}, routed by "
+            f"kube-proxy to a serving pod; the alias was pinned to version {st.get('stableVersion')})"
         )
-        for _ in range(5):
-            out = predict(ip)
+        out = eventually(lambda: _try_predict(address), what="the Service to answer", timeout=30)
+        for _ in range(4):
+            out = predict(address)
         print(f"   POST /invocations -> {out}")
         scraped = eventually(
             what="Prometheus to scrape the pod",
@@ -243,6 +259,7 @@ def main() -> None:
         for p in reversed(extra):
             p.stop()
         cp.stop()
+        net.destroy()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ class KubeEnv:
     kubeconfig: str
     bin_dir: Path
     external: bool = False  # True on a full cluster (kind...), where a real kubelet runs pods
+    control_plane: Any = None  # the harness's ControlPlane (None on an external cluster)
 
     def api_client(self) -> Any:
         """A kubernetes.client.ApiClient (typed Any: the client's models are loosely typed)."""

@@ -87,8 +87,8 @@ class Proc:
             if not self.alive():
                 code = self.popen.returncode if self.popen else None
                 raise HarnessError(
-                    f"{self.name} exited with code {code} before becoming ready. Log {self.log}:\n"
-                    f"{tail(self.log)}"
+                    f"{self.name} exited with code {code} before becoming ready{_hint(self.log)}. "
+                    f"Log {self.log}:\n{tail(self.log)}"
                 )
             with contextlib.suppress(Exception):
                 if probe():
@@ -103,6 +103,20 @@ class Proc:
         stop_pid(self.popen.pid, grace)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=1)
+
+
+def _hint(log: Path) -> str:
+    """What a known failure in the log means for the person reading the error."""
+    text = tail(log, 40).lower()
+    if "address already in use" in text or "bind: address" in text:
+        return (
+            ": a port it needs is in use by another process (the harness picks free ports, so this"
+            " is a race with something else on the machine or a leftover process: find it with"
+            " `ss -ltnp`, stop it, and retry)"
+        )
+    if "operation not permitted" in text or "permission denied" in text:
+        return ": it lacks a permission (the pod network and kube-proxy need root)"
+    return ""
 
 
 def stop_pid(pid: int, grace: float = 10.0) -> None:

@@ -2,8 +2,9 @@
 
 It runs the container's real command as a local process, with the pod's env (values, fieldRefs,
 ConfigMap and Secret keys), its volumes (emptyDir, ConfigMap, Secret, the service-account token)
-bind-mounted at their mount paths in a private mount namespace, and a loopback address of its
-own as the pod IP (exported as MLROLLOUT_HOST, the address the process should bind). It reports
+bind-mounted at their mount paths in a private mount namespace, and, with a PodNetwork, a network
+namespace of its own whose address is the pod IP (without one: a loopback address). The pod IP is
+also exported as MLROLLOUT_HOST, the address the process should bind. It reports
 phase, readiness (httpGet/tcpSocket probes), exit code and termination message through the pods'
 status subresource, so Jobs and Deployments progress through the real controllers.
 Every other pod is left to kwok.
@@ -33,7 +34,9 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from harness.controlplane import RUNNER_REGISTRY
-from harness.procs import stop_pid
+from harness.dataplane import write_resolv_conf
+from harness.podnet import PodNetwork
+from harness.procs import HarnessError, stop_pid
 
 log = logging.getLogger("harness.runner")
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -55,6 +58,7 @@ class RunningPod:
     uid: str
     ip: str
     root: Path
+    netns: str | None = None  # the pod's network namespace (its sandbox), None on loopback
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     ready: bool = False
@@ -64,11 +68,18 @@ class RunningPod:
 
 class PodRunner:
     def __init__(
-        self, kubeconfig: str, workdir: Path, api_port: int | None = None, scrape_file: Path | None = None
+        self,
+        kubeconfig: str,
+        workdir: Path,
+        api_port: int | None = None,
+        scrape_file: Path | None = None,
+        network: PodNetwork | None = None,
     ) -> None:
         self.api: Any = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))  # type: ignore[no-untyped-call]
         self.workdir = workdir
-        self.api_host, self.api_port = "127.0.0.1", api_port
+        self.network = network
+        self.api_host, self.api_port = (network.host_ip if network else "127.0.0.1"), api_port
+        self.host_ip = network.layout.node_ip if network else "127.0.0.1"
         self.scrape_file = scrape_file
         self.pods: dict[str, RunningPod] = {}
         self.lock = threading.Lock()
@@ -147,7 +158,13 @@ class PodRunner:
 
     # -- running one pod -------------------------------------------------------------------------
 
-    def _alloc_ip(self) -> str:
+    def _sandbox(self, rp: RunningPod) -> str:
+        """The pod's network: its own namespace on the run's bridge, else a loopback address."""
+        if self.network is not None:
+            rp.netns, ip = self.network.attach()
+            if rp.stopping:  # deleted while the sandbox was being made
+                self.network.detach(rp.netns)
+            return ip
         with self.lock:
             n = self.next_ip
             self.next_ip += 1
@@ -157,12 +174,17 @@ class PodRunner:
         ns, name = pod.metadata.namespace, pod.metadata.name
         key = f"{ns}/{name}"
         root = self.workdir / ns / f"{name}-{pod.metadata.uid[:8]}"
-        rp = RunningPod(key=key, uid=pod.metadata.uid, ip=self._alloc_ip(), root=root)
+        rp = RunningPod(key=key, uid=pod.metadata.uid, ip="", root=root)
         with self.lock:
             if key in self.pods:
                 return
             self.pods[key] = rp
         c = pod.spec.containers[0]
+        try:
+            rp.ip = self._sandbox(rp)
+        except HarnessError as e:
+            self._report_waiting(pod, rp, "CreatePodSandboxError", str(e))
+            return
         try:
             env, mounts = self._prepare(pod, rp)
             argv = self._argv(c, env)
@@ -174,7 +196,7 @@ class PodRunner:
             term_log = root / "termination-log"
             term_log.write_text("")
             all_mounts = [*mounts, (term_log, c.termination_message_path or "/dev/termination-log")]
-            rp.proc = self._spawn(argv, env, all_mounts, root, c.working_dir)
+            rp.proc = self._spawn(argv, env, all_mounts, root, c.working_dir, rp.netns)
             started = now()
             self._report_running(pod, rp, started)
             self._register_scrape(pod, rp)
@@ -205,8 +227,13 @@ class PodRunner:
             "MLROLLOUT_HOST": rp.ip,
         }
         if self.api_port and pod.spec.automount_service_account_token is not False:
-            env["KUBERNETES_SERVICE_HOST"] = self.api_host
-            env["KUBERNETES_SERVICE_PORT"] = str(self.api_port)
+            # In a pod network the API server is reached as a cluster does: the `kubernetes`
+            # Service, through kube-proxy.
+            host, port = (
+                (self.network.layout.kubernetes_ip, 443) if self.network else (self.api_host, self.api_port)
+            )
+            env["KUBERNETES_SERVICE_HOST"] = host
+            env["KUBERNETES_SERVICE_PORT"] = str(port)
         for e in c.env or []:
             env[e.name] = self._env_value(pod, e, env)
         for ef in c.env_from or []:
@@ -240,6 +267,9 @@ class PodRunner:
                 continue
             target = src / vm.sub_path if vm.sub_path else src
             mounts.append((target, vm.mount_path))
+        if self.network is not None and (pod.spec.dns_policy or "ClusterFirst").startswith("ClusterFirst"):
+            conf = write_resolv_conf(rp.root, ns, self.network.layout.dns_ip)
+            mounts.append((conf, "/etc/resolv.conf"))
         return env, mounts
 
     def _service_account_files(self, pod: Any, d: Path) -> None:
@@ -280,7 +310,7 @@ class PodRunner:
                     "spec.nodeName": pod.spec.node_name or "",
                     "spec.serviceAccountName": pod.spec.service_account_name or "",
                     "status.podIP": env["MLROLLOUT_HOST"],
-                    "status.hostIP": "127.0.0.1",
+                    "status.hostIP": self.host_ip,
                 }.get(path, "")
             )
         ns = pod.metadata.namespace
@@ -303,7 +333,12 @@ class PodRunner:
 
     @staticmethod
     def _spawn(
-        argv: list[str], env: dict[str, str], mounts: list[tuple[Path, str]], root: Path, workdir: str | None
+        argv: list[str],
+        env: dict[str, str],
+        mounts: list[tuple[Path, str]],
+        root: Path,
+        workdir: str | None,
+        netns: str | None = None,
     ) -> subprocess.Popen[bytes]:
         # Bind each volume at its mount path in a private mount namespace, as a kubelet would;
         # the mount point itself must exist on the host, so an empty placeholder is made for it.
@@ -332,6 +367,8 @@ class PodRunner:
         cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", " && ".join(script)]
         if not shutil.which("unshare") or not mounts:
             cmd = ["sh", "-c", " && ".join(script)]
+        if netns is not None:  # nsenter execs: the pod's process keeps the Popen's PID
+            cmd = ["nsenter", f"--net=/run/netns/{netns}", *cmd]
         try:
             return subprocess.Popen(
                 cmd,
@@ -351,6 +388,9 @@ class PodRunner:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 rp.proc.wait(timeout=2)
         self._register_scrape(None, rp, remove=True)
+        if self.network is not None and rp.netns is not None:
+            self.network.detach(rp.netns)
+            rp.netns = None
 
     # -- readiness and status --------------------------------------------------------------------
 
@@ -426,7 +466,7 @@ class PodRunner:
                 "phase": "Running",
                 "podIP": rp.ip,
                 "podIPs": [{"ip": rp.ip}],
-                "hostIP": "127.0.0.1",
+                "hostIP": self.host_ip,
                 "startTime": started,
                 "conditions": self._conditions(False),
                 "containerStatuses": [self._cstatus(pod, rp, state={"running": {"startedAt": started}})],
@@ -552,10 +592,16 @@ def _expand(s: str, env: dict[str, str]) -> str:
 
 
 def main() -> None:
-    """`python -m harness.runner KUBECONFIG WORKDIR API_PORT [SCRAPE_FILE]`: the runner as a process."""
+    """`python -m harness.runner KUBECONFIG WORKDIR API_PORT [SCRAPE_FILE]`: the runner as a process.
+
+    MLROLLOUT_POD_NETWORK names the run's PodNetwork (its prefix) when pods get their own netns."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     kubeconfig, workdir, api_port, *rest = sys.argv[1:]
-    runner = PodRunner(kubeconfig, Path(workdir), int(api_port), Path(rest[0]) if rest else None).start()
+    prefix = os.environ.get("MLROLLOUT_POD_NETWORK")
+    network = PodNetwork.load(prefix) if prefix else None
+    runner = PodRunner(
+        kubeconfig, Path(workdir), int(api_port), Path(rest[0]) if rest else None, network
+    ).start()
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: runner.stop_event.set())

@@ -1,4 +1,7 @@
-"""Real services the tests talk to: Prometheus (Debian package) and an MLflow tracking server."""
+"""Real services the tests talk to: Prometheus (Debian package) and an MLflow tracking server.
+
+Each listens on `host`: loopback by default, or the pod network's host-side address, where both
+host processes (the operator, tests) and executed pods reach it with the same URL."""
 
 from __future__ import annotations
 
@@ -23,10 +26,11 @@ class Prometheus:
     port: int = 0
     proc: Proc | None = None
     static: list[dict[str, Any]] = field(default_factory=list)
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def runner_targets(self) -> Path:
@@ -54,13 +58,13 @@ class Prometheus:
             ],
         }
         (self.workdir / "prometheus.yml").write_text(json.dumps(cfg))
-        self.port = free_port()
+        self.port = free_port(self.host)
         self.proc = Proc(
             "prometheus",
             [
                 exe,
                 f"--config.file={self.workdir / 'prometheus.yml'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.listen-address={self.host}:{self.port}",
                 f"--storage.tsdb.path={self.workdir / 'data'}",
                 "--web.enable-lifecycle",
             ],
@@ -94,14 +98,15 @@ class MLflowServer:
     workdir: Path
     port: int = 0
     proc: Proc | None = None
+    host: str = "127.0.0.1"
 
     @property
     def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> MLflowServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = free_port(self.host)
         exe = Path(sys.executable).parent / "mlflow"
         if not exe.exists():
             raise HarnessError(f"mlflow is not installed in {sys.prefix}: run `make venv`")
@@ -116,9 +121,12 @@ class MLflowServer:
                 "--artifacts-destination",
                 str(self.workdir / "artifacts"),
                 "--host",
-                "127.0.0.1",
+                self.host,
                 "--port",
                 str(self.port),
+                # MLflow refuses Host headers it does not know (DNS-rebinding guard).
+                "--allowed-hosts",
+                f"{self.host},{self.host}:{self.port},localhost,127.0.0.1",
                 "--workers",
                 "1",
             ],

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests run for real: Prometheus, the Docker engine and
-# debootstrap (to build a base image without a registry). Idempotent; a no-op when present.
+# Installs the Debian packages the tests run for real: Prometheus, the Docker engine,
+# debootstrap (to build a base image without a registry) and the pod network's tools.
+# Idempotent; a no-op when present.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v iptables >/dev/null || need+=(iptables)
+# The pod network (tests/harness/podnet.py) and kube-proxy: namespaces, veths, NAT, conntrack.
+command -v ip >/dev/null || need+=(iproute2)
+command -v nsenter >/dev/null || need+=(util-linux)
+command -v conntrack >/dev/null || need+=(conntrack)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   SUDO=sudo; command -v sudo >/dev/null || { echo "system-deps: need root or sudo to install: ${need[*]}" >&2; exit 1; }

@@ -38,3 +38,20 @@ def test_failing_apiserver_stops_everything_and_shows_its_log(tmp_path: Path) ->
     assert len(started) == 2  # etcd, then the apiserver
     assert not any(pid_alive(pid) for pid in started), "etcd was left running"
     assert not (tmp_path / "cp" / "pids").exists()
+
+
+def test_a_port_in_use_is_named_in_the_error(tmp_path: Path) -> None:
+    import socket
+    import sys
+
+    from harness.procs import Proc
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        code = f"import socket; socket.socket().bind(('127.0.0.1', {port}))"
+        p = Proc("server", [sys.executable, "-c", code], tmp_path / "server.log").start()
+        with pytest.raises(HarnessError) as e:
+            p.wait_ready(lambda: False, timeout=30)
+    assert "a port it needs is in use" in str(e.value) and "Address already in use" in str(e.value)
