@@ -91,10 +91,15 @@ def test_spec_hash_tracks_what_matters(change: dict[str, Any], differs: bool) ->
     assert (base["metadata"]["annotations"][key] != other["metadata"]["annotations"][key]) == differs
 
 
-def test_service_selects_the_stable_track() -> None:
+def test_service_selects_the_live_tracks() -> None:
     svc = builders.service(OWNER, spec())
     assert svc["metadata"]["name"] == "churn"
-    assert svc["spec"]["selector"] == {names.LABEL_DEPLOYMENT: "churn", names.LABEL_TRACK: "stable"}
+    assert svc["spec"]["selector"] == {names.LABEL_DEPLOYMENT: "churn", names.LABEL_TRAFFIC: "live"}
+    for track, live in (("stable", True), ("canary", True), ("shadow", False), ("preview", False)):
+        labels = builders.serving_deployment(OWNER, spec(), track, "m", "1")["spec"]["template"]["metadata"][
+            "labels"
+        ]
+        assert (labels.get(names.LABEL_TRAFFIC) == "live") is live
     assert svc["metadata"]["ownerReferences"] == [OWNER.reference()]
     assert svc["spec"]["ports"][0]["targetPort"] == names.SERVING_PORT_NAME
 

@@ -67,8 +67,11 @@ def test_tracks_read_back_state_and_sync() -> None:
     assert found["stable"].in_sync and found["stable"].rolled_out and found["stable"].available
     assert found["stable"].version == "1"
     assert not found["canary"].in_sync  # nobody pinned it
+    # The size is the router's to set (weights, an HPA): only the template and version count for sync.
     bigger = SPEC.model_copy(update={"serving": SPEC.serving.model_copy(update={"replicas": 5})})
-    assert not tracks([_live(desired, 2)], OWNER, bigger, {"stable": ("m", "1")})["stable"].in_sync
+    assert tracks([_live(desired, 2)], OWNER, bigger, {"stable": ("m", "1")})["stable"].in_sync
+    other = SPEC.model_copy(update={"serving": SPEC.serving.model_copy(update={"image": "img:2"})})
+    assert not tracks([_live(desired, 2)], OWNER, other, {"stable": ("m", "1")})["stable"].in_sync
 
 
 def test_unlabelled_deployments_are_ignored() -> None:

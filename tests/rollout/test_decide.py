@@ -167,13 +167,16 @@ def test_first_tick_pins_the_resolved_version_and_applies_stable() -> None:
 
 
 def test_a_new_version_never_replaces_stable_directly() -> None:
+    """It becomes the canary candidate: stable keeps its version, the canary takes the first weight."""
     before = status(Phase.HEALTHY, "7")
     decision = decide.decide(SPEC, before, Observed(1, ResolvedModel("churn", "8"), {"stable": READY}), NOW)
     assert decision.status.stable_version == "7"
-    assert ApplyServing("stable", "churn", "7") in decision.actions
-    assert cond(decision, c.PROGRESSING) == ("False", "AwaitingStrategy")
-    assert ("Normal", "NewVersion") in events(decision)
-    assert decision.status.pending_version == "churn version 8"
+    assert ApplyServing("stable", "churn", "7", 1) in decision.actions
+    assert ApplyServing("canary", "churn", "8", 1) in decision.actions
+    assert decision.phase == Phase.PROGRESSING
+    assert ("Normal", "RolloutStarted") in events(decision)
+    rollout = decision.status.rollout
+    assert rollout is not None and rollout.candidate is not None and rollout.candidate.version == "8"
     again = decide.decide(
         SPEC, decision.status, Observed(1, ResolvedModel("churn", "8"), {"stable": READY}), NOW
     )
@@ -316,8 +319,11 @@ def test_nothing_is_created_without_a_pinned_version(
     applies = [a for a in decision.actions if isinstance(a, ApplyServing)]
     if decision.status.stable_version is None:
         assert applies == []
-    for action in applies:  # the stable track only ever serves the pinned version
-        assert action.version == decision.status.stable_version
+    rollout = decision.status.rollout
+    candidate = rollout.candidate.version if rollout and rollout.candidate else None
+    for action in applies:  # stable serves the pinned version; only the candidate runs beside it
+        allowed = {decision.status.stable_version, candidate} if action.track == "stable" else {candidate}
+        assert action.version in allowed
 
 
 @given(before=status_st, observed=observed_st)

@@ -29,6 +29,10 @@ LABEL_DEPLOYMENT = f"{GROUP}/deployment"
 LABEL_TRACK = f"{GROUP}/track"
 LABEL_MODEL_NAME = f"{GROUP}/model-name"
 LABEL_MODEL_VERSION = f"{GROUP}/model-version"
+# Pods that take live traffic through the Service (stable and canary tracks; never shadow or preview).
+LABEL_TRAFFIC = f"{GROUP}/traffic"
+TRAFFIC_LIVE = "live"
+LIVE_TRACKS = ("stable", "canary")
 
 # Annotations.
 ANNOTATION_MODEL_URI = f"{GROUP}/model-uri"

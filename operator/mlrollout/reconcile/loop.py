@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -20,10 +20,19 @@ from mlrollout.api.serving import ModelRef
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import ModelDeploymentStatus, Phase
 from mlrollout.reconcile import observe
-from mlrollout.rollout import backoff
-from mlrollout.rollout.actions import ApplyService, ApplyServing, DeleteService, DeleteServing, EmitEvent
+from mlrollout.rollout import analysis, backoff, canary
+from mlrollout.rollout.actions import (
+    ApplyService,
+    ApplyServing,
+    DeleteService,
+    DeleteServing,
+    EmitEvent,
+    MoveAlias,
+    TagVersion,
+)
+from mlrollout.rollout.analysis import MetricQueries, Sample
 from mlrollout.rollout.decision import Decision, decide, reject_spec, terminate
-from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel
+from mlrollout.rollout.observed import Observed, RegistryProblem, Request, ResolvedModel
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +43,25 @@ FOREIGN_STATUS = frozenset({"monitoring"})
 class Registry(Protocol):
     def resolve(self, ref: ModelRef) -> ResolvedModel | RegistryProblem: ...
 
+    def set_alias(self, name: str, alias: str, version: str) -> RegistryProblem | None: ...
+
+    def tag_version(self, name: str, version: str, tags: Mapping[str, str]) -> RegistryProblem | None: ...
+
+
+class Metrics(Protocol):
+    def sample(self, metric: str, queries: MetricQueries) -> Sample: ...
+
+
+class ActionFailed(RuntimeError):
+    """An action could not be carried out (e.g. the registry refused an alias move): the tick stops
+    before status is written, so the next tick decides and acts again."""
+
 
 @dataclass
 class World:
     executor: KubeExecutor
     registry: Callable[[str], Registry]
+    metrics: Callable[[str], Metrics] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +104,11 @@ def reconcile(seen: Mapping[str, Any], world: World, now: datetime | None = None
     if wait is not None:
         return Outcome(status.phase, wait, acted=False)
     model = world.registry(spec.registry.tracking_uri).resolve(spec.model)
-    decision = decide(spec, status, _observe_children(body, owner, spec, status, world, model), now)
+    observed = _observe_children(body, owner, spec, status, world, model)
+    samples = _measure(spec, status, owner, world, now)
+    if samples:
+        observed = replace(observed, samples=samples)
+    decision = decide(spec, status, observed, now)
     _act(decision, owner, spec, world, body, now)
     return Outcome(decision.phase, decision.requeue_after, acted=True)
 
@@ -99,6 +126,9 @@ def _observe_children(
         pinned[names.TRACK_STABLE] = (status.model_name, status.stable_version)
     elif isinstance(model, ResolvedModel):
         pinned[names.TRACK_STABLE] = (model.name, model.version)
+    candidate = status.rollout.candidate if status.rollout else None
+    if candidate is not None:
+        pinned[names.TRACK_CANARY] = (candidate.model_name, candidate.version)
     meta = body["metadata"]
     annotations = meta.get("annotations") or {}
     return Observed(
@@ -108,7 +138,37 @@ def _observe_children(
         service_present=world.executor.service_exists(owner),
         paused=annotations.get(names.ANNOTATION_PAUSED, "").lower() == "true",
         deleting=bool(meta.get("deletionTimestamp")),
+        request=parse_request(annotations.get(names.ANNOTATION_REQUEST)),
     )
+
+
+def parse_request(raw: str | None) -> Request | None:
+    """The mlrollout.io/request annotation; an unreadable one is a request to refuse, not an error."""
+    if not raw:
+        return None
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict) or not isinstance(doc.get("id"), str) or not doc["id"]:
+            raise ValueError("no id")
+        version = doc.get("version")
+        return Request(
+            id=doc["id"][:128], action=str(doc.get("action")), version=str(version) if version else None
+        )
+    except ValueError:
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:16]
+        return Request(id=f"invalid-{digest}", action="invalid (not JSON with an id)")
+
+
+def _measure(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, owner: Owner, world: World, now: datetime
+) -> dict[str, Sample]:
+    """Query the metrics of an analysis step when a measurement is due (and only then)."""
+    due = canary.analysis_due(spec, status, now)
+    if not due or world.metrics is None or spec.analysis is None:
+        return {}
+    provider = world.metrics(spec.analysis.prometheus.address)
+    ctx = canary.query_context(spec, status, owner.namespace, owner.name)
+    return {m.name: provider.sample(m.name, analysis.queries(m, ctx)) for m in due}
 
 
 def _act(
@@ -127,12 +187,22 @@ def _act(
     events: list[EmitEvent] = []
     for action in decision.actions:
         match action:
-            case ApplyServing(track=track, model_name=model_name, version=version):
+            case ApplyServing(track=track, model_name=model_name, version=version, replicas=replicas):
                 assert spec is not None
-                world.executor.apply(builders.serving_deployment(owner, spec, track, model_name, version))
+                manifest = builders.serving_deployment(owner, spec, track, model_name, version, replicas)
+                world.executor.apply_if_changed(manifest)
+            case MoveAlias(model_name=model_name, alias=alias, version=version):
+                assert spec is not None
+                _registry_call(
+                    world.registry(spec.registry.tracking_uri).set_alias(model_name, alias, version)
+                )
+            case TagVersion(model_name=model_name, version=version, tags=tags):
+                assert spec is not None
+                registry = world.registry(spec.registry.tracking_uri)
+                _registry_call(registry.tag_version(model_name, version, dict(tags)))
             case ApplyService():
                 assert spec is not None
-                world.executor.apply(builders.service(owner, spec))
+                world.executor.apply_if_changed(builders.service(owner, spec))
             case DeleteServing(track=track):
                 world.executor.delete_deployment(owner.namespace, names.serving_name(owner.name, track))
             case DeleteService():
@@ -147,6 +217,11 @@ def _act(
     patch = status_patch(raw_status, decision.status)
     if patch:
         world.executor.patch_status(owner, patch, body["metadata"].get("resourceVersion"))
+
+
+def _registry_call(problem: RegistryProblem | None) -> None:
+    if problem is not None:
+        raise ActionFailed(f"{problem.reason}: {problem.message}")
 
 
 def event_name(owner: Owner, decided_from: Mapping[str, Any], event: EmitEvent) -> str:

@@ -26,7 +26,10 @@ def tracks(
         if not track:
             continue
         want = pinned.get(track)
-        desired_hash = _desired_hash(owner, spec, track, want) if spec is not None and want else None
+        replicas = int((deployment.get("spec") or {}).get("replicas", 1))
+        desired_hash = (
+            _desired_hash(owner, spec, track, want, replicas) if spec is not None and want else None
+        )
         actual_hash = (meta.get("annotations") or {}).get(names.ANNOTATION_SPEC_HASH)
         found[track] = _track_state(
             deployment, in_sync=desired_hash is not None and desired_hash == actual_hash
@@ -34,8 +37,11 @@ def tracks(
     return found
 
 
-def _desired_hash(owner: Owner, spec: ModelDeploymentSpec, track: str, want: tuple[str, str]) -> str:
-    manifest = builders.serving_deployment(owner, spec, track, *want)
+def _desired_hash(
+    owner: Owner, spec: ModelDeploymentSpec, track: str, want: tuple[str, str], replicas: int
+) -> str:
+    """The hash the Deployment would carry if it served `want` as the spec says, at its present size."""
+    manifest = builders.serving_deployment(owner, spec, track, *want, replicas=replicas)
     return str(manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH])
 
 

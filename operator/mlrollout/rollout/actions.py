@@ -1,4 +1,9 @@
-"""What decide() asks the adapters to do: intents, not manifests (builders live in the adapters)."""
+"""What decide() asks the adapters to do: intents with their parameters, not manifests.
+
+Every action is safe to replay: applying the same Deployment twice, deleting what is gone, moving
+an alias to where it already points or setting a tag to its value changes nothing. Children are
+acted on before status is written, so a crash in between repeats the same actions.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,12 @@ class ApplyServing:
     track: str
     model_name: str
     version: str
+    replicas: int | None = None  # None: spec.serving.replicas
 
 
 @dataclass(frozen=True)
 class ApplyService:
-    """The Service that carries live traffic to the model."""
+    """The Service that carries live traffic to the model (every live track behind one selector)."""
 
 
 @dataclass(frozen=True)
@@ -31,10 +37,28 @@ class DeleteService:
 
 
 @dataclass(frozen=True)
+class MoveAlias:
+    """Point a registry alias (the champion) at a version: promotion, or undo."""
+
+    model_name: str
+    alias: str
+    version: str
+
+
+@dataclass(frozen=True)
+class TagVersion:
+    """Record an outcome on a model version in the registry (its lineage)."""
+
+    model_name: str
+    version: str
+    tags: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class EmitEvent:
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
 
 
-Action = ApplyServing | ApplyService | DeleteServing | DeleteService | EmitEvent
+Action = ApplyServing | ApplyService | DeleteServing | DeleteService | MoveAlias | TagVersion | EmitEvent

@@ -1,8 +1,8 @@
 """decide(spec, status, observed, now) -> Decision: the whole judgement of one reconcile tick, pure.
 
-This issue's scope: pin the first resolved version as stable, keep its serving Deployment and Service
-in line with the spec, report readiness. A different version resolved later is left for the strategy
-engine (it is reported, never rolled in directly: nothing touches live traffic before the gates).
+A common prelude first (deleting, paused, registry problem, a manual request), then serving: the
+first resolved version is pinned as stable; a later one becomes the candidate of the strategy's
+step function (rollout/canary.py), which moves traffic only as fast as its steps and analysis allow.
 """
 
 from __future__ import annotations
@@ -11,10 +11,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from mlrollout.api import conditions as c
-from mlrollout.api.names import TRACK_STABLE
+from mlrollout.api.names import TRACK_CANARY, TRACK_STABLE
 from mlrollout.api.spec import ModelDeploymentSpec
-from mlrollout.api.status import HistoryEntry, ModelDeploymentStatus, Phase, RetryState, Weights
-from mlrollout.rollout import backoff
+from mlrollout.api.status import (
+    HistoryEntry,
+    ModelDeploymentStatus,
+    Phase,
+    RetryState,
+    RolloutStatus,
+    Weights,
+)
+from mlrollout.rollout import backoff, canary
 from mlrollout.rollout.actions import (
     Action,
     ApplyService,
@@ -22,9 +29,11 @@ from mlrollout.rollout.actions import (
     DeleteService,
     DeleteServing,
     EmitEvent,
+    MoveAlias,
+    TagVersion,
 )
-from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel, TrackState
-from mlrollout.rollout.phases import TROUBLED, can_transition
+from mlrollout.rollout.observed import Observed, RegistryProblem, Request, ResolvedModel, TrackState
+from mlrollout.rollout.phases import TROUBLED, IllegalTransition, can_transition
 
 POLL_WHILE_DEPLOYING = 5.0
 POLL_WHILE_DEGRADED = 15.0
@@ -122,31 +131,235 @@ def _serve(
     model: ResolvedModel,
     now: datetime,
 ) -> Decision:
-    # Until a strategy runs, all live traffic goes to stable (the printer column shows the canary's share).
-    updates: dict[str, object] = {"retry": None, "weights": status.weights or Weights()}
+    updates: dict[str, object] = {"retry": None, "pending_version": None}
     events: list[Action] = []
     if status.stable_version is None:
         updates |= {
             "model_name": model.name,
             "stable_version": model.version,
-            "history": [HistoryEntry(version=model.version, promoted_at=now)],
+            "history": [HistoryEntry(version=model.version, promoted_at=now, cause="initial")],
+            "weights": Weights(),
         }
         status = status.model_copy(update=updates)
         events.append(EmitEvent("Normal", "VersionPinned", _pinned_message(model)))
+    status, started = _candidate(status, model, now)
+    events += started
+    if not started and observed.request is not None and observed.request.id != _handled(status):
+        return _request(spec, status, observed, observed.request, now)  # a new candidate waits a tick
+    if status.rollout is not None and status.rollout.candidate is not None:
+        return _roll(spec, status, observed, now, updates, events)
     actions = [*_serving_actions(status), *_stray_tracks(observed)]
     stable = observed.tracks.get(TRACK_STABLE)
     verdict = _serving_verdict(stable, status.phase)
-    pending = _pending_version(status, model)
-    if pending and verdict.phase == Phase.HEALTHY:
-        message = f"{pending} resolved; it waits for the rollout strategy"
-        verdict = replace(verdict, progressing=(False, "AwaitingStrategy", message))
-    if pending and pending != status.pending_version:
-        events.append(
-            EmitEvent("Normal", "NewVersion", f"{pending} resolved; stable stays {status.stable_version}")
-        )
-    updates["pending_version"] = pending
+    rollout = status.rollout
+    if rollout is not None and rollout.aborted_version == model.version and verdict.phase == Phase.HEALTHY:
+        message = f"version {model.version} was rolled back; `kubectl mlrollout retry` rolls it out again"
+        verdict = replace(verdict, phase=Phase.ROLLED_BACK, progressing=(False, "RolledBack", message))
+    updates["canary_version"] = None
+    updates["current_step"] = None
     requeue = {Phase.DEPLOYING: POLL_WHILE_DEPLOYING, Phase.DEGRADED: POLL_WHILE_DEGRADED}.get(verdict.phase)
     return _finish(status, observed, now, verdict, (*actions, *events), requeue, updates)
+
+
+def _handled(status: ModelDeploymentStatus) -> str | None:
+    return status.rollout.handled_request if status.rollout else None
+
+
+def _candidate(
+    status: ModelDeploymentStatus, model: ResolvedModel, now: datetime
+) -> tuple[ModelDeploymentStatus, list[Action]]:
+    """A resolved version other than stable becomes the candidate; a newer one supersedes it."""
+    rollout = status.rollout or RolloutStatus()
+    current = rollout.candidate.version if rollout.candidate else None
+    if model.version in (status.stable_version, rollout.aborted_version, current):
+        return status, []
+    if current is not None:
+        event = EmitEvent(
+            "Normal",
+            "Superseded",
+            f"version {model.version} supersedes candidate {current}: analysis restarts",
+        )
+    else:
+        event = EmitEvent(
+            "Normal",
+            "RolloutStarted",
+            f"version {model.version} resolved; canary from stable {status.stable_version}",
+        )
+    fresh = canary.start(status, model.name, model.version, now)
+    return status.model_copy(update={"rollout": fresh}), [event]
+
+
+def _roll(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    updates: dict[str, object],
+    events: list[Action],
+) -> Decision:
+    if spec.strategy.canary is None:
+        # Blue-green, shadow and A/B are later work: say so, keep stable serving, move no traffic.
+        message = "only the canary strategy is implemented in this version; stable keeps serving"
+        verdict = _Verdict(
+            phase=Phase.DEGRADED,
+            ready=_ready(observed),
+            progressing=(False, "StrategyNotSupported", message),
+            degraded=(True, "StrategyNotSupported", message),
+        )
+        return _finish(status, observed, now, verdict, (*_serving_actions(status), *events), None, updates)
+    assert status.rollout is not None and status.rollout.candidate is not None
+    result = canary.step(spec, status, observed, now)
+    status = status.model_copy(update=result.updates)
+    if result.outcome == "rolledBack":
+        actions, rolled = canary.rollback(status, result.message, now, spec.serving.replicas)
+        status = status.model_copy(update=rolled)
+        verdict = _Verdict(
+            phase=Phase.ROLLED_BACK,
+            ready=_ready(observed),
+            progressing=(False, "RolledBack", result.message),
+            degraded=(False, "AsExpected", ""),
+        )
+        updates |= {"canary_version": None, "current_step": None}
+        return _finish(status, observed, now, verdict, (*actions, *events), 1.0, updates)
+    if result.outcome == "promoted":
+        verdict = _Verdict(
+            phase=Phase.HEALTHY,
+            ready=_ready(observed),
+            progressing=(False, "RolloutComplete", result.message),
+            degraded=(False, "AsExpected", ""),
+        )
+        updates |= {"canary_version": None, "current_step": None}
+        return _finish(status, observed, now, verdict, (*result.actions, *events), 1.0, updates)
+    rollout = status.rollout
+    assert rollout is not None and rollout.candidate is not None
+    updates |= {"canary_version": rollout.candidate.version, "current_step": rollout.step_index}
+    verdict = _Verdict(
+        phase=Phase.PROGRESSING,
+        ready=_ready(observed),
+        progressing=(True, "Progressing", result.message),
+        degraded=(False, "AsExpected", ""),
+        paused=(True, "RolloutWaiting", result.waiting) if result.waiting else (False, "NotPaused", ""),
+    )
+    return _finish(status, observed, now, verdict, (*result.actions, *events), result.requeue, updates)
+
+
+def _ready(observed: Observed) -> tuple[bool, str, str]:
+    stable = observed.tracks.get(TRACK_STABLE)
+    up = stable is not None and stable.available_replicas > 0
+    return (up, "Available" if up else "ReplicasUnavailable", "")
+
+
+def _request(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    request: Request,
+    now: datetime,
+) -> Decision:
+    """A manual action, acted on once per id; one that does not apply is refused with a condition."""
+    rollout = status.rollout or RolloutStatus()
+    rollout = rollout.model_copy(update={"handled_request": request.id})
+    status = status.model_copy(update={"rollout": rollout})
+    running = rollout.candidate is not None
+    steps = spec.strategy.canary.steps if spec.strategy.canary else []
+    accepted = EmitEvent("Normal", "RequestAccepted", f"{request.action} (request {request.id})")
+    if request.action in ("promote", "promote-full") and running:
+        index = len(steps) if request.action == "promote-full" else (rollout.step_index or 0) + 1
+        rollout = rollout.model_copy(update={"step_index": min(index, len(steps)), "step_started_at": now})
+        return _requeued(status.model_copy(update={"rollout": rollout}), observed, now, accepted)
+    if request.action == "abort" and running:
+        actions, rolled = canary.rollback(
+            status, f"aborted by request {request.id}", now, spec.serving.replicas
+        )
+        status = status.model_copy(update=rolled)
+        verdict = _Verdict(
+            phase=Phase.ROLLED_BACK,
+            ready=_ready(observed),
+            progressing=(False, "Aborted", f"aborted by request {request.id}"),
+            degraded=(False, "AsExpected", ""),
+        )
+        updates: dict[str, object] = {"canary_version": None, "current_step": None}
+        return _finish(status, observed, now, verdict, (*actions, accepted), 1.0, updates)
+    if request.action == "retry" and rollout.aborted_version is not None:
+        rollout = rollout.model_copy(update={"aborted_version": None})
+        return _requeued(status.model_copy(update={"rollout": rollout}), observed, now, accepted)
+    if request.action == "undo":
+        return _undo(spec, status, observed, request, now, accepted)
+    return _refuse(status, observed, now, request, f"{request.action} does not apply now")
+
+
+def _undo(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    request: Request,
+    now: datetime,
+    accepted: EmitEvent,
+) -> Decision:
+    """Back to an earlier promoted version at once: a release decision, like a rollback."""
+    earlier = [h.version for h in status.history if h.version != status.stable_version]
+    target = request.version or (earlier[-1] if earlier else None)
+    if target is None or target not in earlier or status.model_name is None:
+        return _refuse(
+            status, observed, now, request, f"undo: no earlier promoted version {target or ''}".strip()
+        )
+    old = status.stable_version
+    assert old is not None
+    reason = f"undo by request {request.id}: version {old} replaced by {target}"
+    actions: list[Action] = [
+        ApplyServing(TRACK_STABLE, status.model_name, target, spec.serving.replicas),
+        DeleteServing(TRACK_CANARY),
+        MoveAlias(status.model_name, spec.registry.champion_alias, target),
+        TagVersion(
+            status.model_name, old, ((canary.TAG_ROLLOUT, "rolled_back"), (canary.TAG_REASON, reason))
+        ),
+        EmitEvent("Warning", "Undone", reason),
+        accepted,
+    ]
+    history = [*status.history, HistoryEntry(version=target, promoted_at=now, cause="undo")]
+    status = status.model_copy(
+        update={
+            "stable_version": target,
+            "history": history[-spec.revision_history_limit :],
+            "weights": Weights(),
+            "rollout": RolloutStatus(handled_request=request.id, aborted_version=old, last_outcome=reason),
+        }
+    )
+    verdict = _Verdict(
+        phase=Phase.DEPLOYING,
+        ready=_ready(observed),
+        progressing=(True, "Undone", reason),
+        degraded=(False, "AsExpected", ""),
+    )
+    updates: dict[str, object] = {"canary_version": None, "current_step": None}
+    return _finish(status, observed, now, verdict, tuple(actions), POLL_WHILE_DEPLOYING, updates)
+
+
+def _requeued(status: ModelDeploymentStatus, observed: Observed, now: datetime, event: EmitEvent) -> Decision:
+    """Record the request and come back at once: the next tick acts on the new state."""
+    phase = status.phase
+    verdict = _Verdict(
+        phase=phase,
+        ready=_ready(observed),
+        progressing=(True, "RequestAccepted", event.message),
+        degraded=(c.is_true(status.conditions, c.DEGRADED), _reason(status, c.DEGRADED, "AsExpected"), ""),
+    )
+    return _finish(status, observed, now, verdict, (event,), 0.2, {})
+
+
+def _refuse(
+    status: ModelDeploymentStatus, observed: Observed, now: datetime, request: Request, why: str
+) -> Decision:
+    message = f"request {request.id} refused: {why}"
+    verdict = _Verdict(
+        phase=status.phase,
+        ready=_ready(observed),
+        progressing=(False, "RequestRefused", message),
+        degraded=(c.is_true(status.conditions, c.DEGRADED), _reason(status, c.DEGRADED, "AsExpected"), ""),
+    )
+    return _finish(
+        status, observed, now, verdict, (EmitEvent("Warning", "RequestRefused", message),), 0.2, {}
+    )
 
 
 def _serving_actions(status: ModelDeploymentStatus) -> tuple[Action, ...]:
@@ -184,13 +397,6 @@ def _serving_verdict(stable: TrackState | None, previous: Phase) -> _Verdict:
     )
 
 
-def _pending_version(status: ModelDeploymentStatus, model: ResolvedModel) -> str | None:
-    """A resolved model other than the pinned stable one, as "name version N" (None when they match)."""
-    if (model.name, model.version) == (status.model_name, status.stable_version):
-        return None
-    return f"{model.name} version {model.version}"
-
-
 def _pinned_message(model: ResolvedModel) -> str:
     via = f" (alias {model.alias})" if model.alias else ""
     return f"{model.name}{via} pinned to version {model.version} as stable"
@@ -205,7 +411,9 @@ def _finish(
     requeue_after: float | None,
     updates: dict[str, object],
 ) -> Decision:
-    phase = verdict.phase if can_transition(status.phase, verdict.phase) else status.phase
+    if not can_transition(status.phase, verdict.phase):
+        raise IllegalTransition(f"{status.phase} -> {verdict.phase} is not an allowed transition")
+    phase = verdict.phase
     conditions = list(status.conditions)
     for type_, (is_true, reason, message) in (
         (c.READY, verdict.ready),

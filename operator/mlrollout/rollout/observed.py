@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mlrollout.rollout.analysis import Sample
+
 RegistryReason = Literal["ModelNotFound", "RegistryUnreachable", "RegistryError"]
 
 
@@ -48,6 +50,15 @@ class TrackState:
 
 
 @dataclass(frozen=True)
+class Request:
+    """A manual action from the mlrollout.io/request annotation (kubectl mlrollout, Argo CD)."""
+
+    id: str
+    action: str
+    version: str | None = None
+
+
+@dataclass(frozen=True)
 class Observed:
     generation: int
     model: ResolvedModel | RegistryProblem | None  # None: not consulted (while deleting)
@@ -55,3 +66,6 @@ class Observed:
     service_present: bool = False
     paused: bool = False
     deleting: bool = False
+    request: Request | None = None
+    # Analysis samples taken this tick (only when a measurement was due), by metric name.
+    samples: Mapping[str, Sample] = field(default_factory=dict)

@@ -27,7 +27,12 @@ def model_uri(model_name: str, version: str) -> str:
 
 
 def serving_deployment(
-    owner: Owner, spec: ModelDeploymentSpec, track: str, model_name: str, version: str
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    track: str,
+    model_name: str,
+    version: str,
+    replicas: int | None = None,
 ) -> Manifest:
     """The Deployment of one track, pinned to an exact version: MLflow resolves aliases only at start."""
     selector = {names.LABEL_DEPLOYMENT: owner.name, names.LABEL_TRACK: track}
@@ -37,6 +42,8 @@ def serving_deployment(
         names.LABEL_MODEL_NAME: names.label_value(model_name),
         names.LABEL_MODEL_VERSION: names.label_value(version),
     }
+    if track in names.LIVE_TRACKS:
+        pod_labels[names.LABEL_TRAFFIC] = names.TRAFFIC_LIVE
     manifest: Manifest = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -48,7 +55,7 @@ def serving_deployment(
             "ownerReferences": [owner.reference()],
         },
         "spec": {
-            "replicas": spec.serving.replicas,
+            "replicas": spec.serving.replicas if replicas is None else replicas,
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {
@@ -151,7 +158,7 @@ def _resources(resources: Resources) -> Manifest:
 
 
 def service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
-    """Live traffic goes to the stable track; routers (later issues) widen or switch the selector."""
+    """Live traffic goes to every live track (stable and canary): the replica-ratio router's weights."""
     manifest: Manifest = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -163,7 +170,7 @@ def service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
             "ownerReferences": [owner.reference()],
         },
         "spec": {
-            "selector": {names.LABEL_DEPLOYMENT: owner.name, names.LABEL_TRACK: names.TRACK_STABLE},
+            "selector": {names.LABEL_DEPLOYMENT: owner.name, names.LABEL_TRAFFIC: names.TRAFFIC_LIVE},
             "ports": [
                 {
                     "name": names.SERVING_PORT_NAME,

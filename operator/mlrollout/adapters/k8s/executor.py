@@ -50,6 +50,34 @@ class KubeExecutor:
             group, version, meta["namespace"], plural, meta["name"], manifest, **common
         )
 
+    def apply_if_changed(self, manifest: builders.Manifest) -> None:
+        """Apply only when the object is missing or its spec-hash annotation differs: no write (and
+        no fight with an HPA or a router editing the object) when nothing the operator owns changed."""
+        meta = manifest["metadata"]
+        want = meta["annotations"][names.ANNOTATION_SPEC_HASH]
+        current = self._read(manifest["kind"], meta["namespace"], meta["name"])
+        if (
+            current is not None
+            and (current.get("metadata", {}).get("annotations") or {}).get(names.ANNOTATION_SPEC_HASH) == want
+        ):
+            return
+        self.apply(manifest)
+
+    def _read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            if kind == "Service":
+                found: Any = self._core.read_namespaced_service(name, namespace)
+                return {"metadata": {"annotations": dict(found.metadata.annotations or {})}}
+            group, version, plural = _GROUPED[kind]
+            obj: dict[str, Any] = self._objects.get_namespaced_custom_object(  # type: ignore[assignment]
+                group, version, namespace, plural, name
+            )
+            return obj
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
     def delete_deployment(self, namespace: str, name: str) -> None:
         _ignore_missing(
             lambda: self._objects.delete_namespaced_custom_object(
