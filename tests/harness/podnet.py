@@ -321,6 +321,9 @@ class PodNetwork:
                 ns,
             )
             _run("ip", "-n", self.node_ns, "link", "set", f"v{free}", "master", "br0", "up")
+            # Hairpin, as the kubelet sets it: a pod calling a Service that picks the pod itself
+            # gets its frame back out of the bridge port it came in on.
+            _run("ip", "-n", self.node_ns, "link", "set", f"v{free}", "type", "bridge_slave", "hairpin", "on")
             _run("ip", "-n", ns, "link", "set", "lo", "up")
             _run("ip", "-n", ns, "addr", "add", f"{ip}/23", "dev", "eth0")
             _run("ip", "-n", ns, "link", "set", "eth0", "up")
