@@ -98,7 +98,8 @@ class Layout:
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     r = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
     if check and r.returncode != 0:
-        raise HarnessError(f"pod network: `{' '.join(argv)}` failed: {r.stderr.strip()}")
+        hint = f"; {WHAT_TO_DO}" if "not permitted" in r.stderr or "denied" in r.stderr else ""
+        raise HarnessError(f"pod network: `{' '.join(argv)}` failed: {r.stderr.strip()}{hint}")
     return r
 
 
