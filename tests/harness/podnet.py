@@ -98,7 +98,8 @@ class Layout:
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     r = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
     if check and r.returncode != 0:
-        raise HarnessError(f"pod network: `{' '.join(argv)}` failed: {r.stderr.strip()}")
+        hint = f"; {WHAT_TO_DO}" if "not permitted" in r.stderr or "denied" in r.stderr else ""
+        raise HarnessError(f"pod network: `{' '.join(argv)}` failed: {r.stderr.strip()}{hint}")
     return r
 
 
@@ -321,6 +322,9 @@ class PodNetwork:
                 ns,
             )
             _run("ip", "-n", self.node_ns, "link", "set", f"v{free}", "master", "br0", "up")
+            # Hairpin, as the kubelet sets it: a pod calling a Service that picks the pod itself
+            # gets its frame back out of the bridge port it came in on.
+            _run("ip", "-n", self.node_ns, "link", "set", f"v{free}", "type", "bridge_slave", "hairpin", "on")
             _run("ip", "-n", ns, "link", "set", "lo", "up")
             _run("ip", "-n", ns, "addr", "add", f"{ip}/23", "dev", "eth0")
             _run("ip", "-n", ns, "link", "set", "eth0", "up")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.gateway import NAMESPACE
 from harness.kube import KubeEnv
 from harness.procs import eventually
 from harness.traffic import echo_deployment, get, ready_pods, service, within_binomial
@@ -83,6 +85,11 @@ def test_httproute_weights_and_header_match_route_real_requests(
 
     pinned = tracks(gateway.url, host, 100, {"x-canary": "always"})
     assert pinned == Counter({"canary": 100}), pinned
+
+    # Pods reach the same Gateway by its Service name.
+    pod_ip = ready_pods(kube, namespace, "app=stable")[0].status.pod_ip
+    q = urllib.parse.urlencode({"url": f"http://traefik.{NAMESPACE}/", "host": host})
+    assert json.loads(get(f"http://{pod_ip}:8080/call?{q}"))["track"] in ("stable", "canary")
 
     kube.apply(route(namespace, gateway.parent_ref(), 50, 50))
 

@@ -2,7 +2,8 @@
 
 ECHO_SERVER, run as a pod's command: GET / answers JSON {pod, track (env ECHO_TRACK), headers};
 GET /ready is the readiness probe and fails after POST /unready; GET /resolve?name=N resolves N
-and GET /call?url=U fetches U, both from inside the pod (DNS and Service checks).
+and GET /call?url=U[&host=H] fetches U (with Host H), both from inside the pod (DNS, Service and
+Gateway checks).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ class H(http.server.BaseHTTPRequestHandler):
         if u.path == "/ready":
             return self._send(200 if state["ready"] else 503, "ready" if state["ready"] else "unready")
         if u.path == "/call":
-            url = urllib.parse.parse_qs(u.query)["url"][0]
+            q = urllib.parse.parse_qs(u.query)
+            req = urllib.request.Request(q["url"][0], headers={"Host": q["host"][0]} if "host" in q else {})
             try:
-                with urllib.request.urlopen(url, timeout=5) as r:
+                with urllib.request.urlopen(req, timeout=5) as r:
                     return self._send(200, r.read().decode())
             except Exception as e:
                 return self._send(502, f"{type(e).__name__}: {e}")
