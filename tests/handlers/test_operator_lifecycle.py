@@ -163,16 +163,28 @@ def test_killed_operator_resumes_from_status(
     cluster.patch_md("resume", {"spec": {"serving": {"replicas": 3}}})
 
     operator_factory()
-    body = eventually(lambda: healthy_at_generation(cluster, "resume"), 90, "Healthy after restart")
+
+    def waiting_at_pause() -> dict[str, Any] | None:
+        body = cluster.get_md("resume") or {}
+        status = body.get("status") or {}
+        rollout = status.get("rollout") or {}
+        paused = any(c["type"] == "Paused" and c["status"] == "True" for c in status.get("conditions") or [])
+        current = status.get("observedGeneration") == body["metadata"]["generation"]
+        return body if rollout.get("stepIndex") == 1 and paused and current else None
+
+    body = eventually(waiting_at_pause, 90, "the moved alias rolled out as a canary up to its pause")
     assert body["status"]["stableVersion"] == "1"  # from status, not re-resolved from the moved alias
-    assert condition(body, "Progressing")["reason"] == "AwaitingStrategy"
-    [deployment] = cluster.deployments("resume")
-    assert deployment["spec"]["replicas"] == 3
-    assert deployment["spec"]["template"]["metadata"]["labels"][names.LABEL_MODEL_VERSION] == "1"
+    assert body["status"]["rollout"]["candidate"]["version"] == "2"
+    assert "until promoted" in condition(body, "Paused")["message"]
+    by_track = {d["metadata"]["labels"][names.LABEL_TRACK]: d for d in cluster.deployments("resume")}
+    # 20 % of the edited 3 replicas: one canary pod of version 2 beside two stable pods of version 1.
+    assert by_track["stable"]["spec"]["replicas"] == 2 and by_track["canary"]["spec"]["replicas"] == 1
+    assert by_track["stable"]["spec"]["template"]["metadata"]["labels"][names.LABEL_MODEL_VERSION] == "1"
+    assert by_track["canary"]["spec"]["template"]["metadata"]["labels"][names.LABEL_MODEL_VERSION] == "2"
+    assert body["status"]["weights"] == {"stable": 67, "canary": 33}  # read back: 1 of 3 ready pods
     reasons = [r for _, r, _ in cluster.events("resume")]
     assert reasons.count("VersionPinned") == 1  # the second operator did not start over
-    assert reasons.count("NewVersion") == 1  # the moved alias is reported once
-    assert reasons[-1] == "Healthy"
+    assert reasons.count("RolloutStarted") == 1  # the moved alias starts one rollout
 
 
 def test_pause_annotation_holds_spec_changes(
