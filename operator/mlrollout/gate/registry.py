@@ -29,8 +29,12 @@ class VersionInfo:
 
 class GateRegistry:
     def __init__(self, tracking_uri: str) -> None:
+        import mlflow
         from mlflow import MlflowClient
 
+        # models:/ downloads (runtime.loading) go through the process-wide registry URI.
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
