@@ -60,7 +60,7 @@ def predict(
     try:
         if model.flavor == "sklearn":
             return _sklearn(model.predictor.model, x, y_true, task, groups)  # type: ignore[attr-defined]
-        out = np.asarray(model.predictor.predict(Batch(n=len(x), frame=x)))
+        out = np.asarray(model.predictor.predict(Batch(n=len(x), frame=conform(x, model))))
     except CouldNotRun:
         raise
     except Exception as exc:  # the model itself failed on the holdout: it could not be evaluated
@@ -68,6 +68,26 @@ def predict(
             f"the model failed to predict on the holdout: {type(exc).__name__}: {exc}"[:500]
         ) from exc
     return _generic(out, y_true, task, groups)
+
+
+_NUMPY_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
+
+
+def conform(x: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
+    """Numbers in the signature's types (Parquet's int64 for a double input, say): MLflow's schema
+    enforcement refuses any conversion that might lose precision, where JSON callers never notice."""
+    if not model.schema.known:
+        return x
+    out = x.copy()
+    for col in model.schema.columns:
+        target = _NUMPY_TYPES.get(col.type)
+        s = out[col.name]
+        if target is None or not pd.api.types.is_numeric_dtype(s) or str(s.dtype) == target:
+            continue
+        if target.startswith("int") and (s.isna().any() or not np.all(np.mod(s.to_numpy(), 1) == 0)):
+            continue  # not whole numbers: let the model's own check say so
+        out[col.name] = s.astype(target)
+    return out
 
 
 def _sklearn(est: Any, x: pd.DataFrame, y_true: np.ndarray[Any, Any], task: Task, groups: Any) -> Predictions:
