@@ -12,6 +12,7 @@ from churn import HIGH_RISK, TARGET
 from conftest import ChurnModels
 from mlrollout.api.gate import GateReport
 from mlrollout.gate.job import main
+from mlrollout.gate.lineage import Lineage, read_history, read_lineage
 
 pytestmark = pytest.mark.services
 
@@ -88,6 +89,15 @@ def test_good_candidate_passes_every_check_and_is_reported_in_mlflow(
     assert set(groups) == {"f", "m"} and groups["f"]["count"] > 0
     assert full["context"]["holdout"]["rows"] == 2000
     assert "<table>" in Path(download_artifacts(rep.report_uri, dst_path=str(tmp_path / "h"))).read_text()
+
+    # lineage, as `kubectl mlrollout history` reads it
+    lin = read_lineage(churn_models.tracking_uri, churn_models.name, churn_models.versions["good"])
+    assert isinstance(lin, Lineage), lin
+    assert lin.gate == "passed" and lin.gate_checks["metric.roc_auc"] == "passed"
+    assert lin.gate_report_uri == rep.report_uri and lin.params == {"kind": "good"}
+    assert lin.training_data == str(churn_models.train) and "champion" in lin.aliases
+    history = read_history(churn_models.tracking_uri, churn_models.name, limit=3)
+    assert isinstance(history, list) and [h.version for h in history] == ["6", "5", "4"]
 
 
 @pytest.mark.parametrize(
