@@ -79,3 +79,63 @@ class S3Server:
     def put(self, bucket: str, key: str, data: bytes) -> str:
         self.client().put_object(Bucket=bucket, Key=key, Body=data)
         return f"s3://{bucket}/{key}"
+
+
+@dataclass
+class MLflowOnS3:
+    """An MLflow tracking server whose artifacts live in the S3 server (proxied: clients need no keys)."""
+
+    workdir: Path
+    s3: S3Server
+    bucket: str
+    port: int = 0
+    proc: Proc | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MLflowOnS3:
+        import os
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        env = dict(
+            os.environ, MLFLOW_ENABLE_TELEMETRY="false", MLFLOW_DISABLE_TELEMETRY="true", **self.s3.env()
+        )
+        self.proc = Proc(
+            "mlflow (artifacts in s3)",
+            [
+                # this interpreter, whatever the console script's shebang says: boto3 must be importable
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.workdir / 'mlflow.db'}",
+                "--artifacts-destination",
+                f"s3://{self.bucket}/mlflow",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            self.workdir / "mlflow.log",
+            env=env,
+        ).start()
+        self.proc.wait_ready(self._ready, timeout=120)
+        return self
+
+    def _ready(self) -> bool:
+        with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+            return bool(r.read().decode().strip() == "OK")
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+    def object_keys(self, prefix: str = "mlflow/") -> list[str]:
+        pages = self.s3.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
