@@ -75,9 +75,9 @@ class GateRegistry:
                 local, cache_dir=cache_dir, trusted_types=trusted_types, name=name, version=version
             )
         except ModelLoadError as exc:
-            # A registry we cannot reach is a reason to retry; a model that will not load is too: the
-            # operator's backoff bounds it, and the serving pods would fail the same way.
-            raise CouldNotRun(f"cannot load {uri}: {exc}"[:800]) from exc
+            # A download may work next time; a pickle or an untrusted type never will.
+            permanent = "cannot download" not in str(exc)
+            raise CouldNotRun(f"cannot load {uri}: {exc}"[:800], bad_input=permanent) from exc
 
     def training_data_uri(self, info: VersionInfo) -> str | None:
         """From the version's lineage: its tag, its run's tag, or the source of a dataset the run logged."""
