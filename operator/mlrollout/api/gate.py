@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from mlrollout.api.base import ApiModel
+from mlrollout.api.validation import Validation
 
 CheckVerdict = Literal["passed", "failed", "warning", "error", "skipped"]
 GateOutcome = Literal["passed", "failed", "error"]
@@ -40,6 +41,34 @@ class GateReport(ApiModel):
     checks: list[GateCheck] = Field(default_factory=list, max_length=64)
     reason: str | None = Field(default=None, max_length=1024, description="Why it could not run / failed.")
     report_uri: str | None = Field(default=None, max_length=2048, description="The full report in MLflow.")
+
+
+class GateJobConfig(ApiModel):
+    """What the operator hands the gate Job (JSON in env MLROLLOUT_GATE_CONFIG, or a file)."""
+
+    model_name: str
+    version: str
+    tracking_uri: str
+    champion_alias: str = "champion"
+    trusted_types: list[str] = Field(default_factory=list)
+    validation: Validation
+    deployment: str = Field(default="", description="namespace/name of the ModelDeployment, for the report.")
+    attempt: int = Field(default=1, ge=1)
+
+
+class GateRunning(ApiModel):
+    """The gate Job has not finished; `last_error` is the reason of a pod that failed and is retried."""
+
+    job: str
+    last_error: str | None = None
+
+
+class GateCouldNotRun(ApiModel):
+    """The Job finished without a report (pod failed on its own, deadline exceeded): retry, never reject."""
+
+    job: str
+    reason: str = Field(description="CamelCase, for a condition: DeadlineExceeded, PodFailed, ...")
+    message: str
 
 
 class GateStatus(ApiModel):

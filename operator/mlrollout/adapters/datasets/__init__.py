@@ -1,0 +1,1 @@
+"""Datasets by URI through fsspec: local paths, s3:// (and any filesystem fsspec knows)."""
