@@ -1,7 +1,7 @@
 """`kubectl mlrollout COMMAND NAME`: status, watch, history and manual control of a ModelDeployment.
 
 Exit codes: 0 done (or already done), 1 the action does not apply or the API refused it, 2 usage,
-3 `watch` timed out.
+3 `watch` timed out, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -89,19 +89,20 @@ def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    cluster: Cluster | None = None
     try:
         cluster = Cluster(args.kubeconfig, args.context, args.namespace)
         return _run(args, cluster)
     except client.ApiException as e:
+        where = cluster.namespace if cluster else args.namespace
         what = "not found" if e.status == 404 else f"refused ({e.status} {e.reason})"
-        print(
-            f"error: ModelDeployment {args.name!r} in {args.namespace or 'the namespace'}: {what}",
-            file=sys.stderr,
-        )
+        print(f"error: ModelDeployment {args.name!r} in namespace {where!r}: {what}", file=sys.stderr)
         return 1
     except config.ConfigException as e:
         print(f"error: kubeconfig: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def _run(args: argparse.Namespace, cluster: Cluster) -> int:
@@ -158,19 +159,25 @@ def _watch(cluster: Cluster, name: str, timeout: float, interval: float) -> int:
 
 
 def _tags(obj: dict[str, Any], tracking_uri: str | None) -> dict[str, dict[str, str]] | None:
-    """MLflow tags of every version in the history and the candidate; None when MLflow is not reached."""
+    """MLflow tags of the promoted versions and of the candidate or aborted one; None when MLflow
+    is not reached. A version MLflow no longer knows simply has no tags."""
+    status = obj.get("status") or {}
     uri = tracking_uri or ((obj.get("spec") or {}).get("registry") or {}).get("trackingUri")
-    model = (obj.get("status") or {}).get("modelName")
+    model = status.get("modelName")
     if not uri or not model:
         return None
     creds = credentials_from_env()
     registry = MlflowRegistry(uri, creds if isinstance(creds, MlflowCredentials) else None)
+    rollout = status.get("rollout") or {}
+    versions = [str(h.get("version")) for h in status.get("history") or []]
+    versions += [str(v) for v in (render.candidate_version(status), rollout.get("abortedVersion")) if v]
     found: dict[str, dict[str, str]] = {}
-    for entry in (obj.get("status") or {}).get("history") or []:
-        tags = registry.version_tags(model, str(entry.get("version")))
-        if not isinstance(tags, dict):
+    for version in dict.fromkeys(versions):
+        tags = registry.version_tags(model, version)
+        if isinstance(tags, dict):
+            found[version] = tags
+        elif tags.reason != "ModelNotFound":
             return None
-        found[str(entry.get("version"))] = tags
     return found
 
 
