@@ -176,3 +176,71 @@ def test_luarun_follows_argo_cd(luarun: str, tmp_path: Path) -> None:
     forever.write_text("while true do end")
     with pytest.raises(LuaError, match="context deadline exceeded"):
         run(luarun, "health", forever, obj, tmp_path)
+
+
+@pytest.mark.integration
+def test_argo_cd_patches_on_the_real_api_server(
+    luarun: str, tmp_path: Path, kube: Any, namespace: str, crd_installed: str
+) -> None:
+    """The merge patches Argo CD would send, applied to a real object: the plugin then sees the same
+    request (and writes nothing), and resume really lifts the pause."""
+    from kubernetes import client
+
+    api = client.CustomObjectsApi(kube.api_client())
+    coords = (names.GROUP, names.VERSION, namespace, names.PLURAL)
+    case = load(Path(__file__).parent / "fixtures" / "canary-paused-at-step.json")["object"]
+    body = {k: case[k] for k in ("apiVersion", "kind", "spec")}
+    body["metadata"] = {"name": "churn", "annotations": case["metadata"]["annotations"]}
+    api.create_namespaced_custom_object(*coords, body)
+    live = api.get_namespaced_custom_object(*coords, "churn")
+    api.replace_namespaced_custom_object_status(*coords, "churn", live | {"status": case["status"]})
+
+    for name in ("pause", "promote", "resume"):
+        live = api.get_namespaced_custom_object(*coords, "churn")
+        patch = action(luarun, name, live, tmp_path)
+        api.patch_namespaced_custom_object(*coords, "churn", patch)
+    live = api.get_namespaced_custom_object(*coords, "churn")
+    assert names.ANNOTATION_PAUSED not in live["metadata"]["annotations"]
+    assert live["metadata"]["generation"] == 1  # spec untouched
+    assert isinstance(plan("promote", live), AlreadyDone)
+    assert json.loads(live["metadata"]["annotations"][names.ANNOTATION_REQUEST])["action"] == "promote"
+
+
+def pruned(sent: Any, kept: Any, path: str = "status") -> list[str]:
+    """Paths in `sent` that the API server dropped (it may add defaults, it must not drop fields)."""
+    if isinstance(sent, dict) and isinstance(kept, dict):
+        return [p for k, v in sent.items() for p in pruned(v, kept.get(k), f"{path}.{k}")]
+    if isinstance(sent, list) and isinstance(kept, list) and len(sent) == len(kept):
+        return [
+            p for i, (a, b) in enumerate(zip(sent, kept, strict=True)) for p in pruned(a, b, f"{path}[{i}]")
+        ]
+    return [] if sent == kept else [path]
+
+
+@pytest.mark.integration
+def test_fixtures_are_objects_the_api_server_accepts(
+    luarun: str, tmp_path: Path, kube: Any, namespace: str, crd_installed: str
+) -> None:
+    """Each fixture's spec and status pass the CRD's schema, and the object as the API server returns
+    it (managed fields, uid, timestamps added) gets the same health."""
+    from kubernetes import client
+
+    api = client.CustomObjectsApi(kube.api_client())
+    coords = (names.GROUP, names.VERSION, namespace, names.PLURAL)
+    for fixture in FIXTURES:
+        case = load(fixture)
+        obj = case["object"]
+        name = fixture.stem
+        body = {k: obj[k] for k in ("apiVersion", "kind", "spec")}
+        body["metadata"] = {"name": name, "annotations": obj["metadata"]["annotations"]}
+        api.create_namespaced_custom_object(*coords, body)
+        # One spec change: generation 2, as in the fixtures.
+        api.patch_namespaced_custom_object(*coords, name, {"spec": {"serving": {"replicas": 3}}})
+        live = api.get_namespaced_custom_object(*coords, name)
+        assert live["metadata"]["generation"] == obj["metadata"]["generation"]
+        if "status" in obj:
+            live = api.replace_namespaced_custom_object_status(
+                *coords, name, live | {"status": obj["status"]}
+            )
+            assert pruned(obj["status"], live["status"]) == [], f"{name}: fields the CRD does not know"
+        assert run(luarun, "health", LUA / "health.lua", live, tmp_path) == case["health"], name

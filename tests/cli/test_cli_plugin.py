@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -242,3 +243,26 @@ def test_runs_as_a_kubectl_plugin(kube: KubeEnv, namespace: str, crd_installed: 
         env=env,
     )
     assert missing.returncode == 1 and "'nope'" in missing.stderr and "not found" in missing.stderr
+
+
+def test_watch_stops_quietly_on_ctrl_c(kube: KubeEnv, namespace: str, crd_installed: str) -> None:
+    md = Md(kube, namespace)
+    md.set_status(CANARY)
+    argv = [
+        str(PLUGIN),
+        "watch",
+        "churn",
+        "-n",
+        namespace,
+        "--kubeconfig",
+        kube.kubeconfig,
+        "--interval",
+        "0.2",
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the first line is printed before the first wait
+    assert "phase=Progressing" in first
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
