@@ -266,3 +266,28 @@ def test_watch_stops_quietly_on_ctrl_c(kube: KubeEnv, namespace: str, crd_instal
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err
+
+
+def test_wait_reports_what_the_operator_did(kube: KubeEnv, namespace: str, crd_installed: str) -> None:
+    md = Md(kube, namespace)
+    md.set_status(CANARY)
+    nobody = md.plugin("promote", "churn", "--wait", "1")
+    assert nobody.returncode == 3 and "has not acted on request" in nobody.stderr
+    request = json.loads(md.annotations()[names.ANNOTATION_REQUEST])
+
+    argv = [str(PLUGIN), "promote", "churn", "-n", namespace, "--kubeconfig", kube.kubeconfig, "--wait", "60"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert "already requested" in proc.stdout.readline()  # the same request, still pending
+    applied = {
+        "type": "Request",
+        "status": "True",
+        "reason": "Applied",
+        "message": f"request {request['id']} (promote) applied",
+        "lastTransitionTime": "2026-11-23T08:01:00Z",
+    }
+    rollout = {**CANARY["rollout"], "handledRequest": request["id"]}  # type: ignore[dict-item]
+    md.set_status({**CANARY, "rollout": rollout, "conditions": [applied]})  # as the operator would
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"promote applied by the operator (request {request['id']})" in out

@@ -114,7 +114,7 @@ def test_a_request_the_operator_handled_is_reported_not_rewritten() -> None:
     rid = request_id("promote", handled)
     handled["status"]["rollout"]["handledRequest"] = rid
     done = plan("promote", handled)
-    assert isinstance(done, AlreadyDone) and "already applied by the operator" in done.summary
+    assert isinstance(done, AlreadyDone) and "applied by the operator" in done.summary
     handled["status"]["conditions"] = [
         {
             "type": "Request",

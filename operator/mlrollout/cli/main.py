@@ -1,7 +1,7 @@
 """`kubectl mlrollout COMMAND NAME`: status, watch, history and manual control of a ModelDeployment.
 
 Exit codes: 0 done (or already done), 1 the action does not apply or the API refused it, 2 usage,
-3 `watch` timed out, 130 interrupted (Ctrl-C).
+3 `watch` or `--wait` timed out, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mlrollout.adapters.registry.credentials import MlflowCredentials, credentia
 from mlrollout.adapters.registry.mlflow import MlflowRegistry
 from mlrollout.api import names
 from mlrollout.cli import render
-from mlrollout.cli.requests import AlreadyDone, Patch, Refusal, plan
+from mlrollout.cli.requests import Patch, Refusal, outcome, plan
 
 ACTIONS = ("promote", "abort", "retry", "pause", "resume", "undo", "approve")
 
@@ -51,6 +51,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if name == "history":
             cmd.add_argument(
                 "--tracking-uri", help="MLflow address, if spec.registry's is not reachable here"
+            )
+        if name in {"promote", "abort", "retry", "undo", "approve"}:
+            cmd.add_argument(
+                "--wait",
+                type=float,
+                default=0,
+                metavar="SECONDS",
+                help="wait this long for the operator to act on the request and print what it did",
             )
         if name == "watch":
             cmd.add_argument("--timeout", type=float, default=0, help="give up after this many seconds")
@@ -122,19 +130,36 @@ def _run(args: argparse.Namespace, cluster: Cluster) -> int:
         if isinstance(decided, Refusal):
             print(f"error: {decided.reason}", file=sys.stderr)
             return 1
-        if isinstance(decided, AlreadyDone):
-            print(decided.summary)
-            return 0
-        assert isinstance(decided, Patch)
-        try:
-            cluster.annotate(obj, dict(decided.annotations))
-        except client.ApiException as e:
-            if e.status == 409 and attempt == 1:
-                continue
-            raise
-        print(decided.summary)
+        if isinstance(decided, Patch):
+            try:
+                cluster.annotate(obj, dict(decided.annotations))
+            except client.ApiException as e:
+                if e.status == 409 and attempt == 1:
+                    continue
+                raise
+        print(decided.summary, flush=True)
+        wait = getattr(args, "wait", 0)
+        if wait > 0 and decided.request_id is not None:
+            return _wait_for_operator(cluster, args.name, action, decided.request_id, wait)
         return 0
     return 1
+
+
+def _wait_for_operator(cluster: Cluster, name: str, action: str, rid: str, timeout: float) -> int:
+    """Poll until status.rollout.handledRequest is `rid`; the operator's Request condition says how."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = outcome(action, cluster.get(name), rid)
+        if isinstance(done, Refusal):
+            print(f"error: {done.reason}", file=sys.stderr)
+            return 1
+        if done is not None:
+            print(done.summary)
+            return 0
+        if time.monotonic() >= deadline:
+            print(f"the operator has not acted on request {rid} after {timeout:g}s", file=sys.stderr)
+            return 3
+        time.sleep(min(1.0, timeout / 10))
 
 
 def _watch(cluster: Cluster, name: str, timeout: float, interval: float) -> int:

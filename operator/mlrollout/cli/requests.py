@@ -37,6 +37,7 @@ class AlreadyDone:
     """The object already carries this request/state: nothing to write, success."""
 
     summary: str
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,19 +94,26 @@ def _request_condition(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return {}
 
 
+def outcome(action: str, obj: Mapping[str, Any], rid: str) -> AlreadyDone | Refusal | None:
+    """What the operator did with request `rid`, from its `Request` condition; None: not acted on yet."""
+    if _get(obj, "status", "rollout", "handledRequest") != rid:
+        return None
+    condition = _request_condition(obj)
+    if condition.get("status") == "False":
+        return Refusal(f"the operator did not apply {action} (request {rid}): {condition.get('message')}")
+    return AlreadyDone(f"{action} applied by the operator (request {rid})", rid)
+
+
 def _request(action: str, obj: Mapping[str, Any], summary: str, version: str | None = None) -> Plan:
     rid = request_id(action, obj, version)[:ID_LIMIT]
-    if _get(obj, "status", "rollout", "handledRequest") == rid:
-        # The operator has acted on this very request already; its `Request` condition says how.
-        condition = _request_condition(obj)
-        if condition.get("status") == "False":
-            return Refusal(f"the operator did not apply {action} (request {rid}): {condition.get('message')}")
-        return AlreadyDone(f"{action} already applied by the operator (request {rid})")
+    handled = outcome(action, obj, rid)
+    if handled is not None:
+        return handled
     current = _annotations(obj).get(names.ANNOTATION_REQUEST)
     if current:
         try:
             if json.loads(current).get("id") == rid:
-                return AlreadyDone(f"{action} already requested (id {rid}); waiting for the operator")
+                return AlreadyDone(f"{action} already requested (id {rid}); waiting for the operator", rid)
         except (ValueError, AttributeError):
             pass  # an unreadable annotation is simply replaced
     body: dict[str, str] = {"id": rid, "action": action}
