@@ -56,7 +56,8 @@ class Md:
 
     def plugin(self, *args: str) -> subprocess.CompletedProcess[str]:
         argv = [str(PLUGIN), *args[:1], "-n", self.namespace, "--kubeconfig", self.kube.kubeconfig, *args[1:]]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the spec's address
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
 
 
 CANARY = {

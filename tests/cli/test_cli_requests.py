@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,3 +172,20 @@ def test_render_status_and_history() -> None:
         "    mlrollout.rollout = promoted",
     ]
     assert "registry not reached" in render.history_text(HEALTHY, None)
+
+
+FIXTURES = sorted((Path(__file__).parents[1] / "argocd" / "fixtures").glob("*.json"))
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_render_every_operator_state(fixture: Path) -> None:
+    obj = json.loads(fixture.read_text())["object"]
+    status = obj.get("status") or {}
+    text = render.status_text(obj)
+    assert f"Phase:       {status.get('phase', '-')}" in text
+    assert render.summary(obj).startswith(f"phase={status.get('phase', '-')}")
+    for condition in status.get("conditions") or []:
+        assert f"{condition['type']}={condition['status']} {condition['reason']}" in text
+    for tally in ((status.get("rollout") or {}).get("analysis") or {}).get("tallies") or []:
+        assert f"{tally['metric']}: pass {tally['passed']}" in text
+    assert render.history_text(obj, None).endswith("(registry not reached: MLflow tags not shown)")

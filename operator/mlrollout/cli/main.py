@@ -7,6 +7,7 @@ Exit codes: 0 done (or already done), 1 the action does not apply or the API ref
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -50,7 +51,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             cmd.add_argument("--to-version", help="a version in the rollback window")
         if name == "history":
             cmd.add_argument(
-                "--tracking-uri", help="MLflow address, if spec.registry's is not reachable here"
+                "--tracking-uri",
+                help="MLflow address (default: $MLFLOW_TRACKING_URI, else spec.registry.trackingUri)",
             )
         if name in {"promote", "abort", "retry", "undo", "approve"}:
             cmd.add_argument(
@@ -187,7 +189,8 @@ def _tags(obj: dict[str, Any], tracking_uri: str | None) -> dict[str, dict[str, 
     """MLflow tags of the promoted versions and of the candidate or aborted one; None when MLflow
     is not reached. A version MLflow no longer knows simply has no tags."""
     status = obj.get("status") or {}
-    uri = tracking_uri or ((obj.get("spec") or {}).get("registry") or {}).get("trackingUri")
+    spec_uri = ((obj.get("spec") or {}).get("registry") or {}).get("trackingUri")
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or spec_uri
     model = status.get("modelName")
     if not uri or not model:
         return None
@@ -202,6 +205,7 @@ def _tags(obj: dict[str, Any], tracking_uri: str | None) -> dict[str, dict[str, 
         if isinstance(tags, dict):
             found[version] = tags
         elif tags.reason != "ModelNotFound":
+            print(f"note: {tags.message}", file=sys.stderr)
             return None
     return found
 

@@ -103,6 +103,13 @@ def _analysis_lines(analysis: Mapping[str, Any] | None) -> list[str]:
         f"Analysis:    {analysis.get('stage')} {analysis.get('verdict')}"
         f" ({analysis.get('taken', 0)}/{analysis.get('count', 1)} measurements)"
     ]
+    for t in analysis.get("tallies") or []:
+        lines.append(
+            f"  {t.get('metric')}: pass {t.get('passed', 0)}, fail {t.get('failed', 0)},"
+            f" inconclusive {t.get('inconclusive', 0)}, error {t.get('errors', 0)}"
+        )
+    if analysis.get("message"):
+        lines.append(f"  {analysis['message']}")
     for m in (analysis.get("history") or [])[-5:]:
         lines.append(
             f"  {m.get('at')} {m.get('metric')}: {m.get('outcome')} value={_fmt(m.get('value'))}"
