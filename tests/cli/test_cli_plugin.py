@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,8 @@ class Md:
 
     def plugin(self, *args: str) -> subprocess.CompletedProcess[str]:
         argv = [str(PLUGIN), *args[:1], "-n", self.namespace, "--kubeconfig", self.kube.kubeconfig, *args[1:]]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the spec's address
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
 
 
 CANARY = {
@@ -105,6 +108,16 @@ def test_promote_writes_one_request_and_is_idempotent(
     )
 
 
+HEALTHY = {
+    "phase": "Healthy",
+    "observedGeneration": 1,
+    "modelName": "churn-classifier",
+    "stableVersion": "6",
+    "weights": {"stable": 100, "canary": 0},
+    "history": CANARY["history"],
+}
+
+
 def test_pause_resume_undo_status_history_watch(kube: KubeEnv, namespace: str, crd_installed: str) -> None:
     md = Md(kube, namespace)
     md.set_status(CANARY)
@@ -114,17 +127,24 @@ def test_pause_resume_undo_status_history_watch(kube: KubeEnv, namespace: str, c
     assert md.plugin("resume", "churn").returncode == 0
     assert names.ANNOTATION_PAUSED not in md.annotations()
     not_paused = md.plugin("resume", "churn")
-    assert not_paused.returncode == 1 and "not paused" in not_paused.stderr
+    assert not_paused.returncode == 0 and "not paused" in not_paused.stdout
 
+    running = md.plugin("undo", "churn")
+    assert running.returncode == 1 and "abort it before an undo" in running.stderr
+    assert names.ANNOTATION_REQUEST not in md.annotations()
+
+    status = md.plugin("status", "churn")
+    assert status.returncode == 0
+    assert "Candidate:   7 (canary)" in status.stdout and "stable 75%, canary 25%" in status.stdout
+    watch = md.plugin("watch", "churn", "--timeout", "1", "--interval", "0.2")
+    assert watch.returncode == 3 and "phase=Progressing stable=6 candidate=7 step=1" in watch.stdout
+
+    md.set_status(HEALTHY)
     wrong = md.plugin("undo", "churn", "--to-version", "9")
     assert wrong.returncode == 1 and "rollback window" in wrong.stderr
     undo = md.plugin("undo", "churn")
     assert undo.returncode == 0 and "from version 6 to 5" in undo.stdout
     assert json.loads(md.annotations()[names.ANNOTATION_REQUEST])["version"] == "5"
-
-    status = md.plugin("status", "churn")
-    assert status.returncode == 0
-    assert "Candidate:   7 (canary)" in status.stdout and "stable 75%, canary 25%" in status.stdout
     history = md.plugin("history", "churn")  # the registry at 127.0.0.1:9 answers nothing
     assert history.returncode == 0
     assert history.stdout.splitlines()[:2] == [
@@ -132,12 +152,74 @@ def test_pause_resume_undo_status_history_watch(kube: KubeEnv, namespace: str, c
         "version 5: promoted 2026-11-20T08:00:00Z cause -",
     ]
     assert "registry not reached" in history.stdout
-
-    watch = md.plugin("watch", "churn", "--timeout", "1", "--interval", "0.2")
-    assert watch.returncode == 3 and "phase=Progressing stable=6 candidate=7 step=1" in watch.stdout
-    md.set_status({**CANARY, "phase": "Healthy", "stableVersion": "7", "rollout": {}})
     settled = md.plugin("watch", "churn", "--timeout", "30")
-    assert settled.returncode == 0 and "phase=Healthy stable=7" in settled.stdout
+    assert settled.returncode == 0 and "phase=Healthy stable=6" in settled.stdout
+
+
+def test_a_request_the_operator_refused_is_reported(
+    kube: KubeEnv, namespace: str, crd_installed: str
+) -> None:
+    """The operator recorded the request as handled but not applied: the plugin says so, writes nothing."""
+    md = Md(kube, namespace)
+    md.set_status(CANARY)
+    assert md.plugin("abort", "churn").returncode == 0
+    request = json.loads(md.annotations()[names.ANNOTATION_REQUEST])
+    rollout = {**CANARY["rollout"], "handledRequest": request["id"]}  # type: ignore[dict-item]
+    refusal = {
+        "type": "Request",
+        "status": "False",
+        "reason": "NotApplicable",
+        "message": f"request {request['id']} not applied: the stable track is not ready",
+        "lastTransitionTime": "2026-11-23T08:01:00Z",
+    }
+    md.set_status({**CANARY, "rollout": rollout, "conditions": [refusal]})
+    version = md.get()["metadata"]["resourceVersion"]
+    again = md.plugin("abort", "churn")
+    assert again.returncode == 1
+    assert "the operator did not apply abort" in again.stderr and "stable track is not ready" in again.stderr
+    assert md.get()["metadata"]["resourceVersion"] == version  # nothing written
+
+
+@pytest.mark.services
+def test_history_shows_the_registry_tags(
+    kube: KubeEnv, namespace: str, crd_installed: str, mlflow_server: Any
+) -> None:
+    from mlflow import MlflowClient
+
+    model = f"churn-{uuid.uuid4().hex[:6]}"
+    registry = MlflowClient(tracking_uri=mlflow_server.uri, registry_uri=mlflow_server.uri)
+    registry.create_registered_model(model)
+    for _ in range(7):
+        registry.create_model_version(model, source="s3://bucket/churn")
+    registry.set_model_version_tag(model, "6", "mlrollout.gate", "passed")
+    registry.set_model_version_tag(model, "6", "mlrollout.rollout", "promoted")
+    registry.set_model_version_tag(model, "6", "mlrollout.parent_version", "5")
+    registry.set_model_version_tag(model, "6", "owner", "not shown")
+    registry.set_model_version_tag(model, "7", "mlrollout.rollout", "rolled_back")
+    registry.set_model_version_tag(model, "7", "mlrollout.rollout.reason", "error-rate 0.2 > max 0.01")
+    md = Md(kube, namespace)
+    history = [*HEALTHY["history"], {"version": "99", "promotedAt": "2026-11-22T08:00:00Z"}]  # type: ignore[misc]
+    md.set_status(
+        {
+            **HEALTHY,
+            "modelName": model,
+            "history": history,
+            "rollout": {"abortedVersion": "7", "lastOutcome": "version 7 rolled back: error-rate"},
+        }
+    )
+    out = md.plugin("history", "churn", "--tracking-uri", mlflow_server.uri)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "version 7 (not promoted): version 7 rolled back: error-rate",
+        "    mlrollout.rollout = rolled_back",
+        "    mlrollout.rollout.reason = error-rate 0.2 > max 0.01",
+        "version 99: promoted 2026-11-22T08:00:00Z cause -",  # unknown to MLflow: no tags, no failure
+        "version 6 (stable): promoted 2026-11-21T08:00:00Z cause -",
+        "    mlrollout.gate = passed",
+        "    mlrollout.parent_version = 5",
+        "    mlrollout.rollout = promoted",
+        "version 5: promoted 2026-11-20T08:00:00Z cause -",
+    ]
 
 
 def test_runs_as_a_kubectl_plugin(kube: KubeEnv, namespace: str, crd_installed: str) -> None:
@@ -162,3 +244,51 @@ def test_runs_as_a_kubectl_plugin(kube: KubeEnv, namespace: str, crd_installed: 
         env=env,
     )
     assert missing.returncode == 1 and "'nope'" in missing.stderr and "not found" in missing.stderr
+
+
+def test_watch_stops_quietly_on_ctrl_c(kube: KubeEnv, namespace: str, crd_installed: str) -> None:
+    md = Md(kube, namespace)
+    md.set_status(CANARY)
+    argv = [
+        str(PLUGIN),
+        "watch",
+        "churn",
+        "-n",
+        namespace,
+        "--kubeconfig",
+        kube.kubeconfig,
+        "--interval",
+        "0.2",
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the first line is printed before the first wait
+    assert "phase=Progressing" in first
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+
+
+def test_wait_reports_what_the_operator_did(kube: KubeEnv, namespace: str, crd_installed: str) -> None:
+    md = Md(kube, namespace)
+    md.set_status(CANARY)
+    nobody = md.plugin("promote", "churn", "--wait", "1")
+    assert nobody.returncode == 3 and "has not acted on request" in nobody.stderr
+    request = json.loads(md.annotations()[names.ANNOTATION_REQUEST])
+
+    argv = [str(PLUGIN), "promote", "churn", "-n", namespace, "--kubeconfig", kube.kubeconfig, "--wait", "60"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert "already requested" in proc.stdout.readline()  # the same request, still pending
+    applied = {
+        "type": "Request",
+        "status": "True",
+        "reason": "Applied",
+        "message": f"request {request['id']} (promote) applied",
+        "lastTransitionTime": "2026-11-23T08:01:00Z",
+    }
+    rollout = {**CANARY["rollout"], "handledRequest": request["id"]}  # type: ignore[dict-item]
+    md.set_status({**CANARY, "rollout": rollout, "conditions": [applied]})  # as the operator would
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"promote applied by the operator (request {request['id']})" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,14 +78,64 @@ def test_undo_goes_to_the_previous_promoted_version_or_one_named() -> None:
         assert isinstance(refused, Refusal) and "rollback window" in refused.reason
     lonely = plan("undo", HEALTHY)
     assert isinstance(lonely, Refusal) and "no earlier promoted version" in lonely.reason
+    running = plan("undo", CANARY)
+    assert isinstance(running, Refusal) and "abort it before an undo" in running.reason
 
 
-def test_retry_needs_an_aborted_version() -> None:
+def test_undo_ids_tell_two_promotions_of_the_same_version_apart() -> None:
+    """6 -> 5 undone, 6 promoted again, undone again: a new request even if history is at its limit."""
+    first = json.loads(json.dumps(HEALTHY))
+    first["status"]["history"] = [{"version": v, "promotedAt": f"t{v}"} for v in ("5", "6")]
+    later = json.loads(json.dumps(first))
+    later["status"]["history"] = [{"version": "5", "promotedAt": "t7"}, {"version": "6", "promotedAt": "t8"}]
+    assert request_id("undo", first, "5") != request_id("undo", later, "5")
+
+
+def test_retry_needs_an_aborted_version_and_no_rollout_running() -> None:
     assert isinstance(plan("retry", CANARY), Refusal)
     rolled_back = json.loads(json.dumps(HEALTHY))
     rolled_back["status"]["rollout"] = {"abortedVersion": "7", "handledRequest": "abort-v7-s2-T"}
     patch = plan("retry", rolled_back)
-    assert isinstance(patch, Patch) and request_of(patch)["action"] == "retry"
+    assert isinstance(patch, Patch) and request_of(patch) == {"id": "retry-v7-a", "action": "retry"}
+    busy = json.loads(json.dumps(CANARY))
+    busy["status"]["rollout"]["abortedVersion"] = "6"
+    refused = plan("retry", busy)
+    assert isinstance(refused, Refusal) and "abort it before retrying" in refused.reason
+
+
+def test_retry_after_a_handled_retry_is_a_new_request() -> None:
+    again = json.loads(json.dumps(HEALTHY))
+    again["status"]["rollout"] = {"abortedVersion": "7", "handledRequest": "retry-v7-a"}
+    patch = plan("retry", again)
+    assert isinstance(patch, Patch) and request_of(patch)["id"] == "retry-v7-b"
+
+
+def test_a_request_the_operator_handled_is_reported_not_rewritten() -> None:
+    handled = json.loads(json.dumps(CANARY))
+    rid = request_id("promote", handled)
+    handled["status"]["rollout"]["handledRequest"] = rid
+    done = plan("promote", handled)
+    assert isinstance(done, AlreadyDone) and "applied by the operator" in done.summary
+    handled["status"]["conditions"] = [
+        {
+            "type": "Request",
+            "status": "False",
+            "reason": "NotApplicable",
+            "message": f"request {rid} not applied: x",
+        }
+    ]
+    refused = plan("promote", handled)
+    assert (
+        isinstance(refused, Refusal) and "did not apply promote" in refused.reason and "x" in refused.reason
+    )
+
+
+def test_promote_waits_for_the_gate() -> None:
+    validating = json.loads(json.dumps(CANARY))
+    validating["status"]["phase"] = "Validating"
+    refused = plan("promote", validating)
+    assert isinstance(refused, Refusal) and "validation gate" in refused.reason
+    assert isinstance(plan("abort", validating), Patch)
 
 
 def test_approve_needs_a_candidate_awaiting_approval() -> None:
@@ -103,7 +154,9 @@ def test_pause_and_resume() -> None:
     assert isinstance(plan("pause", now_paused), AlreadyDone)
     resumed = plan("resume", now_paused)
     assert isinstance(resumed, Patch) and resumed.annotations == {names.ANNOTATION_PAUSED: None}
-    assert isinstance(plan("resume", CANARY), Refusal)
+    assert isinstance(plan("resume", CANARY), AlreadyDone)  # resuming twice is fine, like pausing twice
+    tidied = plan("resume", annotated(CANARY, **{names.ANNOTATION_PAUSED: "false"}))
+    assert isinstance(tidied, Patch) and tidied.annotations == {names.ANNOTATION_PAUSED: None}
 
 
 def test_render_status_and_history() -> None:
@@ -119,3 +172,20 @@ def test_render_status_and_history() -> None:
         "    mlrollout.rollout = promoted",
     ]
     assert "registry not reached" in render.history_text(HEALTHY, None)
+
+
+FIXTURES = sorted((Path(__file__).parents[1] / "argocd" / "fixtures").glob("*.json"))
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_render_every_operator_state(fixture: Path) -> None:
+    obj = json.loads(fixture.read_text())["object"]
+    status = obj.get("status") or {}
+    text = render.status_text(obj)
+    assert f"Phase:       {status.get('phase', '-')}" in text
+    assert render.summary(obj).startswith(f"phase={status.get('phase', '-')}")
+    for condition in status.get("conditions") or []:
+        assert f"{condition['type']}={condition['status']} {condition['reason']}" in text
+    for tally in ((status.get("rollout") or {}).get("analysis") or {}).get("tallies") or []:
+        assert f"{tally['metric']}: pass {tally['passed']}" in text
+    assert render.history_text(obj, None).endswith("(registry not reached: MLflow tags not shown)")

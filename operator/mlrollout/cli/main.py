@@ -1,12 +1,13 @@
 """`kubectl mlrollout COMMAND NAME`: status, watch, history and manual control of a ModelDeployment.
 
 Exit codes: 0 done (or already done), 1 the action does not apply or the API refused it, 2 usage,
-3 `watch` timed out.
+3 `watch` or `--wait` timed out, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from mlrollout.adapters.registry.credentials import MlflowCredentials, credentia
 from mlrollout.adapters.registry.mlflow import MlflowRegistry
 from mlrollout.api import names
 from mlrollout.cli import render
-from mlrollout.cli.requests import AlreadyDone, Patch, Refusal, plan
+from mlrollout.cli.requests import Patch, Refusal, outcome, plan
 
 ACTIONS = ("promote", "abort", "retry", "pause", "resume", "undo", "approve")
 
@@ -50,7 +51,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             cmd.add_argument("--to-version", help="a version in the rollback window")
         if name == "history":
             cmd.add_argument(
-                "--tracking-uri", help="MLflow address, if spec.registry's is not reachable here"
+                "--tracking-uri",
+                help="MLflow address (default: $MLFLOW_TRACKING_URI, else spec.registry.trackingUri)",
+            )
+        if name in {"promote", "abort", "retry", "undo", "approve"}:
+            cmd.add_argument(
+                "--wait",
+                type=float,
+                default=0,
+                metavar="SECONDS",
+                help="wait this long for the operator to act on the request and print what it did",
             )
         if name == "watch":
             cmd.add_argument("--timeout", type=float, default=0, help="give up after this many seconds")
@@ -89,19 +99,20 @@ def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    cluster: Cluster | None = None
     try:
         cluster = Cluster(args.kubeconfig, args.context, args.namespace)
         return _run(args, cluster)
     except client.ApiException as e:
+        where = cluster.namespace if cluster else args.namespace
         what = "not found" if e.status == 404 else f"refused ({e.status} {e.reason})"
-        print(
-            f"error: ModelDeployment {args.name!r} in {args.namespace or 'the namespace'}: {what}",
-            file=sys.stderr,
-        )
+        print(f"error: ModelDeployment {args.name!r} in namespace {where!r}: {what}", file=sys.stderr)
         return 1
     except config.ConfigException as e:
         print(f"error: kubeconfig: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def _run(args: argparse.Namespace, cluster: Cluster) -> int:
@@ -121,19 +132,36 @@ def _run(args: argparse.Namespace, cluster: Cluster) -> int:
         if isinstance(decided, Refusal):
             print(f"error: {decided.reason}", file=sys.stderr)
             return 1
-        if isinstance(decided, AlreadyDone):
-            print(decided.summary)
-            return 0
-        assert isinstance(decided, Patch)
-        try:
-            cluster.annotate(obj, dict(decided.annotations))
-        except client.ApiException as e:
-            if e.status == 409 and attempt == 1:
-                continue
-            raise
-        print(decided.summary)
+        if isinstance(decided, Patch):
+            try:
+                cluster.annotate(obj, dict(decided.annotations))
+            except client.ApiException as e:
+                if e.status == 409 and attempt == 1:
+                    continue
+                raise
+        print(decided.summary, flush=True)
+        wait = getattr(args, "wait", 0)
+        if wait > 0 and decided.request_id is not None:
+            return _wait_for_operator(cluster, args.name, action, decided.request_id, wait)
         return 0
     return 1
+
+
+def _wait_for_operator(cluster: Cluster, name: str, action: str, rid: str, timeout: float) -> int:
+    """Poll until status.rollout.handledRequest is `rid`; the operator's Request condition says how."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = outcome(action, cluster.get(name), rid)
+        if isinstance(done, Refusal):
+            print(f"error: {done.reason}", file=sys.stderr)
+            return 1
+        if done is not None:
+            print(done.summary)
+            return 0
+        if time.monotonic() >= deadline:
+            print(f"the operator has not acted on request {rid} after {timeout:g}s", file=sys.stderr)
+            return 3
+        time.sleep(min(1.0, timeout / 10))
 
 
 def _watch(cluster: Cluster, name: str, timeout: float, interval: float) -> int:
@@ -158,19 +186,27 @@ def _watch(cluster: Cluster, name: str, timeout: float, interval: float) -> int:
 
 
 def _tags(obj: dict[str, Any], tracking_uri: str | None) -> dict[str, dict[str, str]] | None:
-    """MLflow tags of every version in the history and the candidate; None when MLflow is not reached."""
-    uri = tracking_uri or ((obj.get("spec") or {}).get("registry") or {}).get("trackingUri")
-    model = (obj.get("status") or {}).get("modelName")
+    """MLflow tags of the promoted versions and of the candidate or aborted one; None when MLflow
+    is not reached. A version MLflow no longer knows simply has no tags."""
+    status = obj.get("status") or {}
+    spec_uri = ((obj.get("spec") or {}).get("registry") or {}).get("trackingUri")
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or spec_uri
+    model = status.get("modelName")
     if not uri or not model:
         return None
     creds = credentials_from_env()
     registry = MlflowRegistry(uri, creds if isinstance(creds, MlflowCredentials) else None)
+    rollout = status.get("rollout") or {}
+    versions = [str(h.get("version")) for h in status.get("history") or []]
+    versions += [str(v) for v in (render.candidate_version(status), rollout.get("abortedVersion")) if v]
     found: dict[str, dict[str, str]] = {}
-    for entry in (obj.get("status") or {}).get("history") or []:
-        tags = registry.version_tags(model, str(entry.get("version")))
-        if not isinstance(tags, dict):
+    for version in dict.fromkeys(versions):
+        tags = registry.version_tags(model, version)
+        if isinstance(tags, dict):
+            found[version] = tags
+        elif tags.reason != "ModelNotFound":
+            print(f"note: {tags.message}", file=sys.stderr)
             return None
-        found[str(entry.get("version"))] = tags
     return found
 
 

@@ -103,6 +103,13 @@ def _analysis_lines(analysis: Mapping[str, Any] | None) -> list[str]:
         f"Analysis:    {analysis.get('stage')} {analysis.get('verdict')}"
         f" ({analysis.get('taken', 0)}/{analysis.get('count', 1)} measurements)"
     ]
+    for t in analysis.get("tallies") or []:
+        lines.append(
+            f"  {t.get('metric')}: pass {t.get('passed', 0)}, fail {t.get('failed', 0)},"
+            f" inconclusive {t.get('inconclusive', 0)}, error {t.get('errors', 0)}"
+        )
+    if analysis.get("message"):
+        lines.append(f"  {analysis['message']}")
     for m in (analysis.get("history") or [])[-5:]:
         lines.append(
             f"  {m.get('at')} {m.get('metric')}: {m.get('outcome')} value={_fmt(m.get('value'))}"
@@ -111,22 +118,38 @@ def _analysis_lines(analysis: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def candidate_version(status: Mapping[str, Any]) -> str | None:
+    found = ((status.get("rollout") or {}).get("candidate") or {}).get("version")
+    return None if found is None else str(found)
+
+
 def history_text(obj: Mapping[str, Any], tags: Mapping[str, Mapping[str, str]] | None) -> str:
-    """Promoted versions (the rollback window), newest first, with their MLflow tags when known."""
+    """The candidate or the last aborted version, then the promoted versions (the rollback window),
+    newest first, each with its MLflow tags (gate, rollout outcome, lineage) when known."""
     status = obj.get("status") or {}
+    rollout = status.get("rollout") or {}
     entries: Sequence[Mapping[str, Any]] = status.get("history") or []
-    if not entries:
-        return "no promoted version yet"
     stable = status.get("stableVersion")
-    lines = []
+    lines: list[str] = []
+
+    def version_lines(version: str, text: str) -> None:
+        lines.append(f"version {version}{text}")
+        for key, value in sorted((tags or {}).get(version, {}).items()):
+            if key.startswith("mlrollout."):
+                lines.append(f"    {key} = {value}")
+
+    candidate = candidate_version(status)
+    if candidate is not None:
+        version_lines(candidate, f" (candidate): rolling out, phase {_fmt(status.get('phase'))}")
+    elif rollout.get("abortedVersion"):
+        version_lines(str(rollout["abortedVersion"]), f" (not promoted): {_fmt(rollout.get('lastOutcome'))}")
+    if not entries:
+        lines.append("no promoted version yet")
     for entry in reversed(entries):
         version = str(entry.get("version"))
         marker = " (stable)" if version == stable else ""
         promoted, cause = _fmt(entry.get("promotedAt")), _fmt(entry.get("cause"))
-        lines.append(f"version {version}{marker}: promoted {promoted} cause {cause}")
-        for key, value in sorted((tags or {}).get(version, {}).items()):
-            if key.startswith("mlrollout."):
-                lines.append(f"    {key} = {value}")
+        version_lines(version, f"{marker}: promoted {promoted} cause {cause}")
     if tags is None:
         lines.append("(registry not reached: MLflow tags not shown)")
     return "\n".join(lines)

@@ -1,5 +1,8 @@
--- Ask the operator to abort (the mlrollout.io/request annotation; spec is never touched).
-local rollout = (obj.status or {}).rollout or {}
+-- Ask the operator to abort (the mlrollout.io/request annotation; spec is never touched). The id is
+-- derived from the step, as `kubectl mlrollout` derives it: one click and one plugin run at the
+-- same step are one request.
+local status = obj.status or {}
+local rollout = status.rollout or {}
 if rollout.candidate == nil then
   error("no rollout in progress", 0)
 end

@@ -1,7 +1,13 @@
--- Ask the operator to promote (the mlrollout.io/request annotation; spec is never touched).
-local rollout = (obj.status or {}).rollout or {}
+-- Ask the operator to promote (the mlrollout.io/request annotation; spec is never touched). The id is
+-- derived from the step, as `kubectl mlrollout` derives it: one click and one plugin run at the
+-- same step are one request.
+local status = obj.status or {}
+local rollout = status.rollout or {}
 if rollout.candidate == nil then
   error("no rollout in progress", 0)
+end
+if status.phase == "Validating" then
+  error("the candidate is still in its validation gate", 0)
 end
 local step = ""
 if rollout.stepIndex ~= nil then
