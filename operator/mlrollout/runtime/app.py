@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
@@ -38,6 +39,8 @@ from mlrollout.runtime.mirroring import Mirror, agree
 from mlrollout.runtime.schema import Batch, InputError
 from mlrollout.runtime.scoring import ScoringApp, read_body
 
+# Feedback values feed counters that never go down: one absurd value would poison them for good.
+MAX_FEEDBACK_VALUE = 1e12
 log = logging.getLogger("mlrollout.runtime")
 JSON = "application/json"
 
@@ -368,8 +371,15 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                 if not isinstance(outcome, str) or not outcome or len(outcome) > 64:
                     raise InputError(f"feedback item {i}: outcome must be a short string")
                 value = it.get("value")
-                if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-                    raise InputError(f"feedback item {i}: value must be a number")
+                if value is not None and (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or not math.isfinite(value)
+                    or abs(value) > MAX_FEEDBACK_VALUE
+                ):
+                    raise InputError(
+                        f"feedback item {i}: value must be a finite number within ±{MAX_FEEDBACK_VALUE:g}"
+                    )
                 parsed.append((it["request_id"], it.get("label"), outcome, value))
             mt = rt.metrics
             for req_id, label, outcome, value in parsed:

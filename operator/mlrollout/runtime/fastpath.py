@@ -13,9 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from mlrollout.runtime.schema import InputError
+
 Array = np.ndarray[Any, Any]
 
 _FORESTS = {"RandomForestClassifier", "ExtraTreesClassifier", "RandomForestRegressor", "ExtraTreesRegressor"}
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def compile_forest(est: Any) -> Callable[[Array], Array] | None:
@@ -31,6 +36,9 @@ def compile_forest(est: Any) -> Callable[[Array], Array] | None:
     def _x(x: Array) -> Array:
         if x.ndim != 2 or x.shape[1] != n_features:
             raise ValueError(f"expected {n_features} features, got shape {x.shape}")
+        if np.abs(x).max(initial=0.0) > _FLOAT32_MAX:
+            # scikit-learn's trees work in float32 and refuse such input; the fast path must agree.
+            raise InputError("a value exceeds the float32 range tree models work in", code="OUT_OF_RANGE")
         return np.ascontiguousarray(x, dtype=np.float32)
 
     # One leaf table for all trees (leaf values already normalised per tree, as predict_proba does),

@@ -255,7 +255,7 @@ class InputSchema:
 
     def _validated(self, rows: list[list[Any]]) -> Batch:
         if self.all_real and {type(v) for r in rows for v in r} <= {float, int}:
-            arr = np.array(rows, dtype=np.float64)
+            arr = _real_array(rows)
             if not np.isnan(arr).any():
                 return Batch(n=len(rows), array=arr)
         cols = self.columns
@@ -279,8 +279,7 @@ class InputSchema:
                         f"got {type(v).__name__} {str(v)[:40]!r}"
                     )
         if self.numeric:
-            arr = np.array(rows, dtype=np.float64)
-            return Batch(n=len(rows), array=arr)
+            return Batch(n=len(rows), array=_real_array(rows))
         frame = pd.DataFrame(rows, columns=self.names)
         for c in cols:
             frame[c.name] = _cast(frame[c.name], c)
@@ -292,10 +291,23 @@ class InputSchema:
         return Batch(n=len(frame), frame=frame)
 
 
+def _real_array(rows: list[list[Any]]) -> np.ndarray[Any, Any]:
+    """float64 rows; out-of-range numbers (inf, integers beyond the float range) are the caller's 4xx."""
+    try:
+        arr = np.array(rows, dtype=np.float64)
+    except OverflowError as exc:
+        raise InputError("a number is beyond the float64 range", code="OUT_OF_RANGE") from exc
+    if np.isinf(arr).any():
+        raise InputError("numbers must be finite (got inf)", code="OUT_OF_RANGE")
+    return arr
+
+
 def _fits(type_name: str, v: Any) -> bool:
     t = type(v)
     if type_name in ("double", "float"):
-        return t is float or t is int
+        if t is float:
+            return math.isfinite(v)
+        return t is int and abs(v) < 2**1023
     if type_name in INTEGRAL:
         bound = 2**63 if type_name == "long" else 2**31
         return (t is int or (t is float and v.is_integer())) and -bound <= v < bound
