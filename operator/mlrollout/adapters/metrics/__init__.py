@@ -1,0 +1,1 @@
+"""Metrics providers for analysis: Prometheus (prometheus-api-client)."""
