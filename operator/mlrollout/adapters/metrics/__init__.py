@@ -1,1 +1,1 @@
-"""Metrics providers for analysis: Prometheus."""
+"""Metrics providers for analysis: Prometheus (prometheus-api-client)."""
