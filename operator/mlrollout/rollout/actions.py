@@ -1,4 +1,6 @@
-"""What decide() asks the adapters to do: intents, not manifests (builders live in the adapters)."""
+"""What decide() asks the adapters to do: intents with parameters, not manifests (builders live in the
+adapters). Every action is safe to replay: a tick interrupted between acting and writing status runs
+again from the same status and asks for the same things."""
 
 from __future__ import annotations
 
@@ -8,16 +10,67 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class ApplyServing:
-    """Create or update the serving Deployment of one track, pinned to an exact model version."""
+    """Create or update the serving Deployment of one track, pinned to an exact model version.
+
+    `replicas` None: spec.serving.replicas (or left to an HPA that targets the Deployment).
+    """
 
     track: str
     model_name: str
     version: str
+    replicas: int | None = None
 
 
 @dataclass(frozen=True)
 class ApplyService:
-    """The Service that carries live traffic to the model."""
+    """The Service that carries live traffic; `selector_track` None selects every track (replica ratio)."""
+
+    selector_track: str | None = "stable"
+
+
+@dataclass(frozen=True)
+class SetWeights:
+    """Ask the traffic router for `canary_weight` % to the candidate (replica ratio: replica counts)."""
+
+    model_name: str
+    stable_version: str
+    canary_version: str
+    canary_weight: int
+    canary_replicas: int | None = None  # setCanaryScale: replicas decoupled from the weight
+
+
+@dataclass(frozen=True)
+class FinalizeRouting:
+    """All traffic to stable, candidate track scaled away (after a promotion or a rollback)."""
+
+
+@dataclass(frozen=True)
+class MoveAlias:
+    """Point the registry alias at `version` (the executor reads it first: a replay moves nothing)."""
+
+    model_name: str
+    alias: str
+    version: str
+
+
+@dataclass(frozen=True)
+class TagVersion:
+    model_name: str
+    version: str
+    tags: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ApplyGateJob:
+    """The validation gate's Job for a candidate (deterministic name from version and attempt)."""
+
+    version: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class DeleteJob:
+    name: str
 
 
 @dataclass(frozen=True)
@@ -37,4 +90,16 @@ class EmitEvent:
     message: str
 
 
-Action = ApplyServing | ApplyService | DeleteServing | DeleteService | EmitEvent
+Action = (
+    ApplyServing
+    | ApplyService
+    | SetWeights
+    | FinalizeRouting
+    | MoveAlias
+    | TagVersion
+    | ApplyGateJob
+    | DeleteJob
+    | DeleteServing
+    | DeleteService
+    | EmitEvent
+)

@@ -13,8 +13,16 @@ from datetime import datetime
 from mlrollout.api import conditions as c
 from mlrollout.api.names import TRACK_STABLE
 from mlrollout.api.spec import ModelDeploymentSpec
-from mlrollout.api.status import HistoryEntry, ModelDeploymentStatus, Phase, RetryState, Weights
-from mlrollout.rollout import backoff
+from mlrollout.api.status import (
+    Candidate,
+    HistoryEntry,
+    ModelDeploymentStatus,
+    Phase,
+    RetryState,
+    RolloutStatus,
+    Weights,
+)
+from mlrollout.rollout import backoff, canary, requests
 from mlrollout.rollout.actions import (
     Action,
     ApplyService,
@@ -22,12 +30,18 @@ from mlrollout.rollout.actions import (
     DeleteService,
     DeleteServing,
     EmitEvent,
+    MoveAlias,
+    TagVersion,
 )
 from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel, TrackState
 from mlrollout.rollout.phases import TROUBLED, can_transition
 
 POLL_WHILE_DEPLOYING = 5.0
 POLL_WHILE_DEGRADED = 15.0
+
+
+class IllegalTransition(RuntimeError):
+    """decide() chose a phase change the transition table forbids: a bug in the core, never clamped."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +121,7 @@ def _registry_problem(
         degraded=(True, problem.reason, f"{problem.message} (attempt {attempts}, next in {wait.seconds}s)"),
     )
     # The stable version is pinned in status: it keeps serving (and follows spec edits) without the registry.
-    actions: list[Action] = list(_serving_actions(status)) if status.stable_version else []
+    actions: list[Action] = list(_steady_actions(status, observed)) if status.stable_version else []
     previous = c.find(status.conditions, c.DEGRADED)
     if previous is None or previous.status != "True" or previous.reason != problem.reason:
         actions.append(EmitEvent("Warning", problem.reason, f"{spec.model.name}: {problem.message}"))
@@ -122,41 +136,260 @@ def _serve(
     model: ResolvedModel,
     now: datetime,
 ) -> Decision:
-    # Until a strategy runs, all live traffic goes to stable (the printer column shows the canary's share).
-    updates: dict[str, object] = {"retry": None, "weights": status.weights or Weights()}
+    updates: dict[str, object] = {"retry": None}
     events: list[Action] = []
     if status.stable_version is None:
-        updates |= {
+        pinned: dict[str, object] = {
             "model_name": model.name,
             "stable_version": model.version,
-            "history": [HistoryEntry(version=model.version, promoted_at=now)],
+            "history": [HistoryEntry(version=model.version, promoted_at=now, cause="initial")],
         }
-        status = status.model_copy(update=updates)
+        status = status.model_copy(update=pinned)
         events.append(EmitEvent("Normal", "VersionPinned", _pinned_message(model)))
-    actions = [*_serving_actions(status), *_stray_tracks(observed)]
+    status = status.model_copy(update={"pending_version": None})
+    # Prelude: a manual request, then the candidate (new, superseded, gone), then the gate hook.
+    status, request_actions, intent = requests.handle(spec, status, observed, now)
+    events += request_actions
+    status, candidate_events = _track_candidate(status, model, now)
+    events += candidate_events
     stable = observed.tracks.get(TRACK_STABLE)
     verdict = _serving_verdict(stable, status.phase)
-    pending = _pending_version(status, model)
-    if pending and verdict.phase == Phase.HEALTHY:
-        message = f"{pending} resolved; it waits for the rollout strategy"
-        verdict = replace(verdict, progressing=(False, "AwaitingStrategy", message))
-    if pending and pending != status.pending_version:
-        events.append(
-            EmitEvent("Normal", "NewVersion", f"{pending} resolved; stable stays {status.stable_version}")
-        )
-    updates["pending_version"] = pending
+    rollout = status.rollout or RolloutStatus()
+    if intent == "promote-full" and rollout.candidate is not None:
+        why = f"promoted in full by request {rollout.handled_request}"
+        return _promote(spec, status, observed, now, "manual", why, events, updates)
+    if intent == "abort" and rollout.candidate is not None:
+        why = f"aborted by request {rollout.handled_request}"
+        return _rollback(spec, status, observed, now, "Aborted", why, events, updates, tag="aborted")
     requeue = {Phase.DEPLOYING: POLL_WHILE_DEPLOYING, Phase.DEGRADED: POLL_WHILE_DEGRADED}.get(verdict.phase)
+    if rollout.candidate is not None and verdict.phase in (Phase.HEALTHY, Phase.PROGRESSING):
+        held = _validation_hold(spec, status, observed)
+        if held is not None:
+            return _finish(status, observed, now, held, tuple(events), POLL_WHILE_DEPLOYING, updates)
+        return _progress(spec, status, observed, now, verdict, events, updates)
+    actions = _steady_actions(status, observed)
+    if rollout.candidate is not None:
+        verdict = replace(
+            verdict, progressing=(False, "StableNotReady", "the candidate waits for stable to be ready")
+        )
+    elif rollout.aborted_version == model.version and verdict.phase == Phase.HEALTHY and rollout.last_outcome:
+        message = f"{rollout.last_outcome}; `retry` or a newer version starts again"
+        verdict = replace(verdict, phase=Phase.ROLLED_BACK, progressing=(False, "RolledBack", message))
+    updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
     return _finish(status, observed, now, verdict, (*actions, *events), requeue, updates)
 
 
-def _serving_actions(status: ModelDeploymentStatus) -> tuple[Action, ...]:
+def _progress(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    verdict: _Verdict,
+    events: list[Action],
+    updates: dict[str, object],
+) -> Decision:
+    """One step of the spec's strategy for the candidate; promotion and rollback are shared."""
+    rollout = status.rollout
+    assert rollout is not None and rollout.candidate is not None
+    stable_version, model_name = status.stable_version, status.model_name
+    assert stable_version is not None and model_name is not None
+    if spec.strategy.canary is None:
+        kind = "blueGreen" if spec.strategy.blue_green else "shadow" if spec.strategy.shadow else "abTest"
+        message = f"strategy {kind} is not supported yet: version {rollout.candidate.version} waits"
+        verdict = replace(verdict, progressing=(False, "StrategyNotSupported", message))
+        steady = _steady_actions(status, observed)
+        return _finish(status, observed, now, verdict, (*steady, *events), None, updates)
+    result = canary.step(spec, spec.strategy.canary, rollout, observed, stable_version, now)
+    status = status.model_copy(update={"rollout": result.rollout})
+    if result.outcome == "promote":
+        return _promote(spec, status, observed, now, "canary", result.message, events, updates)
+    if result.outcome == "rollback":
+        return _rollback(spec, status, observed, now, result.reason, result.message, events, updates)
+    stable_replicas = canary.expected_replicas(spec, result.rollout)[0]
+    actions: list[Action] = [
+        ApplyServing(TRACK_STABLE, model_name, stable_version, stable_replicas),
+        ApplyService(selector_track=None),
+        *result.actions,
+    ]
+    paused = result.outcome in ("held", "analysis-paused")
+    verdict = _Verdict(
+        phase=Phase.PROGRESSING,
+        ready=verdict.ready,
+        progressing=(True, result.reason, result.message),
+        degraded=(False, "AsExpected", ""),
+        paused=(True, result.reason, result.message) if paused else (False, "NotPaused", ""),
+    )
+    updates |= {
+        "canary_version": rollout.candidate.version,
+        "current_step": result.rollout.step_index,
+        "weights": _weights(observed),
+    }
+    return _finish(status, observed, now, verdict, (*actions, *events), result.requeue_after, updates)
+
+
+def _promote(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    cause: str,
+    why: str,
+    events: list[Action],
+    updates: dict[str, object],
+) -> Decision:
+    """The candidate becomes stable, the champion alias moves to it, it is tagged promoted."""
+    rollout = status.rollout
+    assert rollout is not None and rollout.candidate is not None
+    candidate = rollout.candidate
+    history = [*status.history, HistoryEntry(version=candidate.version, promoted_at=now, cause=cause)]
+    outcome = f"version {candidate.version} promoted ({why})"
+    status = status.model_copy(
+        update={
+            "stable_version": candidate.version,
+            "model_name": candidate.model_name,
+            "history": history[-spec.revision_history_limit :],
+            "rollout": RolloutStatus(handled_request=rollout.handled_request, last_outcome=outcome[:1024]),
+        }
+    )
+    actions: list[Action] = [
+        MoveAlias(candidate.model_name, spec.registry.champion_alias, candidate.version),
+        TagVersion(candidate.model_name, candidate.version, _outcome_tags("promoted", why, now)),
+        *_steady_actions(status, observed),
+        EmitEvent("Normal", "Promoted", f"{candidate.model_name} {outcome}"),
+    ]
+    verdict = _Verdict(
+        phase=Phase.DEPLOYING,
+        ready=(True, "Available", ""),
+        progressing=(True, "Promoted", outcome),
+        degraded=(False, "AsExpected", ""),
+    )
+    updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
+    return _finish(status, observed, now, verdict, (*actions, *events), POLL_WHILE_DEPLOYING, updates)
+
+
+def _rollback(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    reason: str,
+    why: str,
+    events: list[Action],
+    updates: dict[str, object],
+    tag: str = "rolled_back",
+) -> Decision:
+    """All traffic back to stable, the alias untouched, the candidate tagged; never a retraining."""
+    rollout = status.rollout
+    assert rollout is not None and rollout.candidate is not None
+    candidate = rollout.candidate
+    outcome = f"version {candidate.version} {tag.replace('_', ' ')}: {why}"
+    status = status.model_copy(
+        update={
+            "rollout": RolloutStatus(
+                handled_request=rollout.handled_request,
+                aborted_version=candidate.version,
+                last_outcome=outcome[:1024],
+                analysis=rollout.analysis,
+            )
+        }
+    )
+    reason_event = "CandidateRolledBack" if tag == "rolled_back" else "CandidateAborted"
+    actions: list[Action] = [
+        *_steady_actions(status, observed),
+        TagVersion(candidate.model_name, candidate.version, _outcome_tags(tag, why, now)),
+        EmitEvent("Warning", reason_event, f"{candidate.model_name} {outcome}"),
+    ]
+    verdict = _Verdict(
+        phase=Phase.ROLLED_BACK,
+        ready=(True, "Available", ""),
+        progressing=(False, reason, outcome),
+        degraded=(False, "AsExpected", ""),
+    )
+    updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
+    return _finish(status, observed, now, verdict, (*actions, *events), POLL_WHILE_DEPLOYING, updates)
+
+
+def _outcome_tags(outcome: str, why: str, now: datetime) -> tuple[tuple[str, str], ...]:
+    return (
+        ("mlrollout.rollout", outcome),
+        ("mlrollout.rollout.reason", why[:500]),
+        ("mlrollout.rollout.at", now.isoformat()),
+    )
+
+
+def _track_candidate(
+    status: ModelDeploymentStatus, model: ResolvedModel, now: datetime
+) -> tuple[ModelDeploymentStatus, list[Action]]:
+    """A resolved version other than stable becomes the candidate; a newer one supersedes it."""
+    rollout = status.rollout or RolloutStatus()
+    current = rollout.candidate
+    is_stable = (model.name, model.version) == (status.model_name, status.stable_version)
+    if is_stable or model.version == rollout.aborted_version:
+        if current is None:
+            return status, []
+        # The model resolves to stable (or the aborted version) again: the candidate is withdrawn.
+        withdrawn = RolloutStatus(
+            handled_request=rollout.handled_request, aborted_version=rollout.aborted_version
+        )
+        message = f"candidate {current.version} withdrawn: the model resolves to {model.version} again"
+        return status.model_copy(update={"rollout": withdrawn}), [
+            EmitEvent("Normal", "CandidateWithdrawn", message)
+        ]
+    if current is not None and (current.model_name, current.version) == (model.name, model.version):
+        return status, []
+    fresh = RolloutStatus(
+        candidate=Candidate(model_name=model.name, version=model.version, resolved_at=now),
+        strategy="canary",
+        step_index=0,
+        step_started_at=now,
+        desired_weight=0,
+        handled_request=rollout.handled_request,
+        aborted_version=rollout.aborted_version,
+    )
+    if current is None:
+        event = EmitEvent(
+            "Normal", "NewCandidate", f"{model.name} version {model.version} starts its rollout"
+        )
+    else:
+        message = f"version {model.version} supersedes candidate {current.version}; the rollout restarts"
+        event = EmitEvent("Normal", "Superseded", message)
+    return status.model_copy(update={"rollout": fresh}), [event]
+
+
+def _validation_hold(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: Observed
+) -> _Verdict | None:
+    """The gate hook: a verdict that holds the candidate in Validating before any traffic moves.
+
+    No gate runs yet (spec.validation gets its Job with the gate feature): nothing holds.
+    """
+    return None
+
+
+def _weights(observed: Observed) -> Weights:
+    return observed.weights or Weights()
+
+
+def _steady_actions(status: ModelDeploymentStatus, observed: Observed) -> tuple[Action, ...]:
+    """No rollout running: stable at full size; a leftover candidate track goes once stable serves."""
     assert status.stable_version is not None and status.model_name is not None
-    return (ApplyServing(TRACK_STABLE, status.model_name, status.stable_version), ApplyService())
-
-
-def _stray_tracks(observed: Observed) -> tuple[Action, ...]:
-    """Tracks nobody asks for (a candidate of an interrupted rollout): until strategies land, only stable."""
-    return tuple(DeleteServing(track) for track in sorted(observed.tracks) if track != TRACK_STABLE)
+    stable = observed.tracks.get(TRACK_STABLE)
+    stable_serving = (
+        stable is not None
+        and stable.version == status.stable_version
+        and stable.rolled_out
+        and stable.available
+    )
+    strays = [t for t in sorted(observed.tracks) if t != TRACK_STABLE]
+    # Until stable serves the pinned version at full size, the Service keeps every track behind it.
+    selector = TRACK_STABLE if stable_serving or not strays else None
+    actions: list[Action] = [
+        ApplyServing(TRACK_STABLE, status.model_name, status.stable_version),
+        ApplyService(selector_track=selector),
+    ]
+    if stable_serving:
+        actions += [DeleteServing(track) for track in strays]
+    return tuple(actions)
 
 
 def _serving_verdict(stable: TrackState | None, previous: Phase) -> _Verdict:
@@ -184,13 +417,6 @@ def _serving_verdict(stable: TrackState | None, previous: Phase) -> _Verdict:
     )
 
 
-def _pending_version(status: ModelDeploymentStatus, model: ResolvedModel) -> str | None:
-    """A resolved model other than the pinned stable one, as "name version N" (None when they match)."""
-    if (model.name, model.version) == (status.model_name, status.stable_version):
-        return None
-    return f"{model.name} version {model.version}"
-
-
 def _pinned_message(model: ResolvedModel) -> str:
     via = f" (alias {model.alias})" if model.alias else ""
     return f"{model.name}{via} pinned to version {model.version} as stable"
@@ -205,7 +431,9 @@ def _finish(
     requeue_after: float | None,
     updates: dict[str, object],
 ) -> Decision:
-    phase = verdict.phase if can_transition(status.phase, verdict.phase) else status.phase
+    phase = verdict.phase
+    if not can_transition(status.phase, phase):
+        raise IllegalTransition(f"{status.phase} -> {phase} is not an edge of rollout.phases.TRANSITIONS")
     conditions = list(status.conditions)
     for type_, (is_true, reason, message) in (
         (c.READY, verdict.ready),

@@ -6,6 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mlrollout.api.status import Weights
+from mlrollout.rollout.analysis import Sample
+
 RegistryReason = Literal["ModelNotFound", "RegistryUnreachable", "RegistryError"]
 
 
@@ -55,3 +58,25 @@ class Observed:
     service_present: bool = False
     paused: bool = False
     deleting: bool = False
+    request: ManualRequest | InvalidRequest | None = None  # the mlrollout.io/request annotation
+    samples: tuple[Sample, ...] = ()  # taken this tick for the analysis run that was due
+    weights: Weights | None = None  # read back from the traffic router
+    hpa_tracks: frozenset[str] = frozenset()  # tracks whose replicas an HPA owns
+
+
+RequestAction = Literal["promote", "promote-full", "abort", "retry", "undo", "approve"]
+
+
+@dataclass(frozen=True)
+class ManualRequest:
+    id: str
+    action: RequestAction
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class InvalidRequest:
+    """An annotation that does not parse: reported once per distinct text, never acted on."""
+
+    id: str
+    message: str

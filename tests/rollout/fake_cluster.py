@@ -1,0 +1,109 @@
+"""A fake cluster for the pure core: actions change Deployments at once, weights are read back from
+ready replicas, the registry records every alias move. The rung below the real-cluster tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from mlrollout.api.spec import ModelDeploymentSpec
+from mlrollout.api.status import ModelDeploymentStatus, Weights
+from mlrollout.rollout import decide
+from mlrollout.rollout.actions import (
+    Action,
+    ApplyServing,
+    DeleteServing,
+    EmitEvent,
+    MoveAlias,
+    SetWeights,
+    TagVersion,
+)
+from mlrollout.rollout.analysis import Sample
+from mlrollout.rollout.decision import Decision
+from mlrollout.rollout.observed import ManualRequest, Observed, ResolvedModel, TrackState
+from mlrollout.rollout.weights import replica_split, served_weight
+
+
+@dataclass
+class FakeCluster:
+    spec: ModelDeploymentSpec
+    version: str  # what the alias resolves to
+    now: datetime
+    tracks: dict[str, TrackState] = field(default_factory=dict)
+    status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
+    alias_moves: list[str] = field(default_factory=list)
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    samples: tuple[Sample, ...] = ()
+    request: ManualRequest | None = None
+    paused: bool = False
+    decisions: list[Decision] = field(default_factory=list)
+
+    def observed(self) -> Observed:
+        stable = self.tracks.get("stable")
+        canary = self.tracks.get("canary")
+        weights = Weights()
+        if canary is not None:
+            share = served_weight(stable.available_replicas if stable else 0, canary.available_replicas)
+            weights = Weights(stable=100 - share, canary=share)
+        return Observed(
+            generation=1,
+            model=ResolvedModel(self.spec.model.name, self.version),
+            tracks=dict(self.tracks),
+            service_present=True,
+            paused=self.paused,
+            request=self.request,
+            samples=self.samples,
+            weights=weights,
+        )
+
+    def tick(self, apply: bool = True, write_status: bool = True) -> Decision:
+        decision = decide(self.spec, self.status, self.observed(), self.now)
+        self.decisions.append(decision)
+        if apply:
+            for action in decision.actions:
+                self.act(action)
+        if write_status:
+            self.status = decision.status
+        return decision
+
+    def act(self, action: Action) -> None:
+        match action:
+            case ApplyServing(track=track, version=version, replicas=replicas):
+                self._deploy(track, version, self.spec.serving.replicas if replicas is None else replicas)
+            case SetWeights():
+                stable, canary = replica_split(self.spec.serving.replicas, action.canary_weight)
+                if action.canary_replicas is not None:
+                    canary = action.canary_replicas
+                self._deploy("stable", action.stable_version, stable)
+                self._deploy("canary", action.canary_version, canary)
+            case DeleteServing(track=track):
+                self.tracks.pop(track, None)
+            case MoveAlias(version=version):
+                if not self.alias_moves or self.alias_moves[-1] != version:  # read first, as the executor
+                    self.alias_moves.append(version)
+            case TagVersion(version=version, tags=tags):
+                self.tags.setdefault(version, {}).update(dict(tags))
+            case EmitEvent(type=type_, reason=reason, message=message):
+                if (type_, reason, message) not in self.events:  # deterministic names: no duplicates
+                    self.events.append((type_, reason, message))
+            case _:
+                pass
+
+    def _deploy(self, track: str, version: str, replicas: int) -> None:
+        self.tracks[track] = TrackState(
+            version=version,
+            desired_replicas=replicas,
+            available_replicas=replicas,
+            updated_replicas=replicas,
+            generation=1,
+            observed_generation=1,
+        )
+
+    def run(self, ticks: int, step: timedelta = timedelta(seconds=10)) -> None:
+        for _ in range(ticks):
+            self.tick()
+            self.now += step
+
+    def reasons(self) -> list[str]:
+        return [reason for _, reason, _ in self.events]
