@@ -1,13 +1,16 @@
-"""Kopf handlers. Create, update, resume, delete and a timer heartbeat all run the same reconcile();
-on delete it runs behind the finalizer until no child is left. Kopf's bookkeeping stays in
+"""Kopf handlers. Create, update, resume, delete and a per-object daemon all run the same reconcile();
+the daemon ticks again after min(requeue_after, heartbeat), woken early by changes. On delete it runs
+behind the finalizer until no child is left. Kopf's bookkeeping stays in
 mlrollout annotations, never in status."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import importlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -16,8 +19,11 @@ from kubernetes import client, config
 from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.registry.mlflow import MlflowRegistry
 from mlrollout.api import names
+from mlrollout.api.status import Phase
+from mlrollout.handlers.requeue import run_ticks
 from mlrollout.handlers.settings import Settings
 from mlrollout.reconcile import Outcome, World, reconcile
+from mlrollout.reconcile.loop import ActionFailed, MetricsSource
 
 log = logging.getLogger(__name__)
 SETTINGS = Settings.from_env()
@@ -25,7 +31,10 @@ RESOURCE = (names.GROUP, names.VERSION, names.PLURAL)
 
 # Timers run beside the change handlers in Kopf: one lock per object keeps ticks from overlapping.
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+_wakeups: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+_seen: dict[str, tuple[object, ...]] = {}
 _world: World | None = None
+RETRY_FAILED_ACTION = 5.0
 
 
 def _api_client() -> client.ApiClient:
@@ -40,8 +49,19 @@ def world() -> World:
     global _world
     if _world is None:
         executor = KubeExecutor(_api_client(), instance=SETTINGS.instance)
-        _world = World(executor=executor, registry=lambda uri: MlflowRegistry(uri))
+        _world = World(executor=executor, registry=lambda uri: MlflowRegistry(uri), metrics=_metrics())
     return _world
+
+
+def _metrics() -> Callable[[str], MetricsSource] | None:
+    """The Prometheus adapter when installed (it lands with the analysis feature); without it an
+    analysis step pauses with MetricsUnavailable rather than guessing."""
+    try:
+        module: Any = importlib.import_module("mlrollout.adapters.metrics.prometheus")
+    except ImportError:
+        return None
+    provider: Callable[[str], MetricsSource] = lambda address: module.PrometheusProvider(address, 10.0)  # noqa: E731
+    return provider
 
 
 @kopf.on.startup()
@@ -66,6 +86,10 @@ async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
     async with _locks[uid]:
         try:
             outcome = await asyncio.to_thread(reconcile, _plain(body), world())
+        except ActionFailed as e:  # nothing recorded: the next tick decides the same actions again
+            logger.warning("%s; retrying in %ss", e, RETRY_FAILED_ACTION)
+            phase = Phase(body.get("status", {}).get("phase") or Phase.PENDING)
+            return Outcome(phase=phase, requeue_after=RETRY_FAILED_ACTION, acted=False)
         except client.ApiException as e:
             if e.status == 409:  # the object changed while we decided: the next tick decides again
                 logger.debug("conflict writing status; retrying on the next tick")
@@ -82,12 +106,33 @@ async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
 @kopf.on.update(*RESOURCE)
 @kopf.on.resume(*RESOURCE)
 async def on_change(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    _wakeups[body.metadata["uid"]].set()
     await _tick(body, logger)
 
 
-@kopf.timer(*RESOURCE, interval=SETTINGS.heartbeat_seconds, initial_delay=SETTINGS.heartbeat_seconds)
-async def heartbeat(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    await _tick(body, logger)
+@kopf.on.event(*RESOURCE)
+async def on_event(body: kopf.Body, **_: Any) -> None:
+    """A user's change (spec, a request, a pause) wakes the object's daemon at once; the operator's
+    own status writes do not (they would spin the loop)."""
+    uid = body.metadata["uid"]
+    annotations = body.metadata.annotations
+    key = (
+        body.metadata.get("generation"),
+        annotations.get(names.ANNOTATION_REQUEST),
+        annotations.get(names.ANNOTATION_PAUSED),
+    )
+    if _seen.get(uid) != key:
+        _seen[uid] = key
+        _wakeups[uid].set()
+
+
+@kopf.daemon(*RESOURCE, cancellation_timeout=5.0, initial_delay=0.5)
+async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    async def tick() -> float | None:
+        outcome = await _tick(body, logger)
+        return 1.0 if outcome is None else outcome.requeue_after
+
+    await run_ticks(tick, _wakeups[body.metadata["uid"]], SETTINGS.heartbeat_seconds, lambda: bool(stopped))
 
 
 @kopf.on.delete(*RESOURCE)
@@ -96,6 +141,8 @@ async def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     if outcome is None or outcome.requeue_after is not None:
         raise kopf.TemporaryError("child objects are still being deleted", delay=1)
     _locks.pop(body.metadata["uid"], None)
+    _wakeups.pop(body.metadata["uid"], None)
+    _seen.pop(body.metadata["uid"], None)
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -15,13 +15,25 @@ from pydantic import ValidationError
 from mlrollout.adapters.k8s import builders
 from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.k8s.owner import Owner
+from mlrollout.adapters.traffic.replica_ratio import ReplicaRatioRouter
+from mlrollout.adapters.traffic.router import TrafficRouter
 from mlrollout.api import names
 from mlrollout.api.serving import ModelRef
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import ModelDeploymentStatus, Phase
 from mlrollout.reconcile import observe
-from mlrollout.rollout import backoff
-from mlrollout.rollout.actions import ApplyService, ApplyServing, DeleteService, DeleteServing, EmitEvent
+from mlrollout.rollout import backoff, plan, requests
+from mlrollout.rollout.actions import (
+    ApplyService,
+    ApplyServing,
+    DeleteService,
+    DeleteServing,
+    EmitEvent,
+    MoveAlias,
+    SetWeights,
+    TagVersion,
+)
+from mlrollout.rollout.analysis import MetricQueries, Sample
 from mlrollout.rollout.decision import Decision, decide, reject_spec, terminate
 from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel
 
@@ -34,11 +46,29 @@ FOREIGN_STATUS = frozenset({"monitoring"})
 class Registry(Protocol):
     def resolve(self, ref: ModelRef) -> ResolvedModel | RegistryProblem: ...
 
+    def set_alias(self, name: str, alias: str, version: str) -> RegistryProblem | None: ...
+
+    def tag_version(self, name: str, version: str, tags: Mapping[str, str]) -> RegistryProblem | None: ...
+
+
+class MetricsSource(Protocol):
+    """prometheus-api-client behind the analysis helper's PrometheusProvider (synchronous)."""
+
+    def sample(self, metric_name: str, queries: MetricQueries) -> Sample: ...
+
+
+class ActionFailed(RuntimeError):
+    """An action could not be carried out: status is not written, so the next tick decides again."""
+
 
 @dataclass
 class World:
     executor: KubeExecutor
     registry: Callable[[str], Registry]
+    metrics: Callable[[str], MetricsSource] | None = None
+
+    def router(self, spec: ModelDeploymentSpec | None) -> TrafficRouter:
+        return ReplicaRatioRouter(self.executor)
 
 
 @dataclass(frozen=True)
@@ -81,7 +111,9 @@ def reconcile(seen: Mapping[str, Any], world: World, now: datetime | None = None
     if wait is not None:
         return Outcome(status.phase, wait, acted=False)
     model = world.registry(spec.registry.tracking_uri).resolve(spec.model)
-    decision = decide(spec, status, _observe_children(body, owner, spec, status, world, model), now)
+    observed = _observe_children(body, owner, spec, status, world, model)
+    samples = _sample(spec, status, owner, world, now)
+    decision = decide(spec, status, replace(observed, samples=samples), now)
     _act(decision, owner, spec, world, body, now)
     return Outcome(decision.phase, decision.requeue_after, acted=True)
 
@@ -99,16 +131,35 @@ def _observe_children(
         pinned[names.TRACK_STABLE] = (status.model_name, status.stable_version)
     elif isinstance(model, ResolvedModel):
         pinned[names.TRACK_STABLE] = (model.name, model.version)
+    candidate = status.rollout.candidate if status.rollout else None
+    if candidate is not None:
+        pinned[names.TRACK_CANARY] = (candidate.model_name, candidate.version)
     meta = body["metadata"]
     annotations = meta.get("annotations") or {}
+    deployments = world.executor.list_deployments(owner)
     return Observed(
         generation=int(meta.get("generation", 1)),
         model=model,
-        tracks=observe.tracks(world.executor.list_deployments(owner), owner, spec, pinned),
-        service_present=world.executor.service_exists(owner),
+        tracks=observe.tracks(deployments, owner, spec, pinned),
+        service_present=world.executor.read_service(owner) is not None,
         paused=annotations.get(names.ANNOTATION_PAUSED, "").lower() == "true",
         deleting=bool(meta.get("deletionTimestamp")),
+        request=requests.parse(annotations.get(names.ANNOTATION_REQUEST)),
+        weights=world.router(spec).get_weights(deployments),
     )
+
+
+def _sample(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, owner: Owner, world: World, now: datetime
+) -> tuple[Sample, ...]:
+    """The analysis queries that are due, taken now (an absent provider is an error sample: it pauses)."""
+    due = plan.analysis_queries(spec, status, owner.namespace, owner.name, now)
+    if not due or spec.analysis is None:
+        return ()
+    if world.metrics is None:
+        return tuple(Sample(m.name, None, None, error="no metrics provider configured") for m, _ in due)
+    source = world.metrics(spec.analysis.prometheus.address)
+    return tuple(source.sample(metric.name, queries) for metric, queries in due)
 
 
 def _act(
@@ -127,12 +178,26 @@ def _act(
     events: list[EmitEvent] = []
     for action in decision.actions:
         match action:
-            case ApplyServing(track=track, model_name=model_name, version=version):
+            case ApplyServing(track=track, model_name=model_name, version=version, replicas=replicas):
                 assert spec is not None
-                world.executor.apply(builders.serving_deployment(owner, spec, track, model_name, version))
-            case ApplyService():
+                manifest = builders.serving_deployment(owner, spec, track, model_name, version, replicas)
+                world.executor.apply(manifest)
+            case ApplyService(selector_track=selector_track):
                 assert spec is not None
-                world.executor.apply(builders.service(owner, spec))
+                world.executor.apply(builders.service(owner, spec, selector_track))
+            case SetWeights():
+                assert spec is not None
+                world.router(spec).set_weights(owner, spec, action)
+            case MoveAlias(model_name=model_name, alias=alias, version=version):
+                assert spec is not None
+                _move_alias(world.registry(spec.registry.tracking_uri), model_name, alias, version)
+            case TagVersion(model_name=model_name, version=version, tags=tags):
+                assert spec is not None
+                problem = world.registry(spec.registry.tracking_uri).tag_version(
+                    model_name, version, dict(tags)
+                )
+                if problem is not None:
+                    raise ActionFailed(f"tagging {model_name} version {version}: {problem.message}")
             case DeleteServing(track=track):
                 world.executor.delete_deployment(owner.namespace, names.serving_name(owner.name, track))
             case DeleteService():
@@ -147,6 +212,16 @@ def _act(
     patch = status_patch(raw_status, decision.status)
     if patch:
         world.executor.patch_status(owner, patch, body["metadata"].get("resourceVersion"))
+
+
+def _move_alias(registry: Registry, model_name: str, alias: str, version: str) -> None:
+    """Read first: a replayed tick finds the alias already there and moves nothing."""
+    current = registry.resolve(ModelRef(name=model_name, alias=alias))
+    if isinstance(current, ResolvedModel) and current.version == version:
+        return
+    problem = registry.set_alias(model_name, alias, version)
+    if problem is not None:
+        raise ActionFailed(f"moving alias {alias} of {model_name} to {version}: {problem.message}")
 
 
 def event_name(owner: Owner, decided_from: Mapping[str, Any], event: EmitEvent) -> str:

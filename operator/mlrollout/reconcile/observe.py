@@ -26,7 +26,10 @@ def tracks(
         if not track:
             continue
         want = pinned.get(track)
-        desired_hash = _desired_hash(owner, spec, track, want) if spec is not None and want else None
+        replicas = (deployment.get("spec") or {}).get("replicas")
+        desired_hash = (
+            _desired_hash(owner, spec, track, want, replicas) if spec is not None and want else None
+        )
         actual_hash = (meta.get("annotations") or {}).get(names.ANNOTATION_SPEC_HASH)
         found[track] = _track_state(
             deployment, in_sync=desired_hash is not None and desired_hash == actual_hash
@@ -34,8 +37,12 @@ def tracks(
     return found
 
 
-def _desired_hash(owner: Owner, spec: ModelDeploymentSpec, track: str, want: tuple[str, str]) -> str:
-    manifest = builders.serving_deployment(owner, spec, track, *want)
+def _desired_hash(
+    owner: Owner, spec: ModelDeploymentSpec, track: str, want: tuple[str, str], replicas: object
+) -> str:
+    """In sync: the template matches the spec (replica counts are the router's, compared apart)."""
+    count = replicas if isinstance(replicas, int) else None
+    manifest = builders.serving_deployment(owner, spec, track, *want, count, hpa_owned=count is None)
     return str(manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH])
 
 

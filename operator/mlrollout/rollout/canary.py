@@ -75,7 +75,8 @@ def step(
         remaining = (started + parse_duration(current.pause.duration) - now).total_seconds()
         if remaining <= 0:
             return advance(rollout, now, (route,), f"{where}: pause of {current.pause.duration} over")
-        message = f"{where}: pausing {current.pause.duration} ({math.ceil(remaining)}s left)"
+        until = (started + parse_duration(current.pause.duration)).isoformat()
+        message = f"{where}: pausing {current.pause.duration} (until {until})"
         return Step(rollout, (route,), "waiting", "Pausing", message, remaining)
     assert current.analysis is not None
     return _analysis_step(spec, current, rollout, observed, now, route, where, index)
@@ -97,7 +98,7 @@ def _analysis_step(
     if run is None or run.stage != stage:
         count = current.analysis.count or spec.analysis.count
         run = analysis.start(stage, count, now, analysis.interval_of(spec.analysis))
-    elif observed.samples:
+    elif observed.samples and analysis.is_due(run, now):
         metrics = {m.name: m for m in spec.analysis.metrics}
         measured = [
             analysis.judge(metrics[s.metric], spec.analysis, s, now)

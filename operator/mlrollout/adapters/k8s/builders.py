@@ -27,9 +27,19 @@ def model_uri(model_name: str, version: str) -> str:
 
 
 def serving_deployment(
-    owner: Owner, spec: ModelDeploymentSpec, track: str, model_name: str, version: str
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    track: str,
+    model_name: str,
+    version: str,
+    replicas: int | None = None,
+    hpa_owned: bool = False,
 ) -> Manifest:
-    """The Deployment of one track, pinned to an exact version: MLflow resolves aliases only at start."""
+    """The Deployment of one track, pinned to an exact version: MLflow resolves aliases only at start.
+
+    `replicas` None means spec.serving.replicas; with `hpa_owned` the field is left out, so the
+    operator never fights a HorizontalPodAutoscaler over it.
+    """
     selector = {names.LABEL_DEPLOYMENT: owner.name, names.LABEL_TRACK: track}
     pod_labels = {
         **common_labels(owner),
@@ -48,7 +58,7 @@ def serving_deployment(
             "ownerReferences": [owner.reference()],
         },
         "spec": {
-            "replicas": spec.serving.replicas,
+            "replicas": spec.serving.replicas if replicas is None else replicas,
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {
@@ -65,6 +75,8 @@ def serving_deployment(
             },
         },
     }
+    if hpa_owned:
+        del manifest["spec"]["replicas"]
     manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
     return manifest
 
@@ -150,8 +162,14 @@ def _resources(resources: Resources) -> Manifest:
     return out
 
 
-def service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
-    """Live traffic goes to the stable track; routers (later issues) widen or switch the selector."""
+def service(
+    owner: Owner, spec: ModelDeploymentSpec, selector_track: str | None = names.TRACK_STABLE
+) -> Manifest:
+    """The live-traffic Service: one track (stable, or the active colour), or every track (None) for
+    the replica-ratio router, whose weights are the tracks' replica counts behind this Service."""
+    selector = {names.LABEL_DEPLOYMENT: owner.name}
+    if selector_track is not None:
+        selector[names.LABEL_TRACK] = selector_track
     manifest: Manifest = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -163,7 +181,7 @@ def service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
             "ownerReferences": [owner.reference()],
         },
         "spec": {
-            "selector": {names.LABEL_DEPLOYMENT: owner.name, names.LABEL_TRACK: names.TRACK_STABLE},
+            "selector": selector,
             "ports": [
                 {
                     "name": names.SERVING_PORT_NAME,
