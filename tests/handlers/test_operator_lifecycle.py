@@ -163,16 +163,23 @@ def test_killed_operator_resumes_from_status(
     cluster.patch_md("resume", {"spec": {"serving": {"replicas": 3}}})
 
     operator_factory()
-    body = eventually(lambda: healthy_at_generation(cluster, "resume"), 90, "Healthy after restart")
+
+    def held_at_pause() -> dict[str, Any] | None:
+        body = cluster.get_md("resume") or {}
+        status = body.get("status") or {}
+        held = condition(body, "Paused").get("reason") == "PausedAtStep" if status.get("conditions") else False
+        return body if held and status.get("observedGeneration") == body["metadata"]["generation"] else None
+
+    body = eventually(held_at_pause, 120, "the moved alias's canary held at its manual pause")
     assert body["status"]["stableVersion"] == "1"  # from status, not re-resolved from the moved alias
-    assert condition(body, "Progressing")["reason"] == "AwaitingStrategy"
-    [deployment] = cluster.deployments("resume")
-    assert deployment["spec"]["replicas"] == 3
-    assert deployment["spec"]["template"]["metadata"]["labels"][names.LABEL_MODEL_VERSION] == "1"
+    assert body["status"]["canaryVersion"] == "2"  # the moved alias is a candidate, never stable directly
+    found = {d["metadata"]["labels"][names.LABEL_TRACK]: d for d in cluster.deployments("resume")}
+    assert found["stable"]["spec"]["replicas"] == 3  # the user's edit, with 20 % beside it
+    assert found["canary"]["spec"]["replicas"] == 1
+    assert found["stable"]["spec"]["template"]["metadata"]["labels"][names.LABEL_MODEL_VERSION] == "1"
     reasons = [r for _, r, _ in cluster.events("resume")]
     assert reasons.count("VersionPinned") == 1  # the second operator did not start over
-    assert reasons.count("NewVersion") == 1  # the moved alias is reported once
-    assert reasons[-1] == "Healthy"
+    assert reasons.count("NewCandidate") == 1  # the moved alias is reported once
 
 
 def test_pause_annotation_holds_spec_changes(
