@@ -167,7 +167,9 @@ def test_killed_operator_resumes_from_status(
     def held_at_pause() -> dict[str, Any] | None:
         body = cluster.get_md("resume") or {}
         status = body.get("status") or {}
-        held = condition(body, "Paused").get("reason") == "PausedAtStep" if status.get("conditions") else False
+        held = (
+            condition(body, "Paused").get("reason") == "PausedAtStep" if status.get("conditions") else False
+        )
         return body if held and status.get("observedGeneration") == body["metadata"]["generation"] else None
 
     body = eventually(held_at_pause, 120, "the moved alias's canary held at its manual pause")

@@ -67,8 +67,12 @@ def test_tracks_read_back_state_and_sync() -> None:
     assert found["stable"].in_sync and found["stable"].rolled_out and found["stable"].available
     assert found["stable"].version == "1"
     assert not found["canary"].in_sync  # nobody pinned it
+    # Replica counts belong to the router (compared by the core against the weight); the template
+    # is what "in sync" means.
     bigger = SPEC.model_copy(update={"serving": SPEC.serving.model_copy(update={"replicas": 5})})
-    assert not tracks([_live(desired, 2)], OWNER, bigger, {"stable": ("m", "1")})["stable"].in_sync
+    assert tracks([_live(desired, 2)], OWNER, bigger, {"stable": ("m", "1")})["stable"].in_sync
+    other = SPEC.model_copy(update={"serving": SPEC.serving.model_copy(update={"image": "img:2"})})
+    assert not tracks([_live(desired, 2)], OWNER, other, {"stable": ("m", "1")})["stable"].in_sync
 
 
 def test_unlabelled_deployments_are_ignored() -> None:

@@ -11,7 +11,10 @@ from mlrollout.api.status import ModelDeploymentStatus, Weights
 from mlrollout.rollout import decide
 from mlrollout.rollout.actions import (
     Action,
+    ApplyPreviewService,
+    ApplyService,
     ApplyServing,
+    DeletePreviewService,
     DeleteServing,
     EmitEvent,
     MoveAlias,
@@ -38,6 +41,9 @@ class FakeCluster:
     request: ManualRequest | None = None
     paused: bool = False
     decisions: list[Decision] = field(default_factory=list)
+    selector: str | None = "stable"  # the live Service's track selector
+    preview_service: bool = False
+    switches: list[str | None] = field(default_factory=list)
 
     def observed(self) -> Observed:
         stable = self.tracks.get("stable")
@@ -55,6 +61,8 @@ class FakeCluster:
             request=self.request,
             samples=self.samples,
             weights=weights,
+            active_track=self.selector,
+            preview_service_present=self.preview_service,
         )
 
     def tick(self, apply: bool = True, write_status: bool = True) -> Decision:
@@ -77,6 +85,14 @@ class FakeCluster:
                     canary = action.canary_replicas
                 self._deploy("stable", action.stable_version, stable)
                 self._deploy("canary", action.canary_version, canary)
+            case ApplyService(selector_track=selector):
+                if selector != self.selector:
+                    self.switches.append(selector)
+                self.selector = selector
+            case ApplyPreviewService():
+                self.preview_service = True
+            case DeletePreviewService():
+                self.preview_service = False
             case DeleteServing(track=track):
                 self.tracks.pop(track, None)
             case MoveAlias(version=version):

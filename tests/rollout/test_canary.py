@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fake_cluster import FakeCluster
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlrollout.api import conditions as c
@@ -212,6 +212,7 @@ def test_strategies_not_built_yet_say_so_and_keep_serving() -> None:
     assert cluster.status.stable_version == "7" and set(cluster.tracks) == {"stable"}
 
 
+@settings(deadline=None, max_examples=60)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_crashes_anywhere_never_promote_or_move_the_alias_twice(seed: int) -> None:
     """Each tick may die before acting, mid-way through its actions, or before writing status."""

@@ -73,6 +73,11 @@ def service_name(deployment: str) -> str:
     return child_name(deployment)
 
 
+def preview_service_name(deployment: str) -> str:
+    """Blue-green's preview Service."""
+    return child_name(deployment, "preview")
+
+
 def label_value(value: str) -> str:
     """A valid label value (<= 63 chars, alphanumeric ends) for arbitrary text such as a model name."""
     cleaned = _LABEL_VALUE_INVALID.sub("-", value).strip("-_.")

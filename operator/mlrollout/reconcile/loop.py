@@ -24,8 +24,10 @@ from mlrollout.api.status import ModelDeploymentStatus, Phase
 from mlrollout.reconcile import observe
 from mlrollout.rollout import backoff, plan, requests
 from mlrollout.rollout.actions import (
+    ApplyPreviewService,
     ApplyService,
     ApplyServing,
+    DeletePreviewService,
     DeleteService,
     DeleteServing,
     EmitEvent,
@@ -134,14 +136,20 @@ def _observe_children(
     candidate = status.rollout.candidate if status.rollout else None
     if candidate is not None:
         pinned[names.TRACK_CANARY] = (candidate.model_name, candidate.version)
+        pinned[names.TRACK_PREVIEW] = (candidate.model_name, candidate.version)
     meta = body["metadata"]
     annotations = meta.get("annotations") or {}
     deployments = world.executor.list_deployments(owner)
+    service = world.executor.read_service(owner)
+    selector = ((service or {}).get("spec") or {}).get("selector") or {}
+    preview = world.executor.read_service(owner, names.preview_service_name(owner.name))
     return Observed(
         generation=int(meta.get("generation", 1)),
         model=model,
         tracks=observe.tracks(deployments, owner, spec, pinned),
-        service_present=world.executor.read_service(owner) is not None,
+        service_present=service is not None,
+        active_track=selector.get(names.LABEL_TRACK),
+        preview_service_present=preview is not None,
         paused=annotations.get(names.ANNOTATION_PAUSED, "").lower() == "true",
         deleting=bool(meta.get("deletionTimestamp")),
         request=requests.parse(annotations.get(names.ANNOTATION_REQUEST)),
@@ -185,6 +193,11 @@ def _act(
             case ApplyService(selector_track=selector_track):
                 assert spec is not None
                 world.executor.apply(builders.service(owner, spec, selector_track))
+            case ApplyPreviewService():
+                assert spec is not None
+                world.executor.apply(builders.preview_service(owner, spec))
+            case DeletePreviewService():
+                world.executor.delete_service(owner.namespace, names.preview_service_name(owner.name))
             case SetWeights():
                 assert spec is not None
                 world.router(spec).set_weights(owner, spec, action)

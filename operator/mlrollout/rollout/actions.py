@@ -29,6 +29,16 @@ class ApplyService:
 
 
 @dataclass(frozen=True)
+class ApplyPreviewService:
+    """Blue-green: the preview Service over the preview track (for tests before promotion)."""
+
+
+@dataclass(frozen=True)
+class DeletePreviewService:
+    pass
+
+
+@dataclass(frozen=True)
 class SetWeights:
     """Ask the traffic router for `canary_weight` % to the candidate (replica ratio: replica counts)."""
 
@@ -93,6 +103,8 @@ class EmitEvent:
 Action = (
     ApplyServing
     | ApplyService
+    | ApplyPreviewService
+    | DeletePreviewService
     | SetWeights
     | FinalizeRouting
     | MoveAlias

@@ -16,7 +16,7 @@ from mlrollout.api.base import parse_duration
 from mlrollout.api.names import TRACK_CANARY, TRACK_STABLE
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import RolloutStatus
-from mlrollout.api.strategy import Canary, CanaryStep
+from mlrollout.api.strategy import Canary, CanaryStep, StepAnalysis
 from mlrollout.rollout import analysis
 from mlrollout.rollout.actions import Action, SetWeights
 from mlrollout.rollout.observed import Observed
@@ -79,24 +79,24 @@ def step(
         message = f"{where}: pausing {current.pause.duration} (until {until})"
         return Step(rollout, (route,), "waiting", "Pausing", message, remaining)
     assert current.analysis is not None
-    return _analysis_step(spec, current, rollout, observed, now, route, where, index)
+    return analysis_step(spec, current.analysis, f"step-{index}", rollout, observed, now, (route,), where)
 
 
-def _analysis_step(
+def analysis_step(
     spec: ModelDeploymentSpec,
-    current: CanaryStep,
+    step_analysis: StepAnalysis,
+    stage: str,
     rollout: RolloutStatus,
     observed: Observed,
     now: datetime,
-    route: Action,
+    route: tuple[Action, ...],
     where: str,
-    index: int,
 ) -> Step:
-    assert spec.analysis is not None and current.analysis is not None
-    stage = f"step-{index}"
+    """One analysis stage (a canary step, blue-green pre- or post-promotion): start, record, judge."""
+    assert spec.analysis is not None
     run = rollout.analysis
     if run is None or run.stage != stage:
-        count = current.analysis.count or spec.analysis.count
+        count = step_analysis.count or spec.analysis.count
         run = analysis.start(stage, count, now, analysis.interval_of(spec.analysis))
     elif observed.samples and analysis.is_due(run, now):
         metrics = {m.name: m for m in spec.analysis.metrics}
@@ -111,17 +111,15 @@ def _analysis_step(
     summary = f"{where}: analysis {run.taken}/{run.count}"
     match run.verdict:
         case "Passed":
-            return advance(rollout, now, (route,), f"{summary} passed")
+            return advance(rollout, now, route, f"{summary} passed")
         case "Failed":
-            return Step(
-                rollout, (route,), "rollback", "AnalysisFailed", run.message or "analysis failed", None
-            )
+            return Step(rollout, route, "rollback", "AnalysisFailed", run.message or "analysis failed", None)
         case "Inconclusive" | "Error":
             reason = "MetricsUnavailable" if run.verdict == "Error" else "NotEnoughTraffic"
             message = f"{summary} paused, neither promoting nor rolling back: {run.message or run.verdict}"
-            return Step(rollout, (route,), "analysis-paused", reason, message, due)
+            return Step(rollout, route, "analysis-paused", reason, message, due)
         case _:
-            return Step(rollout, (route,), "waiting", "Analyzing", summary, due)
+            return Step(rollout, route, "waiting", "Analyzing", summary, due)
 
 
 def advance(rollout: RolloutStatus, now: datetime, actions: tuple[Action, ...], message: str) -> Step:

@@ -22,11 +22,12 @@ from mlrollout.api.status import (
     RolloutStatus,
     Weights,
 )
-from mlrollout.rollout import backoff, canary, requests
+from mlrollout.rollout import backoff, bluegreen, canary, requests
 from mlrollout.rollout.actions import (
     Action,
     ApplyService,
     ApplyServing,
+    DeletePreviewService,
     DeleteService,
     DeleteServing,
     EmitEvent,
@@ -82,6 +83,8 @@ def terminate(status: ModelDeploymentStatus, observed: Observed, now: datetime) 
     actions: list[Action] = [DeleteServing(track) for track in sorted(observed.tracks)]
     if observed.service_present:
         actions.append(DeleteService())
+    if observed.preview_service_present:
+        actions.append(DeletePreviewService())
     left = len(actions)
     verdict = _Verdict(
         phase=Phase.TERMINATING,
@@ -193,22 +196,28 @@ def _progress(
     assert rollout is not None and rollout.candidate is not None
     stable_version, model_name = status.stable_version, status.model_name
     assert stable_version is not None and model_name is not None
-    if spec.strategy.canary is None:
-        kind = "blueGreen" if spec.strategy.blue_green else "shadow" if spec.strategy.shadow else "abTest"
+    if spec.strategy.canary is not None:
+        result = canary.step(spec, spec.strategy.canary, rollout, observed, stable_version, now)
+        stable_replicas: int | None = canary.expected_replicas(spec, result.rollout)[0]
+        routing: tuple[Action, ...] = (ApplyService(selector_track=None),)
+    elif spec.strategy.blue_green is not None:
+        result = bluegreen.step(spec, spec.strategy.blue_green, rollout, observed, stable_version, now)
+        stable_replicas, routing = None, ()
+    else:
+        kind = "shadow" if spec.strategy.shadow else "abTest"
         message = f"strategy {kind} is not supported yet: version {rollout.candidate.version} waits"
         verdict = replace(verdict, progressing=(False, "StrategyNotSupported", message))
         steady = _steady_actions(status, observed)
         return _finish(status, observed, now, verdict, (*steady, *events), None, updates)
-    result = canary.step(spec, spec.strategy.canary, rollout, observed, stable_version, now)
     status = status.model_copy(update={"rollout": result.rollout})
     if result.outcome == "promote":
-        return _promote(spec, status, observed, now, "canary", result.message, events, updates)
+        cause = "canary" if spec.strategy.canary is not None else "blueGreen"
+        return _promote(spec, status, observed, now, cause, result.message, events, updates)
     if result.outcome == "rollback":
         return _rollback(spec, status, observed, now, result.reason, result.message, events, updates)
-    stable_replicas = canary.expected_replicas(spec, result.rollout)[0]
     actions: list[Action] = [
         ApplyServing(TRACK_STABLE, model_name, stable_version, stable_replicas),
-        ApplyService(selector_track=None),
+        *routing,
         *result.actions,
     ]
     paused = result.outcome in ("held", "analysis-paused")
@@ -381,14 +390,24 @@ def _steady_actions(status: ModelDeploymentStatus, observed: Observed) -> tuple[
         and stable.available
     )
     strays = [t for t in sorted(observed.tracks) if t != TRACK_STABLE]
-    # Until stable serves the pinned version at full size, the Service keeps every track behind it.
-    selector = TRACK_STABLE if stable_serving or not strays else None
+    # Until stable serves the pinned version, the Service selects a track that does (a promoted
+    # canary or preview), or every track; then the leftovers go.
+    serving_pinned = [
+        t
+        for t in strays
+        if (state := observed.tracks[t]).version == status.stable_version and state.available
+    ]
+    selector = (
+        TRACK_STABLE if stable_serving or not strays else (serving_pinned[0] if serving_pinned else None)
+    )
     actions: list[Action] = [
         ApplyServing(TRACK_STABLE, status.model_name, status.stable_version),
         ApplyService(selector_track=selector),
     ]
     if stable_serving:
         actions += [DeleteServing(track) for track in strays]
+        if observed.preview_service_present:
+            actions.append(DeletePreviewService())
     return tuple(actions)
 
 

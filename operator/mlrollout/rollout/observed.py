@@ -61,6 +61,8 @@ class Observed:
     request: ManualRequest | InvalidRequest | None = None  # the mlrollout.io/request annotation
     samples: tuple[Sample, ...] = ()  # taken this tick for the analysis run that was due
     weights: Weights | None = None  # read back from the traffic router
+    active_track: str | None = None  # the live Service's track selector as read back (None: every track)
+    preview_service_present: bool = False
     hpa_tracks: frozenset[str] = frozenset()  # tracks whose replicas an HPA owns
 
 

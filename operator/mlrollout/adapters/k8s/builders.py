@@ -196,6 +196,15 @@ def service(
     return manifest
 
 
+def preview_service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
+    """Blue-green: the preview track behind its own Service, reachable before promotion."""
+    manifest = service(owner, spec, names.TRACK_PREVIEW)
+    manifest["metadata"]["name"] = names.preview_service_name(owner.name)
+    manifest["metadata"]["annotations"] = {}
+    manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
+    return manifest
+
+
 def event(
     owner: Owner, name: str, type_: str, reason: str, note: str, now_micro: str, instance: str
 ) -> Manifest:

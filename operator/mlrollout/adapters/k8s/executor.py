@@ -96,10 +96,11 @@ class KubeExecutor:
     def service_exists(self, owner: Owner) -> bool:
         return self.read_service(owner) is not None
 
-    def read_service(self, owner: Owner) -> dict[str, Any] | None:
-        self._hashes.pop(("Service", owner.namespace, names.service_name(owner.name)), None)
+    def read_service(self, owner: Owner, name: str | None = None) -> dict[str, Any] | None:
+        name = name or names.service_name(owner.name)
+        self._hashes.pop(("Service", owner.namespace, name), None)
         try:
-            found = self._core.read_namespaced_service(names.service_name(owner.name), owner.namespace)
+            found = self._core.read_namespaced_service(name, owner.namespace)
         except client.ApiException as e:
             if e.status == 404:
                 return None
