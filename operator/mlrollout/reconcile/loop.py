@@ -244,10 +244,27 @@ def event_name(owner: Owner, decided_from: Mapping[str, Any], event: EmitEvent) 
 
 
 def status_patch(raw: Mapping[str, Any], status: ModelDeploymentStatus) -> dict[str, Any]:
-    """The merge patch taking `raw` to `status` on the operator's own fields; empty when nothing changed."""
+    """The merge patch taking `raw` to `status` on the operator's own fields; empty when nothing changed.
+
+    Nested objects are diffed too: a merge patch keeps keys it does not mention, so a key gone from
+    a nested object (a finished rollout's candidate) must be sent as null.
+    """
     new = status.model_dump(by_alias=True, mode="json", exclude_none=True)
-    patch: dict[str, Any] = {k: v for k, v in new.items() if k not in FOREIGN_STATUS and raw.get(k) != v}
-    patch |= {k: None for k in raw if k not in new and k not in FOREIGN_STATUS}
+    mine = {k: v for k, v in raw.items() if k not in FOREIGN_STATUS}
+    return _merge_diff(mine, {k: v for k, v in new.items() if k not in FOREIGN_STATUS})
+
+
+def _merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if before == value:
+            continue
+        if isinstance(before, Mapping) and isinstance(value, Mapping):
+            patch[key] = _merge_diff(before, value)
+        else:
+            patch[key] = value
+    patch |= {k: None for k in old if k not in new}
     return patch
 
 
