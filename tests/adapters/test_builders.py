@@ -91,15 +91,10 @@ def test_spec_hash_tracks_what_matters(change: dict[str, Any], differs: bool) ->
     assert (base["metadata"]["annotations"][key] != other["metadata"]["annotations"][key]) == differs
 
 
-def test_service_selects_the_live_tracks() -> None:
+def test_service_selects_the_stable_track() -> None:
     svc = builders.service(OWNER, spec())
     assert svc["metadata"]["name"] == "churn"
-    assert svc["spec"]["selector"] == {names.LABEL_DEPLOYMENT: "churn", names.LABEL_TRAFFIC: "live"}
-    for track, live in (("stable", True), ("canary", True), ("shadow", False), ("preview", False)):
-        labels = builders.serving_deployment(OWNER, spec(), track, "m", "1")["spec"]["template"]["metadata"][
-            "labels"
-        ]
-        assert (labels.get(names.LABEL_TRAFFIC) == "live") is live
+    assert svc["spec"]["selector"] == {names.LABEL_DEPLOYMENT: "churn", names.LABEL_TRACK: "stable"}
     assert svc["metadata"]["ownerReferences"] == [OWNER.reference()]
     assert svc["spec"]["ports"][0]["targetPort"] == names.SERVING_PORT_NAME
 
@@ -124,3 +119,15 @@ def test_child_names_are_dns_labels(length: int) -> None:
 def test_label_values_are_valid() -> None:
     assert names.label_value("Churn Classifier/v2") == "Churn-Classifier-v2"
     assert len(names.label_value("x" * 300)) <= 63
+
+
+def test_replicas_from_the_router_or_left_to_an_hpa() -> None:
+    assert builders.serving_deployment(OWNER, spec(), "canary", "churn", "8", 1)["spec"]["replicas"] == 1
+    owned = builders.serving_deployment(OWNER, spec(), "stable", "churn", "7", hpa_owned=True)
+    assert "replicas" not in owned["spec"]
+
+
+def test_replica_ratio_service_selects_every_track() -> None:
+    svc = builders.service(OWNER, spec(), selector_track=None)
+    assert svc["spec"]["selector"] == {names.LABEL_DEPLOYMENT: OWNER.name}
+    assert builders.spec_hash(svc) != builders.spec_hash(builders.service(OWNER, spec()))

@@ -16,11 +16,11 @@ from harness.procs import tail
 @pytest.fixture
 def operator_factory(
     kube: KubeEnv, namespace: str, crd_installed: str, tmp_path: Path
-) -> Iterator[Callable[[], OperatorProcess]]:
+) -> Iterator[Callable[..., OperatorProcess]]:
     started: list[OperatorProcess] = []
 
-    def start() -> OperatorProcess:
-        op = OperatorProcess(kube, namespace, tmp_path / "operator.log").start()
+    def start(**env: str) -> OperatorProcess:
+        op = OperatorProcess(kube, namespace, tmp_path / "operator.log", extra_env=dict(env)).start()
         started.append(op)
         return op
 

@@ -33,15 +33,20 @@ class OperatorProcess:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> OperatorProcess:
-        env = self.kube.env() | {
-            "MLROLLOUT_NAMESPACES": self.namespace,
-            "MLROLLOUT_HEALTH_PORT": str(self.port),
-            "MLROLLOUT_HEARTBEAT_SECONDS": "1",
-            "MLROLLOUT_VERBOSE": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = (
+            self.kube.env()
+            | {
+                "MLROLLOUT_NAMESPACES": self.namespace,
+                "MLROLLOUT_HEALTH_PORT": str(self.port),
+                "MLROLLOUT_HEARTBEAT_SECONDS": "1",
+                "MLROLLOUT_VERBOSE": "1",
+                "PYTHONUNBUFFERED": "1",
+            }
+            | self.extra_env
+        )
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([str(OPERATOR)], env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -59,6 +64,9 @@ class OperatorProcess:
         if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
+
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -85,6 +93,20 @@ class Registry:
         if alias:
             mlflow.set_registered_model_alias(name, alias, "1")
         return name
+
+    def alias(self, name: str, alias: str) -> str:
+        from mlflow import MlflowClient
+
+        found = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri).get_model_version_by_alias(
+            name, alias
+        )
+        return str(found.version)
+
+    def tags(self, name: str, version: str) -> dict[str, str]:
+        from mlflow import MlflowClient
+
+        found = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri).get_model_version(name, version)
+        return dict(found.tags)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         from mlflow import MlflowClient

@@ -164,27 +164,24 @@ def test_killed_operator_resumes_from_status(
 
     operator_factory()
 
-    def waiting_at_pause() -> dict[str, Any] | None:
+    def held_at_pause() -> dict[str, Any] | None:
         body = cluster.get_md("resume") or {}
         status = body.get("status") or {}
-        rollout = status.get("rollout") or {}
-        paused = any(c["type"] == "Paused" and c["status"] == "True" for c in status.get("conditions") or [])
-        current = status.get("observedGeneration") == body["metadata"]["generation"]
-        return body if rollout.get("stepIndex") == 1 and paused and current else None
+        held = (
+            condition(body, "Paused").get("reason") == "PausedAtStep" if status.get("conditions") else False
+        )
+        return body if held and status.get("observedGeneration") == body["metadata"]["generation"] else None
 
-    body = eventually(waiting_at_pause, 90, "the moved alias rolled out as a canary up to its pause")
+    body = eventually(held_at_pause, 120, "the moved alias's canary held at its manual pause")
     assert body["status"]["stableVersion"] == "1"  # from status, not re-resolved from the moved alias
-    assert body["status"]["rollout"]["candidate"]["version"] == "2"
-    assert "until promoted" in condition(body, "Paused")["message"]
-    by_track = {d["metadata"]["labels"][names.LABEL_TRACK]: d for d in cluster.deployments("resume")}
-    # 20 % of the edited 3 replicas: one canary pod of version 2 beside two stable pods of version 1.
-    assert by_track["stable"]["spec"]["replicas"] == 2 and by_track["canary"]["spec"]["replicas"] == 1
-    assert by_track["stable"]["spec"]["template"]["metadata"]["labels"][names.LABEL_MODEL_VERSION] == "1"
-    assert by_track["canary"]["spec"]["template"]["metadata"]["labels"][names.LABEL_MODEL_VERSION] == "2"
-    assert body["status"]["weights"] == {"stable": 67, "canary": 33}  # read back: 1 of 3 ready pods
+    assert body["status"]["canaryVersion"] == "2"  # the moved alias is a candidate, never stable directly
+    found = {d["metadata"]["labels"][names.LABEL_TRACK]: d for d in cluster.deployments("resume")}
+    assert found["stable"]["spec"]["replicas"] == 3  # the user's edit, with 20 % beside it
+    assert found["canary"]["spec"]["replicas"] == 1
+    assert found["stable"]["spec"]["template"]["metadata"]["labels"][names.LABEL_MODEL_VERSION] == "1"
     reasons = [r for _, r, _ in cluster.events("resume")]
     assert reasons.count("VersionPinned") == 1  # the second operator did not start over
-    assert reasons.count("RolloutStarted") == 1  # the moved alias starts one rollout
+    assert reasons.count("NewCandidate") == 1  # the moved alias is reported once
 
 
 def test_pause_annotation_holds_spec_changes(

@@ -67,7 +67,8 @@ def test_tracks_read_back_state_and_sync() -> None:
     assert found["stable"].in_sync and found["stable"].rolled_out and found["stable"].available
     assert found["stable"].version == "1"
     assert not found["canary"].in_sync  # nobody pinned it
-    # The size is the router's to set (weights, an HPA): only the template and version count for sync.
+    # Replica counts belong to the router (compared by the core against the weight); the template
+    # is what "in sync" means.
     bigger = SPEC.model_copy(update={"serving": SPEC.serving.model_copy(update={"replicas": 5})})
     assert tracks([_live(desired, 2)], OWNER, bigger, {"stable": ("m", "1")})["stable"].in_sync
     other = SPEC.model_copy(update={"serving": SPEC.serving.model_copy(update={"image": "img:2"})})
@@ -91,3 +92,22 @@ def test_event_names_replay_identically_and_differ_otherwise() -> None:
     assert name != event_name(OWNER, {"phase": "Healthy"}, event)
     assert name != event_name(OWNER, before, EmitEvent("Normal", "Healthy", "Pending -> Deploying"))
     assert name.startswith("churn.") and len(name) <= 253
+
+
+def test_a_finished_rollout_clears_nested_keys_with_nulls() -> None:
+    """A merge patch keeps keys it does not name: a promoted candidate must be removed explicitly."""
+    from mlrollout.api.status import ModelDeploymentStatus
+    from mlrollout.reconcile.loop import status_patch
+
+    raw = {
+        "phase": "Progressing",
+        "rollout": {"candidate": {"modelName": "m", "version": "2"}, "stepIndex": 3},
+    }
+    done = ModelDeploymentStatus.model_validate({"phase": "Deploying", "rollout": {"handledRequest": "p-1"}})
+    patch = status_patch(raw, done)
+    assert patch["rollout"] == {"candidate": None, "stepIndex": None, "handledRequest": "p-1"}
+    assert patch["phase"] == "Deploying"
+    assert status_patch(raw | {"phase": "Deploying", "rollout": {"handledRequest": "p-1"}}, done).keys() <= {
+        "history",
+        "conditions",
+    }

@@ -1,9 +1,5 @@
-"""A fake cluster for the pure core: carries out decide()'s actions on plain data, instantly.
-
-It is the fast rung beside the real-cluster tests: Deployments become ready at once (or stay
-unready when told), the registry keeps aliases and tags, and every action is recorded so tests can
-count repeats and skips.
-"""
+"""A fake cluster for the pure core: actions change Deployments at once, weights are read back from
+ready replicas, the registry records every alias move. The rung below the real-cluster tests."""
 
 from __future__ import annotations
 
@@ -11,60 +7,119 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from mlrollout.api.spec import ModelDeploymentSpec
-from mlrollout.api.status import ModelDeploymentStatus
-from mlrollout.rollout import decision
-from mlrollout.rollout.actions import Action, ApplyServing, DeleteServing, EmitEvent, MoveAlias, TagVersion
+from mlrollout.api.status import ModelDeploymentStatus, Weights
+from mlrollout.rollout import decide
+from mlrollout.rollout.actions import (
+    Action,
+    ApplyPreviewService,
+    ApplyService,
+    ApplyServing,
+    DeletePreviewService,
+    DeleteServing,
+    EmitEvent,
+    MoveAlias,
+    SetWeights,
+    TagVersion,
+)
 from mlrollout.rollout.analysis import Sample
-from mlrollout.rollout.observed import Observed, Request, ResolvedModel, TrackState
+from mlrollout.rollout.decision import Decision
+from mlrollout.rollout.observed import ManualRequest, Observed, ResolvedModel, TrackState
+from mlrollout.rollout.weights import replica_split, served_weight
 
 
 @dataclass
 class FakeCluster:
     spec: ModelDeploymentSpec
+    version: str  # what the alias resolves to
     now: datetime
-    status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
     tracks: dict[str, TrackState] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)
-    alias_moves: list[tuple[str, str]] = field(default_factory=list)
+    status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
+    alias_moves: list[str] = field(default_factory=list)
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
-    actions: list[Action] = field(default_factory=list)
-    request: Request | None = None
-    unready: set[str] = field(default_factory=set)  # tracks whose pods never become ready
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    samples: tuple[Sample, ...] = ()
+    request: ManualRequest | None = None
+    paused: bool = False
+    decisions: list[Decision] = field(default_factory=list)
+    selector: str | None = "stable"  # the live Service's track selector
+    preview_service: bool = False
+    switches: list[str | None] = field(default_factory=list)
 
-    def tick(
-        self, model: str, samples: dict[str, Sample] | None = None, advance: float = 1.0
-    ) -> decision.Decision:
-        """One reconcile: observe, decide, act, write status; then the clock moves on."""
-        observed = Observed(
+    def observed(self) -> Observed:
+        stable = self.tracks.get("stable")
+        canary = self.tracks.get("canary")
+        weights = Weights()
+        if canary is not None:
+            share = served_weight(stable.available_replicas if stable else 0, canary.available_replicas)
+            weights = Weights(stable=100 - share, canary=share)
+        return Observed(
             generation=1,
-            model=ResolvedModel(self.spec.model.name, model),
+            model=ResolvedModel(self.spec.model.name, self.version),
             tracks=dict(self.tracks),
             service_present=True,
+            paused=self.paused,
             request=self.request,
-            samples=samples or {},
+            samples=self.samples,
+            weights=weights,
+            active_track=self.selector,
+            preview_service_present=self.preview_service,
         )
-        d = decision.decide(self.spec, self.status, observed, self.now)
-        self.act(d.actions)
-        self.status = d.status
-        self.now += timedelta(seconds=advance)
-        return d
 
-    def act(self, actions: tuple[Action, ...]) -> None:
-        for a in actions:
-            self.actions.append(a)
-            match a:
-                case ApplyServing(track=track, version=version, replicas=replicas):
-                    n = self.spec.serving.replicas if replicas is None else replicas
-                    ready = 0 if track in self.unready else n
-                    self.tracks[track] = TrackState(version, n, ready, n, 1, 1)
-                case DeleteServing(track=track):
-                    self.tracks.pop(track, None)
-                case MoveAlias(alias=alias, version=version):
-                    if self.aliases.get(alias) != version:
-                        self.alias_moves.append((alias, version))
-                    self.aliases[alias] = version
-                case TagVersion(version=version, tags=tags):
-                    self.tags.setdefault(version, {}).update(dict(tags))
+    def tick(self, apply: bool = True, write_status: bool = True) -> Decision:
+        decision = decide(self.spec, self.status, self.observed(), self.now)
+        self.decisions.append(decision)
+        if apply:
+            for action in decision.actions:
+                self.act(action)
+        if write_status:
+            self.status = decision.status
+        return decision
 
-    def events(self) -> list[str]:
-        return [a.reason for a in self.actions if isinstance(a, EmitEvent)]
+    def act(self, action: Action) -> None:
+        match action:
+            case ApplyServing(track=track, version=version, replicas=replicas):
+                self._deploy(track, version, self.spec.serving.replicas if replicas is None else replicas)
+            case SetWeights():
+                stable, canary = replica_split(self.spec.serving.replicas, action.canary_weight)
+                if action.canary_replicas is not None:
+                    canary = action.canary_replicas
+                self._deploy("stable", action.stable_version, stable)
+                self._deploy("canary", action.canary_version, canary)
+            case ApplyService(selector_track=selector):
+                if selector != self.selector:
+                    self.switches.append(selector)
+                self.selector = selector
+            case ApplyPreviewService():
+                self.preview_service = True
+            case DeletePreviewService():
+                self.preview_service = False
+            case DeleteServing(track=track):
+                self.tracks.pop(track, None)
+            case MoveAlias(version=version):
+                if not self.alias_moves or self.alias_moves[-1] != version:  # read first, as the executor
+                    self.alias_moves.append(version)
+            case TagVersion(version=version, tags=tags):
+                self.tags.setdefault(version, {}).update(dict(tags))
+            case EmitEvent(type=type_, reason=reason, message=message):
+                if (type_, reason, message) not in self.events:  # deterministic names: no duplicates
+                    self.events.append((type_, reason, message))
+            case _:
+                pass
+
+    def _deploy(self, track: str, version: str, replicas: int) -> None:
+        self.tracks[track] = TrackState(
+            version=version,
+            desired_replicas=replicas,
+            available_replicas=replicas,
+            updated_replicas=replicas,
+            generation=1,
+            observed_generation=1,
+        )
+
+    def run(self, ticks: int, step: timedelta = timedelta(seconds=10)) -> None:
+        for _ in range(ticks):
+            self.tick()
+            self.now += step
+
+    def reasons(self) -> list[str]:
+        return [reason for _, reason, _ in self.events]

@@ -166,17 +166,16 @@ def test_first_tick_pins_the_resolved_version_and_applies_stable() -> None:
     assert decision.requeue_after == decide.POLL_WHILE_DEPLOYING
 
 
-def test_a_new_version_never_replaces_stable_directly() -> None:
-    """It becomes the canary candidate: stable keeps its version, the canary takes the first weight."""
+def test_a_new_version_becomes_the_candidate_never_stable_directly() -> None:
     before = status(Phase.HEALTHY, "7")
     decision = decide.decide(SPEC, before, Observed(1, ResolvedModel("churn", "8"), {"stable": READY}), NOW)
     assert decision.status.stable_version == "7"
-    assert ApplyServing("stable", "churn", "7", 1) in decision.actions
-    assert ApplyServing("canary", "churn", "8", 1) in decision.actions
-    assert decision.phase == Phase.PROGRESSING
-    assert ("Normal", "RolloutStarted") in events(decision)
-    rollout = decision.status.rollout
-    assert rollout is not None and rollout.candidate is not None and rollout.candidate.version == "8"
+    assert decision.status.rollout is not None and decision.status.rollout.candidate is not None
+    assert decision.status.rollout.candidate.version == "8"
+    assert decision.status.pending_version is None
+    assert ApplyServing("stable", "churn", "7", 2) in decision.actions
+    assert cond(decision, c.PROGRESSING) == ("True", "WeightMoving")
+    assert ("Normal", "NewCandidate") in events(decision)
     again = decide.decide(
         SPEC, decision.status, Observed(1, ResolvedModel("churn", "8"), {"stable": READY}), NOW
     )
@@ -283,23 +282,36 @@ observed_st = st.builds(
     paused=st.booleans(),
     deleting=st.booleans(),
 )
-status_st = st.builds(
-    status,
-    phase=st.sampled_from([p for p in Phase if p != Phase.TERMINATING]),
-    stable=st.sampled_from([None, "6", "7"]),
-    retry=st.one_of(
-        st.none(),
-        st.integers(0, 30).map(
-            lambda n: RetryState(attempts=n, reason="ModelNotFound", next_attempt_time=NOW)
+# Status invariant: only Pending, Failed and Paused exist before a version is pinned.
+UNPINNED_PHASES = [Phase.PENDING, Phase.FAILED, Phase.PAUSED]
+status_st = st.sampled_from([None, "6", "7"]).flatmap(
+    lambda stable: st.builds(
+        status,
+        phase=st.sampled_from(
+            UNPINNED_PHASES if stable is None else [p for p in Phase if p != Phase.TERMINATING]
         ),
-    ),
+        stable=st.just(stable),
+        retry=st.one_of(
+            st.none(),
+            st.integers(0, 30).map(
+                lambda n: RetryState(attempts=n, reason="ModelNotFound", next_attempt_time=NOW)
+            ),
+        ),
+    )
 )
 
 
 @given(before=status_st, observed=observed_st)
 def test_only_allowed_transitions(before: ModelDeploymentStatus, observed: Observed) -> None:
+    # decide() raises IllegalTransition on a forbidden edge (no clamp): this checks the verdict itself.
     decision = decide.decide(SPEC, before, observed, NOW)
     assert can_transition(before.phase, decision.phase)
+
+
+def test_an_illegal_edge_is_an_error_not_a_clamp() -> None:
+    terminating = status(Phase.TERMINATING, "7")
+    with pytest.raises(decide.IllegalTransition):
+        decide.decide(SPEC, terminating, Observed(1, V7, {"stable": READY}), NOW)
 
 
 @given(before=status_st, observed=observed_st)
@@ -319,11 +331,8 @@ def test_nothing_is_created_without_a_pinned_version(
     applies = [a for a in decision.actions if isinstance(a, ApplyServing)]
     if decision.status.stable_version is None:
         assert applies == []
-    rollout = decision.status.rollout
-    candidate = rollout.candidate.version if rollout and rollout.candidate else None
-    for action in applies:  # stable serves the pinned version; only the candidate runs beside it
-        allowed = {decision.status.stable_version, candidate} if action.track == "stable" else {candidate}
-        assert action.version in allowed
+    for action in applies:  # the stable track only ever serves the pinned version
+        assert action.version == decision.status.stable_version
 
 
 @given(before=status_st, observed=observed_st)

@@ -29,10 +29,6 @@ LABEL_DEPLOYMENT = f"{GROUP}/deployment"
 LABEL_TRACK = f"{GROUP}/track"
 LABEL_MODEL_NAME = f"{GROUP}/model-name"
 LABEL_MODEL_VERSION = f"{GROUP}/model-version"
-# Pods that take live traffic through the Service (stable and canary tracks; never shadow or preview).
-LABEL_TRAFFIC = f"{GROUP}/traffic"
-TRAFFIC_LIVE = "live"
-LIVE_TRACKS = ("stable", "canary")
 
 # Annotations.
 ANNOTATION_MODEL_URI = f"{GROUP}/model-uri"
@@ -75,6 +71,11 @@ def serving_name(deployment: str, track: str) -> str:
 def service_name(deployment: str) -> str:
     """The Service clients call: it carries live traffic, whatever the tracks behind it."""
     return child_name(deployment)
+
+
+def preview_service_name(deployment: str) -> str:
+    """Blue-green's preview Service."""
+    return child_name(deployment, "preview")
 
 
 def label_value(value: str) -> str:

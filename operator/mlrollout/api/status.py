@@ -113,7 +113,9 @@ class RolloutStatus(ApiModel):
     step_index: int | None = Field(default=None, ge=0)
     step_started_at: datetime | None = None
     desired_weight: Percent | None = None
-    canary_replicas: int | None = Field(default=None, ge=0, description="Set by a setCanaryScale step.")
+    canary_replicas: int | None = Field(
+        default=None, ge=0, description="Set by a setCanaryScale step: canary replicas apart from the weight."
+    )
     gate: GateStatus | None = None
     analysis: AnalysisRun | None = None
     handled_request: str | None = Field(

@@ -1,29 +1,29 @@
 """Kopf handlers. Create, update, resume, delete and a per-object daemon all run the same reconcile();
-on delete it runs behind the finalizer until no child is left. Kopf's bookkeeping stays in
-mlrollout annotations, never in status.
-
-The daemon honours the `requeue_after` each tick asks for (a pause that ends, the next analysis
-measurement, a backoff), capped by the heartbeat, and is woken early when a change handler ticks.
-"""
+the daemon ticks again after min(requeue_after, heartbeat), woken early by changes. On delete it runs
+behind the finalizer until no child is left. Kopf's bookkeeping stays in
+mlrollout annotations, never in status."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import importlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 from kubernetes import client, config
 
 from mlrollout.adapters.k8s.executor import KubeExecutor
-from mlrollout.adapters.metrics.prometheus import PrometheusProvider
-from mlrollout.adapters.registry.credentials import MlflowCredentials, credentials_from_env
 from mlrollout.adapters.registry.mlflow import MlflowRegistry
 from mlrollout.api import names
+from mlrollout.api.status import Phase
+from mlrollout.handlers.requeue import run_ticks
 from mlrollout.handlers.settings import Settings
 from mlrollout.reconcile import Outcome, World, reconcile
+from mlrollout.reconcile.loop import ActionFailed, MetricsSource
 
 log = logging.getLogger(__name__)
 SETTINGS = Settings.from_env()
@@ -31,12 +31,10 @@ RESOURCE = (names.GROUP, names.VERSION, names.PLURAL)
 
 # Timers run beside the change handlers in Kopf: one lock per object keeps ticks from overlapping.
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-# When each object wants its next tick (seconds from its last one), and the event that wakes its daemon.
-_requeue: dict[str, float] = {}
-_wake: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+_wakeups: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+_seen: dict[str, tuple[object, ...]] = {}
 _world: World | None = None
-_providers: dict[str, PrometheusProvider] = {}
-MIN_REQUEUE = 0.2
+RETRY_FAILED_ACTION = 5.0
 
 
 def _api_client() -> client.ApiClient:
@@ -51,16 +49,19 @@ def world() -> World:
     global _world
     if _world is None:
         executor = KubeExecutor(_api_client(), instance=SETTINGS.instance)
-        found = credentials_from_env()
-        if not isinstance(found, MlflowCredentials):
-            found = None  # unreadable credentials in env are reported by the registry calls failing
-        creds = found
-        _world = World(
-            executor=executor,
-            registry=lambda uri: MlflowRegistry(uri, creds),
-            metrics=_provider,
-        )
+        _world = World(executor=executor, registry=lambda uri: MlflowRegistry(uri), metrics=_metrics())
     return _world
+
+
+def _metrics() -> Callable[[str], MetricsSource] | None:
+    """The Prometheus adapter when installed (it lands with the analysis feature); without it an
+    analysis step pauses with MetricsUnavailable rather than guessing."""
+    try:
+        module: Any = importlib.import_module("mlrollout.adapters.metrics.prometheus")
+    except ImportError:
+        return None
+    provider: Callable[[str], MetricsSource] = lambda address: module.PrometheusProvider(address, 10.0)  # noqa: E731
+    return provider
 
 
 @kopf.on.startup()
@@ -80,17 +81,15 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     world()
 
 
-def _provider(address: str) -> PrometheusProvider:
-    if address not in _providers:
-        _providers[address] = PrometheusProvider(address)
-    return _providers[address]
-
-
 async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
     uid = body.metadata["uid"]
     async with _locks[uid]:
         try:
             outcome = await asyncio.to_thread(reconcile, _plain(body), world())
+        except ActionFailed as e:  # nothing recorded: the next tick decides the same actions again
+            logger.warning("%s; retrying in %ss", e, RETRY_FAILED_ACTION)
+            phase = Phase(body.get("status", {}).get("phase") or Phase.PENDING)
+            return Outcome(phase=phase, requeue_after=RETRY_FAILED_ACTION, acted=False)
         except client.ApiException as e:
             if e.status == 409:  # the object changed while we decided: the next tick decides again
                 logger.debug("conflict writing status; retrying on the next tick")
@@ -100,11 +99,6 @@ async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
             ) from e
     if outcome.acted:
         logger.debug("phase %s, requeue %s", outcome.phase, outcome.requeue_after)
-    if outcome.requeue_after is not None:
-        _requeue[uid] = max(outcome.requeue_after, MIN_REQUEUE)
-        _wake[uid].set()
-    else:
-        _requeue.pop(uid, None)
     return outcome
 
 
@@ -112,25 +106,33 @@ async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
 @kopf.on.update(*RESOURCE)
 @kopf.on.resume(*RESOURCE)
 async def on_change(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    _wakeups[body.metadata["uid"]].set()
     await _tick(body, logger)
 
 
-@kopf.daemon(*RESOURCE, cancellation_backoff=1.0)
-async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
-    """Ticks when the last tick asked to (requeue_after), at the latest every heartbeat."""
+@kopf.on.event(*RESOURCE)
+async def on_event(body: kopf.Body, **_: Any) -> None:
+    """A user's change (spec, a request, a pause) wakes the object's daemon at once; the operator's
+    own status writes do not (they would spin the loop)."""
     uid = body.metadata["uid"]
-    wake = _wake[uid]
-    while not stopped:
-        delay = min(_requeue.get(uid, SETTINGS.heartbeat_seconds), SETTINGS.heartbeat_seconds)
-        wake.clear()
-        try:
-            await asyncio.wait_for(wake.wait(), timeout=delay)
-            continue  # a change handler ticked and set a new requeue: wait for that instead
-        except TimeoutError:
-            pass
-        if stopped or body.metadata.get("deletionTimestamp"):
-            break
-        await _tick(body, logger)
+    annotations = body.metadata.annotations
+    key = (
+        body.metadata.get("generation"),
+        annotations.get(names.ANNOTATION_REQUEST),
+        annotations.get(names.ANNOTATION_PAUSED),
+    )
+    if _seen.get(uid) != key:
+        _seen[uid] = key
+        _wakeups[uid].set()
+
+
+@kopf.daemon(*RESOURCE, cancellation_timeout=5.0, initial_delay=0.5)
+async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    async def tick() -> float | None:
+        outcome = await _tick(body, logger)
+        return 1.0 if outcome is None else outcome.requeue_after
+
+    await run_ticks(tick, _wakeups[body.metadata["uid"]], SETTINGS.heartbeat_seconds, lambda: bool(stopped))
 
 
 @kopf.on.delete(*RESOURCE)
@@ -138,8 +140,9 @@ async def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     outcome = await _tick(body, logger)
     if outcome is None or outcome.requeue_after is not None:
         raise kopf.TemporaryError("child objects are still being deleted", delay=1)
-    for table in (_locks, _requeue, _wake):
-        table.pop(body.metadata["uid"], None)
+    _locks.pop(body.metadata["uid"], None)
+    _wakeups.pop(body.metadata["uid"], None)
+    _seen.pop(body.metadata["uid"], None)
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:

@@ -15,24 +15,29 @@ from pydantic import ValidationError
 from mlrollout.adapters.k8s import builders
 from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.k8s.owner import Owner
+from mlrollout.adapters.traffic.replica_ratio import ReplicaRatioRouter
+from mlrollout.adapters.traffic.router import TrafficRouter
 from mlrollout.api import names
 from mlrollout.api.serving import ModelRef
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import ModelDeploymentStatus, Phase
 from mlrollout.reconcile import observe
-from mlrollout.rollout import analysis, backoff, canary
+from mlrollout.rollout import backoff, plan, requests
 from mlrollout.rollout.actions import (
+    ApplyPreviewService,
     ApplyService,
     ApplyServing,
+    DeletePreviewService,
     DeleteService,
     DeleteServing,
     EmitEvent,
     MoveAlias,
+    SetWeights,
     TagVersion,
 )
 from mlrollout.rollout.analysis import MetricQueries, Sample
 from mlrollout.rollout.decision import Decision, decide, reject_spec, terminate
-from mlrollout.rollout.observed import Observed, RegistryProblem, Request, ResolvedModel
+from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +53,24 @@ class Registry(Protocol):
     def tag_version(self, name: str, version: str, tags: Mapping[str, str]) -> RegistryProblem | None: ...
 
 
-class Metrics(Protocol):
-    def sample(self, metric: str, queries: MetricQueries) -> Sample: ...
+class MetricsSource(Protocol):
+    """prometheus-api-client behind the analysis helper's PrometheusProvider (synchronous)."""
+
+    def sample(self, metric_name: str, queries: MetricQueries) -> Sample: ...
 
 
 class ActionFailed(RuntimeError):
-    """An action could not be carried out (e.g. the registry refused an alias move): the tick stops
-    before status is written, so the next tick decides and acts again."""
+    """An action could not be carried out: status is not written, so the next tick decides again."""
 
 
 @dataclass
 class World:
     executor: KubeExecutor
     registry: Callable[[str], Registry]
-    metrics: Callable[[str], Metrics] | None = None
+    metrics: Callable[[str], MetricsSource] | None = None
+
+    def router(self, spec: ModelDeploymentSpec | None) -> TrafficRouter:
+        return ReplicaRatioRouter(self.executor)
 
 
 @dataclass(frozen=True)
@@ -105,10 +114,8 @@ def reconcile(seen: Mapping[str, Any], world: World, now: datetime | None = None
         return Outcome(status.phase, wait, acted=False)
     model = world.registry(spec.registry.tracking_uri).resolve(spec.model)
     observed = _observe_children(body, owner, spec, status, world, model)
-    samples = _measure(spec, status, owner, world, now)
-    if samples:
-        observed = replace(observed, samples=samples)
-    decision = decide(spec, status, observed, now)
+    samples = _sample(spec, status, owner, world, now)
+    decision = decide(spec, status, replace(observed, samples=samples), now)
     _act(decision, owner, spec, world, body, now)
     return Outcome(decision.phase, decision.requeue_after, acted=True)
 
@@ -129,46 +136,38 @@ def _observe_children(
     candidate = status.rollout.candidate if status.rollout else None
     if candidate is not None:
         pinned[names.TRACK_CANARY] = (candidate.model_name, candidate.version)
+        pinned[names.TRACK_PREVIEW] = (candidate.model_name, candidate.version)
     meta = body["metadata"]
     annotations = meta.get("annotations") or {}
+    deployments = world.executor.list_deployments(owner)
+    service = world.executor.read_service(owner)
+    selector = ((service or {}).get("spec") or {}).get("selector") or {}
+    preview = world.executor.read_service(owner, names.preview_service_name(owner.name))
     return Observed(
         generation=int(meta.get("generation", 1)),
         model=model,
-        tracks=observe.tracks(world.executor.list_deployments(owner), owner, spec, pinned),
-        service_present=world.executor.service_exists(owner),
+        tracks=observe.tracks(deployments, owner, spec, pinned),
+        service_present=service is not None,
+        active_track=selector.get(names.LABEL_TRACK),
+        preview_service_present=preview is not None,
         paused=annotations.get(names.ANNOTATION_PAUSED, "").lower() == "true",
         deleting=bool(meta.get("deletionTimestamp")),
-        request=parse_request(annotations.get(names.ANNOTATION_REQUEST)),
+        request=requests.parse(annotations.get(names.ANNOTATION_REQUEST)),
+        weights=world.router(spec).get_weights(deployments),
     )
 
 
-def parse_request(raw: str | None) -> Request | None:
-    """The mlrollout.io/request annotation; an unreadable one is a request to refuse, not an error."""
-    if not raw:
-        return None
-    try:
-        doc = json.loads(raw)
-        if not isinstance(doc, dict) or not isinstance(doc.get("id"), str) or not doc["id"]:
-            raise ValueError("no id")
-        version = doc.get("version")
-        return Request(
-            id=doc["id"][:128], action=str(doc.get("action")), version=str(version) if version else None
-        )
-    except ValueError:
-        digest = hashlib.sha256(raw.encode()).hexdigest()[:16]
-        return Request(id=f"invalid-{digest}", action="invalid (not JSON with an id)")
-
-
-def _measure(
+def _sample(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus, owner: Owner, world: World, now: datetime
-) -> dict[str, Sample]:
-    """Query the metrics of an analysis step when a measurement is due (and only then)."""
-    due = canary.analysis_due(spec, status, now)
-    if not due or world.metrics is None or spec.analysis is None:
-        return {}
-    provider = world.metrics(spec.analysis.prometheus.address)
-    ctx = canary.query_context(spec, status, owner.namespace, owner.name)
-    return {m.name: provider.sample(m.name, analysis.queries(m, ctx)) for m in due}
+) -> tuple[Sample, ...]:
+    """The analysis queries that are due, taken now (an absent provider is an error sample: it pauses)."""
+    due = plan.analysis_queries(spec, status, owner.namespace, owner.name, now)
+    if not due or spec.analysis is None:
+        return ()
+    if world.metrics is None:
+        return tuple(Sample(m.name, None, None, error="no metrics provider configured") for m, _ in due)
+    source = world.metrics(spec.analysis.prometheus.address)
+    return tuple(source.sample(metric.name, queries) for metric, queries in due)
 
 
 def _act(
@@ -190,19 +189,28 @@ def _act(
             case ApplyServing(track=track, model_name=model_name, version=version, replicas=replicas):
                 assert spec is not None
                 manifest = builders.serving_deployment(owner, spec, track, model_name, version, replicas)
-                world.executor.apply_if_changed(manifest)
+                world.executor.apply(manifest)
+            case ApplyService(selector_track=selector_track):
+                assert spec is not None
+                world.executor.apply(builders.service(owner, spec, selector_track))
+            case ApplyPreviewService():
+                assert spec is not None
+                world.executor.apply(builders.preview_service(owner, spec))
+            case DeletePreviewService():
+                world.executor.delete_service(owner.namespace, names.preview_service_name(owner.name))
+            case SetWeights():
+                assert spec is not None
+                world.router(spec).set_weights(owner, spec, action)
             case MoveAlias(model_name=model_name, alias=alias, version=version):
                 assert spec is not None
-                _registry_call(
-                    world.registry(spec.registry.tracking_uri).set_alias(model_name, alias, version)
-                )
+                _move_alias(world.registry(spec.registry.tracking_uri), model_name, alias, version)
             case TagVersion(model_name=model_name, version=version, tags=tags):
                 assert spec is not None
-                registry = world.registry(spec.registry.tracking_uri)
-                _registry_call(registry.tag_version(model_name, version, dict(tags)))
-            case ApplyService():
-                assert spec is not None
-                world.executor.apply_if_changed(builders.service(owner, spec))
+                problem = world.registry(spec.registry.tracking_uri).tag_version(
+                    model_name, version, dict(tags)
+                )
+                if problem is not None:
+                    raise ActionFailed(f"tagging {model_name} version {version}: {problem.message}")
             case DeleteServing(track=track):
                 world.executor.delete_deployment(owner.namespace, names.serving_name(owner.name, track))
             case DeleteService():
@@ -219,9 +227,14 @@ def _act(
         world.executor.patch_status(owner, patch, body["metadata"].get("resourceVersion"))
 
 
-def _registry_call(problem: RegistryProblem | None) -> None:
+def _move_alias(registry: Registry, model_name: str, alias: str, version: str) -> None:
+    """Read first: a replayed tick finds the alias already there and moves nothing."""
+    current = registry.resolve(ModelRef(name=model_name, alias=alias))
+    if isinstance(current, ResolvedModel) and current.version == version:
+        return
+    problem = registry.set_alias(model_name, alias, version)
     if problem is not None:
-        raise ActionFailed(f"{problem.reason}: {problem.message}")
+        raise ActionFailed(f"moving alias {alias} of {model_name} to {version}: {problem.message}")
 
 
 def event_name(owner: Owner, decided_from: Mapping[str, Any], event: EmitEvent) -> str:
@@ -231,10 +244,27 @@ def event_name(owner: Owner, decided_from: Mapping[str, Any], event: EmitEvent) 
 
 
 def status_patch(raw: Mapping[str, Any], status: ModelDeploymentStatus) -> dict[str, Any]:
-    """The merge patch taking `raw` to `status` on the operator's own fields; empty when nothing changed."""
+    """The merge patch taking `raw` to `status` on the operator's own fields; empty when nothing changed.
+
+    Nested objects are diffed too: a merge patch keeps keys it does not mention, so a key gone from
+    a nested object (a finished rollout's candidate) must be sent as null.
+    """
     new = status.model_dump(by_alias=True, mode="json", exclude_none=True)
-    patch: dict[str, Any] = {k: v for k, v in new.items() if k not in FOREIGN_STATUS and raw.get(k) != v}
-    patch |= {k: None for k in raw if k not in new and k not in FOREIGN_STATUS}
+    mine = {k: v for k, v in raw.items() if k not in FOREIGN_STATUS}
+    return _merge_diff(mine, {k: v for k, v in new.items() if k not in FOREIGN_STATUS})
+
+
+def _merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if before == value:
+            continue
+        if isinstance(before, Mapping) and isinstance(value, Mapping):
+            patch[key] = _merge_diff(before, value)
+        else:
+            patch[key] = value
+    patch |= {k: None for k in old if k not in new}
     return patch
 
 

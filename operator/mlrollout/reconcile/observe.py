@@ -26,7 +26,7 @@ def tracks(
         if not track:
             continue
         want = pinned.get(track)
-        replicas = int((deployment.get("spec") or {}).get("replicas", 1))
+        replicas = (deployment.get("spec") or {}).get("replicas")
         desired_hash = (
             _desired_hash(owner, spec, track, want, replicas) if spec is not None and want else None
         )
@@ -38,10 +38,11 @@ def tracks(
 
 
 def _desired_hash(
-    owner: Owner, spec: ModelDeploymentSpec, track: str, want: tuple[str, str], replicas: int
+    owner: Owner, spec: ModelDeploymentSpec, track: str, want: tuple[str, str], replicas: object
 ) -> str:
-    """The hash the Deployment would carry if it served `want` as the spec says, at its present size."""
-    manifest = builders.serving_deployment(owner, spec, track, *want, replicas=replicas)
+    """In sync: the template matches the spec (replica counts are the router's, compared apart)."""
+    count = replicas if isinstance(replicas, int) else None
+    manifest = builders.serving_deployment(owner, spec, track, *want, count, hpa_owned=count is None)
     return str(manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH])
 
 

@@ -1,9 +1,6 @@
-"""What decide() asks the adapters to do: intents with their parameters, not manifests.
-
-Every action is safe to replay: applying the same Deployment twice, deleting what is gone, moving
-an alias to where it already points or setting a tag to its value changes nothing. Children are
-acted on before status is written, so a crash in between repeats the same actions.
-"""
+"""What decide() asks the adapters to do: intents with parameters, not manifests (builders live in the
+adapters). Every action is safe to replay: a tick interrupted between acting and writing status runs
+again from the same status and asks for the same things."""
 
 from __future__ import annotations
 
@@ -13,17 +10,77 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class ApplyServing:
-    """Create or update the serving Deployment of one track, pinned to an exact model version."""
+    """Create or update the serving Deployment of one track, pinned to an exact model version.
+
+    `replicas` None: spec.serving.replicas (or left to an HPA that targets the Deployment).
+    """
 
     track: str
     model_name: str
     version: str
-    replicas: int | None = None  # None: spec.serving.replicas
+    replicas: int | None = None
 
 
 @dataclass(frozen=True)
 class ApplyService:
-    """The Service that carries live traffic to the model (every live track behind one selector)."""
+    """The Service that carries live traffic; `selector_track` None selects every track (replica ratio)."""
+
+    selector_track: str | None = "stable"
+
+
+@dataclass(frozen=True)
+class ApplyPreviewService:
+    """Blue-green: the preview Service over the preview track (for tests before promotion)."""
+
+
+@dataclass(frozen=True)
+class DeletePreviewService:
+    pass
+
+
+@dataclass(frozen=True)
+class SetWeights:
+    """Ask the traffic router for `canary_weight` % to the candidate (replica ratio: replica counts)."""
+
+    model_name: str
+    stable_version: str
+    canary_version: str
+    canary_weight: int
+    canary_replicas: int | None = None  # setCanaryScale: replicas decoupled from the weight
+
+
+@dataclass(frozen=True)
+class FinalizeRouting:
+    """All traffic to stable, candidate track scaled away (after a promotion or a rollback)."""
+
+
+@dataclass(frozen=True)
+class MoveAlias:
+    """Point the registry alias at `version` (the executor reads it first: a replay moves nothing)."""
+
+    model_name: str
+    alias: str
+    version: str
+
+
+@dataclass(frozen=True)
+class TagVersion:
+    model_name: str
+    version: str
+    tags: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ApplyGateJob:
+    """The validation gate's Job for a candidate (deterministic name from version and attempt)."""
+
+    version: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class DeleteJob:
+    name: str
 
 
 @dataclass(frozen=True)
@@ -37,28 +94,24 @@ class DeleteService:
 
 
 @dataclass(frozen=True)
-class MoveAlias:
-    """Point a registry alias (the champion) at a version: promotion, or undo."""
-
-    model_name: str
-    alias: str
-    version: str
-
-
-@dataclass(frozen=True)
-class TagVersion:
-    """Record an outcome on a model version in the registry (its lineage)."""
-
-    model_name: str
-    version: str
-    tags: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
 class EmitEvent:
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
 
 
-Action = ApplyServing | ApplyService | DeleteServing | DeleteService | MoveAlias | TagVersion | EmitEvent
+Action = (
+    ApplyServing
+    | ApplyService
+    | ApplyPreviewService
+    | DeletePreviewService
+    | SetWeights
+    | FinalizeRouting
+    | MoveAlias
+    | TagVersion
+    | ApplyGateJob
+    | DeleteJob
+    | DeleteServing
+    | DeleteService
+    | EmitEvent
+)

@@ -1,344 +1,182 @@
-"""The canary strategy, pure: steps, replica-ratio weights, analysis, promotion and rollback.
+"""The canary strategy's step function, pure: one rollout status in, the next one and its actions out.
 
-The replica-ratio router needs no mesh: a weight becomes replica counts of the stable and canary
-Deployments behind one Service, so it is approximate (5 % of 4 replicas is one pod of five). Status
-keeps the desired weight and the weight read back from the Deployments' available replicas; a
-step that sets a weight completes only once the Deployments really serve it.
-
-Rollback is a release decision (errors, latency, an abort): it returns all traffic to stable and
-never starts retraining.
+Steps run in order: setWeight (advances once the router reads the weight back), pause (a duration,
+or until promoted by hand), analysis (a run of measurements; four-valued verdict), setCanaryScale.
+Past the last step the candidate is promoted. The caller (decision.py) owns promotion and rollback.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from mlrollout.api.base import parse_duration
-from mlrollout.api.loop import AnalysisMetric
 from mlrollout.api.names import TRACK_CANARY, TRACK_STABLE
 from mlrollout.api.spec import ModelDeploymentSpec
-from mlrollout.api.status import (
-    Candidate,
-    HistoryEntry,
-    ModelDeploymentStatus,
-    RolloutStatus,
-    Weights,
-)
-from mlrollout.api.strategy import CanaryStep
+from mlrollout.api.status import RolloutStatus
+from mlrollout.api.strategy import Canary, CanaryStep, StepAnalysis
 from mlrollout.rollout import analysis
-from mlrollout.rollout.actions import Action, ApplyServing, DeleteServing, EmitEvent, MoveAlias, TagVersion
-from mlrollout.rollout.observed import Observed, TrackState
+from mlrollout.rollout.actions import Action, SetWeights
+from mlrollout.rollout.observed import Observed
+from mlrollout.rollout.weights import replica_split, served_weight
 
-STEP_POLL = 1.0  # seconds between ticks while Deployments move
+POLL_WHILE_MOVING = 2.0
 
-TAG_ROLLOUT = "mlrollout.rollout"
-TAG_REASON = "mlrollout.rollout.reason"
-TAG_AT = "mlrollout.rollout.at"
+Outcome = Literal["moving", "waiting", "held", "analysis-paused", "promote", "rollback"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Step:
-    """What one tick of the canary decided: actions, status updates, conditions, when to come back."""
-
-    actions: list[Action] = field(default_factory=list)
-    updates: dict[str, object] = field(default_factory=dict)
-    requeue: float | None = None
-    waiting: str | None = None  # why the rollout is held (pause step, analysis without data)
-    outcome: str | None = None  # "promoted" | "rolledBack" when the rollout ended this tick
-    message: str = ""
+    rollout: RolloutStatus
+    actions: tuple[Action, ...]
+    outcome: Outcome
+    reason: str
+    message: str
+    requeue_after: float | None
 
 
-def replicas_for(total: int, weight: int) -> tuple[int, int]:
-    """(stable, canary) replicas for a weight: the canary gets at least one pod once weight > 0, and
-    stable keeps at least one until the weight is 100."""
-    if weight <= 0:
-        return total, 0
-    if weight >= 100:
-        return 0, total
-    canary = max(1, math.ceil(total * weight / 100))
-    return max(1, total - canary), canary
-
-
-def actual_weight(stable: TrackState | None, canary: TrackState | None) -> int:
-    """The canary's share of available replicas behind the Service, as read back."""
-    s = stable.available_replicas if stable else 0
-    c = canary.available_replicas if canary else 0
-    return round(100 * c / (s + c)) if s + c else 0
-
-
-def desired_weight(steps: list[CanaryStep], index: int) -> int:
-    """The last setWeight at or before `index` (0 before any)."""
-    weights = [s.set_weight for s in steps[: index + 1] if s.set_weight is not None]
-    return weights[-1] if weights else 0
-
-
-def start(status: ModelDeploymentStatus, model: str, version: str, now: datetime) -> RolloutStatus:
-    previous = status.rollout or RolloutStatus()
-    return RolloutStatus(
-        candidate=Candidate(model_name=model, version=version, resolved_at=now),
-        strategy="canary",
-        step_index=0,
-        step_started_at=now,
-        desired_weight=0,
-        handled_request=previous.handled_request,
-        last_outcome=previous.last_outcome,
-    )
-
-
-def analysis_due(
-    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime
-) -> list[AnalysisMetric]:
-    """The metrics to measure this tick (none unless an analysis step's measurement is due)."""
-    rollout = status.rollout
-    if spec.analysis is None or spec.strategy.canary is None or rollout is None or rollout.candidate is None:
-        return []
-    steps = spec.strategy.canary.steps
-    index = rollout.step_index or 0
-    if index >= len(steps) or steps[index].analysis is None:
-        return []
-    run = rollout.analysis
-    if run is None or run.stage != _stage(index) or not analysis.is_due(run, now):
-        return []
-    return _step_metrics(spec, steps[index])
-
-
-def query_context(
-    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, namespace: str, name: str
-) -> analysis.QueryContext:
-    assert spec.analysis is not None and status.rollout is not None and status.rollout.candidate is not None
-    candidate = status.rollout.candidate
-    return analysis.QueryContext(
-        namespace=namespace,
-        name=name,
-        model=candidate.model_name,
-        version=candidate.version,
-        track=TRACK_CANARY,
-        stable_version=status.stable_version,
-        interval=spec.analysis.interval,
-    )
-
-
-def step(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: Observed, now: datetime) -> Step:
-    """Advance the rollout in `status.rollout` by at most one step."""
-    assert spec.strategy.canary is not None and status.rollout is not None
-    rollout = status.rollout
-    assert rollout.candidate is not None and status.stable_version is not None and status.model_name
-    steps = spec.strategy.canary.steps
-    index = rollout.step_index or 0
-    stable, canary = observed.tracks.get(TRACK_STABLE), observed.tracks.get(TRACK_CANARY)
-    out = Step()
-    if index >= len(steps):
-        return _promote(spec, status, observed, now, out)
-    weight = desired_weight(steps, index)
-    total = spec.serving.replicas
-    stable_n, canary_n = replicas_for(total, weight)
-    if rollout.canary_replicas is not None:
-        canary_n = rollout.canary_replicas
-    cand = rollout.candidate
-    out.actions += [
-        ApplyServing(TRACK_STABLE, status.model_name, status.stable_version, stable_n),
-        ApplyServing(TRACK_CANARY, cand.model_name, cand.version, max(canary_n, 0)),
-    ]
-    actual = actual_weight(stable, canary)
-    out.updates["weights"] = Weights(stable=100 - actual, canary=actual)
-    moved = _serves(stable, status.stable_version, stable_n) and _serves(canary, cand.version, canary_n)
-    current = steps[index]
-    label = f"step {index + 1}/{len(steps)}"
-    rollout = rollout.model_copy(update={"desired_weight": weight})
-    if not moved:
-        out.message = f"{label}: moving to {weight}% (now {actual}%)"
-        return _stay(out, rollout, STEP_POLL)
-    if current.set_weight is not None:
-        out.message = f"{label}: {weight}% of traffic on version {cand.version}"
-        return _advance(out, rollout, index, now)
-    if current.set_canary_scale is not None:
-        scale = current.set_canary_scale
-        replicas = (
-            None
-            if scale.match_traffic_weight
-            else scale.replicas
-            if scale.replicas is not None
-            else replicas_for(total, scale.weight or 0)[1]
-        )
-        out.message = (
-            f"{label}: canary scaled to {replicas if replicas is not None else 'the traffic weight'}"
-        )
-        return _advance(out, rollout.model_copy(update={"canary_replicas": replicas}), index, now)
-    if current.pause is not None:
-        return _pause(out, rollout, current, index, label, now)
-    assert current.analysis is not None and spec.analysis is not None
-    return _analyse(spec, observed, out, rollout, current, index, label, now)
-
-
-def _pause(
-    out: Step, rollout: RolloutStatus, current: CanaryStep, index: int, label: str, now: datetime
-) -> Step:
-    assert current.pause is not None
-    if current.pause.duration is None:
-        out.waiting = f"{label}: paused until promoted (kubectl mlrollout promote)"
-        out.message = out.waiting
-        return _stay(out, rollout, None)
-    started = rollout.step_started_at or now
-    left = (started + parse_duration(current.pause.duration) - now).total_seconds()
-    if left > 0:
-        out.message = f"{label}: pause, {math.ceil(left)}s left"
-        return _stay(out, rollout, left)
-    out.message = f"{label}: pause over"
-    return _advance(out, rollout, index, now)
-
-
-def _analyse(
+def step(
     spec: ModelDeploymentSpec,
-    observed: Observed,
-    out: Step,
+    canary: Canary,
     rollout: RolloutStatus,
-    current: CanaryStep,
-    index: int,
-    label: str,
+    observed: Observed,
+    stable: str,
     now: datetime,
 ) -> Step:
-    assert spec.analysis is not None and current.analysis is not None
-    interval = analysis.interval_of(spec.analysis)
+    assert rollout.candidate is not None
+    index = rollout.step_index or 0
+    if index >= len(canary.steps):
+        return Step(rollout, (), "promote", "StepsComplete", f"all {len(canary.steps)} steps done", None)
+    current = canary.steps[index]
+    where = f"step {index + 1}/{len(canary.steps)}"
+    if current.set_weight is not None:
+        rollout = rollout.model_copy(update={"desired_weight": current.set_weight})
+    route = routing(spec, rollout, stable)
+    if current.set_weight is not None:
+        if weight_confirmed(spec, rollout, observed):
+            return advance(rollout, now, (route,), f"{where}: weight {current.set_weight}% confirmed")
+        message = f"{where}: waiting for the router to serve {current.set_weight}% to the candidate"
+        return Step(rollout, (route,), "moving", "WeightMoving", message, POLL_WHILE_MOVING)
+    if current.set_canary_scale is not None:
+        rollout = rollout.model_copy(update={"canary_replicas": _canary_scale(spec, current, rollout)})
+        route = routing(spec, rollout, stable)
+        if weight_confirmed(spec, rollout, observed):
+            return advance(rollout, now, (route,), f"{where}: canary scaled")
+        return Step(
+            rollout, (route,), "moving", "CanaryScaling", f"{where}: scaling the canary", POLL_WHILE_MOVING
+        )
+    if current.pause is not None:
+        if current.pause.duration is None:
+            message = f"{where}: paused until promoted by hand (kubectl mlrollout promote)"
+            return Step(rollout, (route,), "held", "PausedAtStep", message, None)
+        started = rollout.step_started_at or now
+        remaining = (started + parse_duration(current.pause.duration) - now).total_seconds()
+        if remaining <= 0:
+            return advance(rollout, now, (route,), f"{where}: pause of {current.pause.duration} over")
+        until = (started + parse_duration(current.pause.duration)).isoformat()
+        message = f"{where}: pausing {current.pause.duration} (until {until})"
+        return Step(rollout, (route,), "waiting", "Pausing", message, remaining)
+    assert current.analysis is not None
+    return analysis_step(spec, current.analysis, f"step-{index}", rollout, observed, now, (route,), where)
+
+
+def analysis_step(
+    spec: ModelDeploymentSpec,
+    step_analysis: StepAnalysis,
+    stage: str,
+    rollout: RolloutStatus,
+    observed: Observed,
+    now: datetime,
+    route: tuple[Action, ...],
+    where: str,
+) -> Step:
+    """One analysis stage (a canary step, blue-green pre- or post-promotion): start, record, judge."""
+    assert spec.analysis is not None
     run = rollout.analysis
-    if run is None or run.stage != _stage(index):
-        count = current.analysis.count or spec.analysis.count
-        run = analysis.start(_stage(index), count, now, interval)
-    metrics = _step_metrics(spec, current)
-    if observed.samples and analysis.is_due(run, now):
+    if run is None or run.stage != stage:
+        count = step_analysis.count or spec.analysis.count
+        run = analysis.start(stage, count, now, analysis.interval_of(spec.analysis))
+    elif observed.samples and analysis.is_due(run, now):
+        metrics = {m.name: m for m in spec.analysis.metrics}
         measured = [
-            analysis.judge(m, spec.analysis, observed.samples[m.name], now)
-            for m in metrics
-            if m.name in observed.samples
+            analysis.judge(metrics[s.metric], spec.analysis, s, now)
+            for s in observed.samples
+            if s.metric in metrics
         ]
         run = analysis.record(run, measured, spec.analysis, now)
     rollout = rollout.model_copy(update={"analysis": run})
-    if run.verdict == "Passed":
-        out.message = f"{label}: analysis passed ({run.taken} measurements)"
-        return _advance(out, rollout, index, now)
-    if run.verdict == "Failed":
-        return _rollback(out, rollout, f"analysis failed: {run.message}", now)
-    wait = max((run.next_measurement_at - now).total_seconds(), 0.5) if run.next_measurement_at else 1.0
-    if run.verdict in ("Inconclusive", "Error"):
-        out.waiting = f"{label}: analysis {run.verdict.lower()}, holding traffic as it is: {run.message}"
-        out.message = out.waiting
-    else:
-        out.message = f"{label}: analysis {run.taken}/{run.count}" + (
-            f" ({run.message})" if run.message else ""
-        )
-    return _stay(out, rollout, wait)
+    due = max((run.next_measurement_at - now).total_seconds(), 0.5) if run.next_measurement_at else 1.0
+    summary = f"{where}: analysis {run.taken}/{run.count}"
+    match run.verdict:
+        case "Passed":
+            return advance(rollout, now, route, f"{summary} passed")
+        case "Failed":
+            return Step(rollout, route, "rollback", "AnalysisFailed", run.message or "analysis failed", None)
+        case "Inconclusive" | "Error":
+            reason = "MetricsUnavailable" if run.verdict == "Error" else "NotEnoughTraffic"
+            message = f"{summary} paused, neither promoting nor rolling back: {run.message or run.verdict}"
+            return Step(rollout, route, "analysis-paused", reason, message, due)
+        case _:
+            return Step(rollout, route, "waiting", "Analyzing", summary, due)
 
 
-def _promote(
-    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: Observed, now: datetime, out: Step
-) -> Step:
-    """Stable becomes the candidate's version; once it serves, the canary goes and the alias moves."""
-    rollout = status.rollout
-    assert rollout is not None and rollout.candidate is not None
-    cand = rollout.candidate
-    total = spec.serving.replicas
-    stable = observed.tracks.get(TRACK_STABLE)
-    out.actions.append(ApplyServing(TRACK_STABLE, cand.model_name, cand.version, total))
-    if not _serves(stable, cand.version, total):
-        out.message = f"promoting version {cand.version}: stable rolling to it"
-        canary = observed.tracks.get(TRACK_CANARY)
-        actual = actual_weight(stable, canary)
-        out.updates["weights"] = Weights(stable=100 - actual, canary=actual)
-        return _stay(out, rollout, STEP_POLL)
-    steps = len(spec.strategy.canary.steps) if spec.strategy.canary else 0
-    reason = f"version {cand.version} promoted after {steps} steps"
-    out.actions += [
-        DeleteServing(TRACK_CANARY),
-        MoveAlias(cand.model_name, spec.registry.champion_alias, cand.version),
-        TagVersion(
-            cand.model_name,
-            cand.version,
-            ((TAG_ROLLOUT, "promoted"), (TAG_REASON, reason), (TAG_AT, _iso(now))),
-        ),
-        EmitEvent("Normal", "Promoted", f"{reason}; alias {spec.registry.champion_alias} moved to it"),
-    ]
-    history = [*status.history, HistoryEntry(version=cand.version, promoted_at=now, cause="canary")]
-    out.updates |= {
-        "stable_version": cand.version,
-        "model_name": cand.model_name,
-        "history": history[-spec.revision_history_limit :],
-        "weights": Weights(),
-        "rollout": RolloutStatus(handled_request=rollout.handled_request, last_outcome=reason),
-    }
-    out.outcome, out.message = "promoted", reason
-    return out
+def advance(rollout: RolloutStatus, now: datetime, actions: tuple[Action, ...], message: str) -> Step:
+    """On to the next step at once (the next tick is due right away)."""
+    moved = rollout.model_copy(update={"step_index": (rollout.step_index or 0) + 1, "step_started_at": now})
+    return Step(moved, actions, "moving", "StepComplete", message, 0.1)
 
 
-def rollback(
-    status: ModelDeploymentStatus, reason: str, now: datetime, total: int
-) -> tuple[list[Action], dict[str, object]]:
-    """All traffic back to stable, the candidate tagged and remembered so it is not rolled out again."""
-    rollout = status.rollout
-    assert rollout is not None and rollout.candidate is not None
-    assert status.model_name is not None and status.stable_version is not None
-    cand = rollout.candidate
-    actions: list[Action] = [
-        ApplyServing(TRACK_STABLE, status.model_name, status.stable_version, total),
-        DeleteServing(TRACK_CANARY),
-        TagVersion(
-            cand.model_name,
-            cand.version,
-            ((TAG_ROLLOUT, "rolled_back"), (TAG_REASON, reason[:4000]), (TAG_AT, _iso(now))),
-        ),
-    ]  # the phase change to RolledBack is announced with this reason (a Warning Event)
-    updates: dict[str, object] = {
-        "rollout": RolloutStatus(
-            handled_request=rollout.handled_request,
-            aborted_version=cand.version,
-            last_outcome=f"version {cand.version} rolled back: {reason}"[:1024],
-            analysis=rollout.analysis,
-        ),
-        "weights": Weights(),
-    }
-    return actions, updates
-
-
-def _rollback(out: Step, rollout: RolloutStatus, reason: str, now: datetime) -> Step:
-    out.updates["rollout"] = rollout  # rollback() reads the candidate from the status the caller folds
-    out.outcome = "rolledBack"
-    out.message = reason
-    return out
-
-
-def _advance(out: Step, rollout: RolloutStatus, index: int, now: datetime) -> Step:
-    out.updates["rollout"] = rollout.model_copy(update={"step_index": index + 1, "step_started_at": now})
-    out.requeue = 0.2  # take the next step at once
-    return out
-
-
-def _stay(out: Step, rollout: RolloutStatus, requeue: float | None) -> Step:
-    out.updates["rollout"] = rollout
-    out.requeue = requeue
-    return out
-
-
-def _serves(track: TrackState | None, version: str, replicas: int) -> bool:
-    if replicas == 0:
-        return track is None or track.available_replicas == 0 or track.desired_replicas == 0
-    return (
-        track is not None
-        and track.version == version
-        and track.rolled_out
-        and track.desired_replicas == replicas
-        and track.available
+def skip_step(rollout: RolloutStatus, now: datetime) -> RolloutStatus:
+    """A manual `promote`: the current step counts as done (a pause or an analysis ends)."""
+    return rollout.model_copy(
+        update={"step_index": (rollout.step_index or 0) + 1, "step_started_at": now, "analysis": None}
     )
 
 
-def _step_metrics(spec: ModelDeploymentSpec, current: CanaryStep) -> list[AnalysisMetric]:
-    assert spec.analysis is not None and current.analysis is not None
-    wanted = set(current.analysis.metrics)
-    return [m for m in spec.analysis.metrics if not wanted or m.name in wanted]
+def routing(spec: ModelDeploymentSpec, rollout: RolloutStatus, stable: str) -> SetWeights:
+    assert rollout.candidate is not None
+    return SetWeights(
+        model_name=rollout.candidate.model_name,
+        stable_version=stable,
+        canary_version=rollout.candidate.version,
+        canary_weight=rollout.desired_weight or 0,
+        canary_replicas=rollout.canary_replicas,
+    )
 
 
-def _stage(index: int) -> str:
-    return f"step-{index}"
+def expected_replicas(spec: ModelDeploymentSpec, rollout: RolloutStatus) -> tuple[int, int]:
+    stable, canary = replica_split(spec.serving.replicas, rollout.desired_weight or 0)
+    return stable, canary if rollout.canary_replicas is None else rollout.canary_replicas
 
 
-def _iso(now: datetime) -> str:
-    return now.isoformat().replace("+00:00", "Z")
+def weight_confirmed(spec: ModelDeploymentSpec, rollout: RolloutStatus, observed: Observed) -> bool:
+    """The router's read-back matches what the step asked for, on pods of the right versions."""
+    assert rollout.candidate is not None
+    want_stable, want_canary = expected_replicas(spec, rollout)
+    stable = observed.tracks.get(TRACK_STABLE)
+    canary = observed.tracks.get(TRACK_CANARY)
+    counts_ok = (
+        (want_stable == 0 or (stable is not None and stable.available))
+        and (want_canary == 0 or (canary is not None and canary.version == rollout.candidate.version))
+        and (
+            canary is None
+            or (canary.desired_replicas == want_canary and canary.rolled_out and canary.available)
+        )
+        and (stable is None or stable.desired_replicas == want_stable or TRACK_STABLE in observed.hpa_tracks)
+    )
+    if not counts_ok or observed.weights is None:
+        return False
+    return observed.weights.canary == served_weight(want_stable, want_canary)
+
+
+def _canary_scale(spec: ModelDeploymentSpec, current: CanaryStep, rollout: RolloutStatus) -> int | None:
+    scale = current.set_canary_scale
+    assert scale is not None
+    if scale.match_traffic_weight:
+        return None
+    if scale.replicas is not None:
+        return scale.replicas
+    assert scale.weight is not None
+    return math.ceil(spec.serving.replicas * scale.weight / 100)

@@ -1,8 +1,8 @@
 """decide(spec, status, observed, now) -> Decision: the whole judgement of one reconcile tick, pure.
 
-A common prelude first (deleting, paused, registry problem, a manual request), then serving: the
-first resolved version is pinned as stable; a later one becomes the candidate of the strategy's
-step function (rollout/canary.py), which moves traffic only as fast as its steps and analysis allow.
+This issue's scope: pin the first resolved version as stable, keep its serving Deployment and Service
+in line with the spec, report readiness. A different version resolved later is left for the strategy
+engine (it is reported, never rolled in directly: nothing touches live traffic before the gates).
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from mlrollout.api import conditions as c
-from mlrollout.api.names import TRACK_CANARY, TRACK_STABLE
+from mlrollout.api.names import TRACK_STABLE
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import (
+    Candidate,
     HistoryEntry,
     ModelDeploymentStatus,
     Phase,
@@ -21,22 +22,27 @@ from mlrollout.api.status import (
     RolloutStatus,
     Weights,
 )
-from mlrollout.rollout import backoff, canary
+from mlrollout.rollout import backoff, bluegreen, canary, requests
 from mlrollout.rollout.actions import (
     Action,
     ApplyService,
     ApplyServing,
+    DeletePreviewService,
     DeleteService,
     DeleteServing,
     EmitEvent,
     MoveAlias,
     TagVersion,
 )
-from mlrollout.rollout.observed import Observed, RegistryProblem, Request, ResolvedModel, TrackState
-from mlrollout.rollout.phases import TROUBLED, IllegalTransition, can_transition
+from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel, TrackState
+from mlrollout.rollout.phases import TROUBLED, can_transition
 
 POLL_WHILE_DEPLOYING = 5.0
 POLL_WHILE_DEGRADED = 15.0
+
+
+class IllegalTransition(RuntimeError):
+    """decide() chose a phase change the transition table forbids: a bug in the core, never clamped."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ def terminate(status: ModelDeploymentStatus, observed: Observed, now: datetime) 
     actions: list[Action] = [DeleteServing(track) for track in sorted(observed.tracks)]
     if observed.service_present:
         actions.append(DeleteService())
+    if observed.preview_service_present:
+        actions.append(DeletePreviewService())
     left = len(actions)
     verdict = _Verdict(
         phase=Phase.TERMINATING,
@@ -116,7 +124,7 @@ def _registry_problem(
         degraded=(True, problem.reason, f"{problem.message} (attempt {attempts}, next in {wait.seconds}s)"),
     )
     # The stable version is pinned in status: it keeps serving (and follows spec edits) without the registry.
-    actions: list[Action] = list(_serving_actions(status)) if status.stable_version else []
+    actions: list[Action] = list(_steady_actions(status, observed)) if status.stable_version else []
     previous = c.find(status.conditions, c.DEGRADED)
     if previous is None or previous.status != "True" or previous.reason != problem.reason:
         actions.append(EmitEvent("Warning", problem.reason, f"{spec.model.name}: {problem.message}"))
@@ -131,245 +139,276 @@ def _serve(
     model: ResolvedModel,
     now: datetime,
 ) -> Decision:
-    updates: dict[str, object] = {"retry": None, "pending_version": None}
+    updates: dict[str, object] = {"retry": None}
     events: list[Action] = []
     if status.stable_version is None:
-        updates |= {
+        pinned: dict[str, object] = {
             "model_name": model.name,
             "stable_version": model.version,
             "history": [HistoryEntry(version=model.version, promoted_at=now, cause="initial")],
-            "weights": Weights(),
         }
-        status = status.model_copy(update=updates)
+        status = status.model_copy(update=pinned)
         events.append(EmitEvent("Normal", "VersionPinned", _pinned_message(model)))
-    status, started = _candidate(status, model, now)
-    events += started
-    if not started and observed.request is not None and observed.request.id != _handled(status):
-        return _request(spec, status, observed, observed.request, now)  # a new candidate waits a tick
-    if status.rollout is not None and status.rollout.candidate is not None:
-        return _roll(spec, status, observed, now, updates, events)
-    actions = [*_serving_actions(status), *_stray_tracks(observed)]
+    status = status.model_copy(update={"pending_version": None})
+    # Prelude: a manual request, then the candidate (new, superseded, gone), then the gate hook.
+    status, request_actions, intent = requests.handle(spec, status, observed, now)
+    events += request_actions
+    status, candidate_events = _track_candidate(status, model, now)
+    events += candidate_events
     stable = observed.tracks.get(TRACK_STABLE)
     verdict = _serving_verdict(stable, status.phase)
-    rollout = status.rollout
-    if rollout is not None and rollout.aborted_version == model.version and verdict.phase == Phase.HEALTHY:
-        message = f"version {model.version} was rolled back; `kubectl mlrollout retry` rolls it out again"
-        verdict = replace(verdict, phase=Phase.ROLLED_BACK, progressing=(False, "RolledBack", message))
-    updates["canary_version"] = None
-    updates["current_step"] = None
+    rollout = status.rollout or RolloutStatus()
+    if intent == "promote-full" and rollout.candidate is not None:
+        why = f"promoted in full by request {rollout.handled_request}"
+        return _promote(spec, status, observed, now, "manual", why, events, updates)
+    if intent == "abort" and rollout.candidate is not None:
+        why = f"aborted by request {rollout.handled_request}"
+        return _rollback(spec, status, observed, now, "Aborted", why, events, updates, tag="aborted")
     requeue = {Phase.DEPLOYING: POLL_WHILE_DEPLOYING, Phase.DEGRADED: POLL_WHILE_DEGRADED}.get(verdict.phase)
+    if rollout.candidate is not None and verdict.phase in (Phase.HEALTHY, Phase.PROGRESSING):
+        held = _validation_hold(spec, status, observed)
+        if held is not None:
+            return _finish(status, observed, now, held, tuple(events), POLL_WHILE_DEPLOYING, updates)
+        return _progress(spec, status, observed, now, verdict, events, updates)
+    actions = _steady_actions(status, observed)
+    if rollout.candidate is not None:
+        verdict = replace(
+            verdict, progressing=(False, "StableNotReady", "the candidate waits for stable to be ready")
+        )
+    elif rollout.aborted_version == model.version and verdict.phase == Phase.HEALTHY and rollout.last_outcome:
+        message = f"{rollout.last_outcome}; `retry` or a newer version starts again"
+        verdict = replace(verdict, phase=Phase.ROLLED_BACK, progressing=(False, "RolledBack", message))
+    updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
     return _finish(status, observed, now, verdict, (*actions, *events), requeue, updates)
 
 
-def _handled(status: ModelDeploymentStatus) -> str | None:
-    return status.rollout.handled_request if status.rollout else None
+def _progress(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    verdict: _Verdict,
+    events: list[Action],
+    updates: dict[str, object],
+) -> Decision:
+    """One step of the spec's strategy for the candidate; promotion and rollback are shared."""
+    rollout = status.rollout
+    assert rollout is not None and rollout.candidate is not None
+    stable_version, model_name = status.stable_version, status.model_name
+    assert stable_version is not None and model_name is not None
+    if spec.strategy.canary is not None:
+        result = canary.step(spec, spec.strategy.canary, rollout, observed, stable_version, now)
+        stable_replicas: int | None = canary.expected_replicas(spec, result.rollout)[0]
+        routing: tuple[Action, ...] = (ApplyService(selector_track=None),)
+    elif spec.strategy.blue_green is not None:
+        result = bluegreen.step(spec, spec.strategy.blue_green, rollout, observed, stable_version, now)
+        stable_replicas, routing = None, ()
+    else:
+        kind = "shadow" if spec.strategy.shadow else "abTest"
+        message = f"strategy {kind} is not supported yet: version {rollout.candidate.version} waits"
+        verdict = replace(verdict, progressing=(False, "StrategyNotSupported", message))
+        steady = _steady_actions(status, observed)
+        return _finish(status, observed, now, verdict, (*steady, *events), None, updates)
+    status = status.model_copy(update={"rollout": result.rollout})
+    if result.outcome == "promote":
+        cause = "canary" if spec.strategy.canary is not None else "blueGreen"
+        return _promote(spec, status, observed, now, cause, result.message, events, updates)
+    if result.outcome == "rollback":
+        return _rollback(spec, status, observed, now, result.reason, result.message, events, updates)
+    actions: list[Action] = [
+        ApplyServing(TRACK_STABLE, model_name, stable_version, stable_replicas),
+        *routing,
+        *result.actions,
+    ]
+    paused = result.outcome in ("held", "analysis-paused")
+    verdict = _Verdict(
+        phase=Phase.PROGRESSING,
+        ready=verdict.ready,
+        progressing=(True, result.reason, result.message),
+        degraded=(False, "AsExpected", ""),
+        paused=(True, result.reason, result.message) if paused else (False, "NotPaused", ""),
+    )
+    updates |= {
+        "canary_version": rollout.candidate.version,
+        "current_step": result.rollout.step_index,
+        "weights": _weights(observed),
+    }
+    return _finish(status, observed, now, verdict, (*actions, *events), result.requeue_after, updates)
 
 
-def _candidate(
+def _promote(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    cause: str,
+    why: str,
+    events: list[Action],
+    updates: dict[str, object],
+) -> Decision:
+    """The candidate becomes stable, the champion alias moves to it, it is tagged promoted."""
+    rollout = status.rollout
+    assert rollout is not None and rollout.candidate is not None
+    candidate = rollout.candidate
+    history = [*status.history, HistoryEntry(version=candidate.version, promoted_at=now, cause=cause)]
+    outcome = f"version {candidate.version} promoted ({why})"
+    status = status.model_copy(
+        update={
+            "stable_version": candidate.version,
+            "model_name": candidate.model_name,
+            "history": history[-spec.revision_history_limit :],
+            "rollout": RolloutStatus(handled_request=rollout.handled_request, last_outcome=outcome[:1024]),
+        }
+    )
+    actions: list[Action] = [
+        MoveAlias(candidate.model_name, spec.registry.champion_alias, candidate.version),
+        TagVersion(candidate.model_name, candidate.version, _outcome_tags("promoted", why, now)),
+        *_steady_actions(status, observed),
+        EmitEvent("Normal", "Promoted", f"{candidate.model_name} {outcome}"),
+    ]
+    verdict = _Verdict(
+        phase=Phase.DEPLOYING,
+        ready=(True, "Available", ""),
+        progressing=(True, "Promoted", outcome),
+        degraded=(False, "AsExpected", ""),
+    )
+    updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
+    return _finish(status, observed, now, verdict, (*actions, *events), POLL_WHILE_DEPLOYING, updates)
+
+
+def _rollback(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    reason: str,
+    why: str,
+    events: list[Action],
+    updates: dict[str, object],
+    tag: str = "rolled_back",
+) -> Decision:
+    """All traffic back to stable, the alias untouched, the candidate tagged; never a retraining."""
+    rollout = status.rollout
+    assert rollout is not None and rollout.candidate is not None
+    candidate = rollout.candidate
+    outcome = f"version {candidate.version} {tag.replace('_', ' ')}: {why}"
+    status = status.model_copy(
+        update={
+            "rollout": RolloutStatus(
+                handled_request=rollout.handled_request,
+                aborted_version=candidate.version,
+                last_outcome=outcome[:1024],
+                analysis=rollout.analysis,
+            )
+        }
+    )
+    reason_event = "CandidateRolledBack" if tag == "rolled_back" else "CandidateAborted"
+    actions: list[Action] = [
+        *_steady_actions(status, observed),
+        TagVersion(candidate.model_name, candidate.version, _outcome_tags(tag, why, now)),
+        EmitEvent("Warning", reason_event, f"{candidate.model_name} {outcome}"),
+    ]
+    verdict = _Verdict(
+        phase=Phase.ROLLED_BACK,
+        ready=(True, "Available", ""),
+        progressing=(False, reason, outcome),
+        degraded=(False, "AsExpected", ""),
+    )
+    updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
+    return _finish(status, observed, now, verdict, (*actions, *events), POLL_WHILE_DEPLOYING, updates)
+
+
+def _outcome_tags(outcome: str, why: str, now: datetime) -> tuple[tuple[str, str], ...]:
+    return (
+        ("mlrollout.rollout", outcome),
+        ("mlrollout.rollout.reason", why[:500]),
+        ("mlrollout.rollout.at", now.isoformat()),
+    )
+
+
+def _track_candidate(
     status: ModelDeploymentStatus, model: ResolvedModel, now: datetime
 ) -> tuple[ModelDeploymentStatus, list[Action]]:
     """A resolved version other than stable becomes the candidate; a newer one supersedes it."""
     rollout = status.rollout or RolloutStatus()
-    current = rollout.candidate.version if rollout.candidate else None
-    if model.version in (status.stable_version, rollout.aborted_version, current):
+    current = rollout.candidate
+    is_stable = (model.name, model.version) == (status.model_name, status.stable_version)
+    if is_stable or model.version == rollout.aborted_version:
+        if current is None:
+            return status, []
+        # The model resolves to stable (or the aborted version) again: the candidate is withdrawn.
+        withdrawn = RolloutStatus(
+            handled_request=rollout.handled_request, aborted_version=rollout.aborted_version
+        )
+        message = f"candidate {current.version} withdrawn: the model resolves to {model.version} again"
+        return status.model_copy(update={"rollout": withdrawn}), [
+            EmitEvent("Normal", "CandidateWithdrawn", message)
+        ]
+    if current is not None and (current.model_name, current.version) == (model.name, model.version):
         return status, []
-    if current is not None:
+    fresh = RolloutStatus(
+        candidate=Candidate(model_name=model.name, version=model.version, resolved_at=now),
+        strategy="canary",
+        step_index=0,
+        step_started_at=now,
+        desired_weight=0,
+        handled_request=rollout.handled_request,
+        aborted_version=rollout.aborted_version,
+    )
+    if current is None:
         event = EmitEvent(
-            "Normal",
-            "Superseded",
-            f"version {model.version} supersedes candidate {current}: analysis restarts",
+            "Normal", "NewCandidate", f"{model.name} version {model.version} starts its rollout"
         )
     else:
-        event = EmitEvent(
-            "Normal",
-            "RolloutStarted",
-            f"version {model.version} resolved; canary from stable {status.stable_version}",
-        )
-    fresh = canary.start(status, model.name, model.version, now)
+        message = f"version {model.version} supersedes candidate {current.version}; the rollout restarts"
+        event = EmitEvent("Normal", "Superseded", message)
     return status.model_copy(update={"rollout": fresh}), [event]
 
 
-def _roll(
-    spec: ModelDeploymentSpec,
-    status: ModelDeploymentStatus,
-    observed: Observed,
-    now: datetime,
-    updates: dict[str, object],
-    events: list[Action],
-) -> Decision:
-    if spec.strategy.canary is None:
-        # Blue-green, shadow and A/B are later work: say so, keep stable serving, move no traffic.
-        message = "only the canary strategy is implemented in this version; stable keeps serving"
-        verdict = _Verdict(
-            phase=Phase.DEGRADED,
-            ready=_ready(observed),
-            progressing=(False, "StrategyNotSupported", message),
-            degraded=(True, "StrategyNotSupported", message),
-        )
-        return _finish(status, observed, now, verdict, (*_serving_actions(status), *events), None, updates)
-    assert status.rollout is not None and status.rollout.candidate is not None
-    result = canary.step(spec, status, observed, now)
-    status = status.model_copy(update=result.updates)
-    if result.outcome == "rolledBack":
-        actions, rolled = canary.rollback(status, result.message, now, spec.serving.replicas)
-        status = status.model_copy(update=rolled)
-        verdict = _Verdict(
-            phase=Phase.ROLLED_BACK,
-            ready=_ready(observed),
-            progressing=(False, "RolledBack", result.message),
-            degraded=(False, "AsExpected", ""),
-        )
-        updates |= {"canary_version": None, "current_step": None}
-        return _finish(status, observed, now, verdict, (*actions, *events), 1.0, updates)
-    if result.outcome == "promoted":
-        verdict = _Verdict(
-            phase=Phase.HEALTHY,
-            ready=_ready(observed),
-            progressing=(False, "RolloutComplete", result.message),
-            degraded=(False, "AsExpected", ""),
-        )
-        updates |= {"canary_version": None, "current_step": None}
-        return _finish(status, observed, now, verdict, (*result.actions, *events), 1.0, updates)
-    rollout = status.rollout
-    assert rollout is not None and rollout.candidate is not None
-    updates |= {"canary_version": rollout.candidate.version, "current_step": rollout.step_index}
-    verdict = _Verdict(
-        phase=Phase.PROGRESSING,
-        ready=_ready(observed),
-        progressing=(True, "Progressing", result.message),
-        degraded=(False, "AsExpected", ""),
-        paused=(True, "RolloutWaiting", result.waiting) if result.waiting else (False, "NotPaused", ""),
-    )
-    return _finish(status, observed, now, verdict, (*result.actions, *events), result.requeue, updates)
+def _validation_hold(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: Observed
+) -> _Verdict | None:
+    """The gate hook: a verdict that holds the candidate in Validating before any traffic moves.
+
+    No gate runs yet (spec.validation gets its Job with the gate feature): nothing holds.
+    """
+    return None
 
 
-def _ready(observed: Observed) -> tuple[bool, str, str]:
-    stable = observed.tracks.get(TRACK_STABLE)
-    up = stable is not None and stable.available_replicas > 0
-    return (up, "Available" if up else "ReplicasUnavailable", "")
+def _weights(observed: Observed) -> Weights:
+    return observed.weights or Weights()
 
 
-def _request(
-    spec: ModelDeploymentSpec,
-    status: ModelDeploymentStatus,
-    observed: Observed,
-    request: Request,
-    now: datetime,
-) -> Decision:
-    """A manual action, acted on once per id; one that does not apply is refused with a condition."""
-    rollout = status.rollout or RolloutStatus()
-    rollout = rollout.model_copy(update={"handled_request": request.id})
-    status = status.model_copy(update={"rollout": rollout})
-    running = rollout.candidate is not None
-    steps = spec.strategy.canary.steps if spec.strategy.canary else []
-    accepted = EmitEvent("Normal", "RequestAccepted", f"{request.action} (request {request.id})")
-    if request.action in ("promote", "promote-full") and running:
-        index = len(steps) if request.action == "promote-full" else (rollout.step_index or 0) + 1
-        rollout = rollout.model_copy(update={"step_index": min(index, len(steps)), "step_started_at": now})
-        return _requeued(status.model_copy(update={"rollout": rollout}), observed, now, accepted)
-    if request.action == "abort" and running:
-        actions, rolled = canary.rollback(
-            status, f"aborted by request {request.id}", now, spec.serving.replicas
-        )
-        status = status.model_copy(update=rolled)
-        verdict = _Verdict(
-            phase=Phase.ROLLED_BACK,
-            ready=_ready(observed),
-            progressing=(False, "Aborted", f"aborted by request {request.id}"),
-            degraded=(False, "AsExpected", ""),
-        )
-        updates: dict[str, object] = {"canary_version": None, "current_step": None}
-        return _finish(status, observed, now, verdict, (*actions, accepted), 1.0, updates)
-    if request.action == "retry" and rollout.aborted_version is not None:
-        rollout = rollout.model_copy(update={"aborted_version": None})
-        return _requeued(status.model_copy(update={"rollout": rollout}), observed, now, accepted)
-    if request.action == "undo":
-        return _undo(spec, status, observed, request, now, accepted)
-    return _refuse(status, observed, now, request, f"{request.action} does not apply now")
-
-
-def _undo(
-    spec: ModelDeploymentSpec,
-    status: ModelDeploymentStatus,
-    observed: Observed,
-    request: Request,
-    now: datetime,
-    accepted: EmitEvent,
-) -> Decision:
-    """Back to an earlier promoted version at once: a release decision, like a rollback."""
-    earlier = [h.version for h in status.history if h.version != status.stable_version]
-    target = request.version or (earlier[-1] if earlier else None)
-    if target is None or target not in earlier or status.model_name is None:
-        return _refuse(
-            status, observed, now, request, f"undo: no earlier promoted version {target or ''}".strip()
-        )
-    old = status.stable_version
-    assert old is not None
-    reason = f"undo by request {request.id}: version {old} replaced by {target}"
-    actions: list[Action] = [
-        ApplyServing(TRACK_STABLE, status.model_name, target, spec.serving.replicas),
-        DeleteServing(TRACK_CANARY),
-        MoveAlias(status.model_name, spec.registry.champion_alias, target),
-        TagVersion(
-            status.model_name, old, ((canary.TAG_ROLLOUT, "rolled_back"), (canary.TAG_REASON, reason))
-        ),
-        EmitEvent("Warning", "Undone", reason),
-        accepted,
-    ]
-    history = [*status.history, HistoryEntry(version=target, promoted_at=now, cause="undo")]
-    status = status.model_copy(
-        update={
-            "stable_version": target,
-            "history": history[-spec.revision_history_limit :],
-            "weights": Weights(),
-            "rollout": RolloutStatus(handled_request=request.id, aborted_version=old, last_outcome=reason),
-        }
-    )
-    verdict = _Verdict(
-        phase=Phase.DEPLOYING,
-        ready=_ready(observed),
-        progressing=(True, "Undone", reason),
-        degraded=(False, "AsExpected", ""),
-    )
-    updates: dict[str, object] = {"canary_version": None, "current_step": None}
-    return _finish(status, observed, now, verdict, tuple(actions), POLL_WHILE_DEPLOYING, updates)
-
-
-def _requeued(status: ModelDeploymentStatus, observed: Observed, now: datetime, event: EmitEvent) -> Decision:
-    """Record the request and come back at once: the next tick acts on the new state."""
-    phase = status.phase
-    verdict = _Verdict(
-        phase=phase,
-        ready=_ready(observed),
-        progressing=(True, "RequestAccepted", event.message),
-        degraded=(c.is_true(status.conditions, c.DEGRADED), _reason(status, c.DEGRADED, "AsExpected"), ""),
-    )
-    return _finish(status, observed, now, verdict, (event,), 0.2, {})
-
-
-def _refuse(
-    status: ModelDeploymentStatus, observed: Observed, now: datetime, request: Request, why: str
-) -> Decision:
-    message = f"request {request.id} refused: {why}"
-    verdict = _Verdict(
-        phase=status.phase,
-        ready=_ready(observed),
-        progressing=(False, "RequestRefused", message),
-        degraded=(c.is_true(status.conditions, c.DEGRADED), _reason(status, c.DEGRADED, "AsExpected"), ""),
-    )
-    return _finish(
-        status, observed, now, verdict, (EmitEvent("Warning", "RequestRefused", message),), 0.2, {}
-    )
-
-
-def _serving_actions(status: ModelDeploymentStatus) -> tuple[Action, ...]:
+def _steady_actions(status: ModelDeploymentStatus, observed: Observed) -> tuple[Action, ...]:
+    """No rollout running: stable at full size; a leftover candidate track goes once stable serves."""
     assert status.stable_version is not None and status.model_name is not None
-    return (ApplyServing(TRACK_STABLE, status.model_name, status.stable_version), ApplyService())
-
-
-def _stray_tracks(observed: Observed) -> tuple[Action, ...]:
-    """Tracks nobody asks for (a candidate of an interrupted rollout): until strategies land, only stable."""
-    return tuple(DeleteServing(track) for track in sorted(observed.tracks) if track != TRACK_STABLE)
+    stable = observed.tracks.get(TRACK_STABLE)
+    stable_serving = (
+        stable is not None
+        and stable.version == status.stable_version
+        and stable.rolled_out
+        and stable.available
+    )
+    strays = [t for t in sorted(observed.tracks) if t != TRACK_STABLE]
+    # Until stable serves the pinned version, the Service selects a track that does (a promoted
+    # canary or preview), or every track; then the leftovers go.
+    serving_pinned = [
+        t
+        for t in strays
+        if (state := observed.tracks[t]).version == status.stable_version and state.available
+    ]
+    selector = (
+        TRACK_STABLE if stable_serving or not strays else (serving_pinned[0] if serving_pinned else None)
+    )
+    actions: list[Action] = [
+        ApplyServing(TRACK_STABLE, status.model_name, status.stable_version),
+        ApplyService(selector_track=selector),
+    ]
+    if stable_serving:
+        actions += [DeleteServing(track) for track in strays]
+        if observed.preview_service_present:
+            actions.append(DeletePreviewService())
+    return tuple(actions)
 
 
 def _serving_verdict(stable: TrackState | None, previous: Phase) -> _Verdict:
@@ -411,9 +450,9 @@ def _finish(
     requeue_after: float | None,
     updates: dict[str, object],
 ) -> Decision:
-    if not can_transition(status.phase, verdict.phase):
-        raise IllegalTransition(f"{status.phase} -> {verdict.phase} is not an allowed transition")
     phase = verdict.phase
+    if not can_transition(status.phase, phase):
+        raise IllegalTransition(f"{status.phase} -> {phase} is not an edge of rollout.phases.TRANSITIONS")
     conditions = list(status.conditions)
     for type_, (is_true, reason, message) in (
         (c.READY, verdict.ready),

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mlrollout.api.status import Weights
 from mlrollout.rollout.analysis import Sample
 
 RegistryReason = Literal["ModelNotFound", "RegistryUnreachable", "RegistryError"]
@@ -50,15 +51,6 @@ class TrackState:
 
 
 @dataclass(frozen=True)
-class Request:
-    """A manual action from the mlrollout.io/request annotation (kubectl mlrollout, Argo CD)."""
-
-    id: str
-    action: str
-    version: str | None = None
-
-
-@dataclass(frozen=True)
 class Observed:
     generation: int
     model: ResolvedModel | RegistryProblem | None  # None: not consulted (while deleting)
@@ -66,6 +58,27 @@ class Observed:
     service_present: bool = False
     paused: bool = False
     deleting: bool = False
-    request: Request | None = None
-    # Analysis samples taken this tick (only when a measurement was due), by metric name.
-    samples: Mapping[str, Sample] = field(default_factory=dict)
+    request: ManualRequest | InvalidRequest | None = None  # the mlrollout.io/request annotation
+    samples: tuple[Sample, ...] = ()  # taken this tick for the analysis run that was due
+    weights: Weights | None = None  # read back from the traffic router
+    active_track: str | None = None  # the live Service's track selector as read back (None: every track)
+    preview_service_present: bool = False
+    hpa_tracks: frozenset[str] = frozenset()  # tracks whose replicas an HPA owns
+
+
+RequestAction = Literal["promote", "promote-full", "abort", "retry", "undo", "approve"]
+
+
+@dataclass(frozen=True)
+class ManualRequest:
+    id: str
+    action: RequestAction
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class InvalidRequest:
+    """An annotation that does not parse: reported once per distinct text, never acted on."""
+
+    id: str
+    message: str

@@ -11,10 +11,10 @@ P = Phase
 # Staying in a phase is always allowed; Paused and Terminating are reachable from everywhere.
 TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
     # Pending may go straight to Healthy/Degraded: a restarted operator adopts children it made before.
-    P.PENDING: frozenset({P.VALIDATING, P.DEPLOYING, P.PROGRESSING, P.HEALTHY, P.DEGRADED, P.FAILED}),
+    P.PENDING: frozenset({P.VALIDATING, P.DEPLOYING, P.HEALTHY, P.DEGRADED, P.FAILED}),
     P.VALIDATING: frozenset({P.PENDING, P.DEPLOYING, P.PROGRESSING, P.HEALTHY, P.DEGRADED, P.FAILED}),
-    P.DEPLOYING: frozenset({P.HEALTHY, P.DEGRADED, P.FAILED, P.PROGRESSING, P.ROLLED_BACK}),
-    P.PROGRESSING: frozenset({P.HEALTHY, P.DEGRADED, P.ROLLED_BACK, P.DEPLOYING, P.VALIDATING}),
+    P.DEPLOYING: frozenset({P.HEALTHY, P.DEGRADED, P.FAILED, P.PROGRESSING}),
+    P.PROGRESSING: frozenset({P.HEALTHY, P.DEGRADED, P.ROLLED_BACK, P.DEPLOYING}),
     P.HEALTHY: frozenset({P.DEPLOYING, P.DEGRADED, P.VALIDATING, P.PROGRESSING, P.RETRAINING}),
     P.DEGRADED: frozenset({P.HEALTHY, P.DEPLOYING, P.VALIDATING, P.PROGRESSING, P.ROLLED_BACK, P.FAILED}),
     P.ROLLED_BACK: frozenset({P.HEALTHY, P.DEPLOYING, P.DEGRADED, P.VALIDATING, P.PROGRESSING, P.RETRAINING}),
@@ -25,16 +25,10 @@ TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
     P.TERMINATING: frozenset(),
 }
 
-# Pending is where an object with no pinned version waits (e.g. its model vanished before the first
-# version came up), whatever it was doing before.
-UNIVERSAL_TARGETS = frozenset({P.PAUSED, P.TERMINATING, P.PENDING})
+UNIVERSAL_TARGETS = frozenset({P.PAUSED, P.TERMINATING})
 
 # Phases in which something is wrong: their transition Events are Warnings.
 TROUBLED = frozenset({P.DEGRADED, P.FAILED, P.ROLLED_BACK})
-
-
-class IllegalTransition(ValueError):
-    """decide() chose an edge the table does not allow: a bug in the core, never silently clamped."""
 
 
 def can_transition(source: Phase, target: Phase) -> bool:

@@ -33,8 +33,13 @@ def serving_deployment(
     model_name: str,
     version: str,
     replicas: int | None = None,
+    hpa_owned: bool = False,
 ) -> Manifest:
-    """The Deployment of one track, pinned to an exact version: MLflow resolves aliases only at start."""
+    """The Deployment of one track, pinned to an exact version: MLflow resolves aliases only at start.
+
+    `replicas` None means spec.serving.replicas; with `hpa_owned` the field is left out, so the
+    operator never fights a HorizontalPodAutoscaler over it.
+    """
     selector = {names.LABEL_DEPLOYMENT: owner.name, names.LABEL_TRACK: track}
     pod_labels = {
         **common_labels(owner),
@@ -42,8 +47,6 @@ def serving_deployment(
         names.LABEL_MODEL_NAME: names.label_value(model_name),
         names.LABEL_MODEL_VERSION: names.label_value(version),
     }
-    if track in names.LIVE_TRACKS:
-        pod_labels[names.LABEL_TRAFFIC] = names.TRAFFIC_LIVE
     manifest: Manifest = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -72,6 +75,8 @@ def serving_deployment(
             },
         },
     }
+    if hpa_owned:
+        del manifest["spec"]["replicas"]
     manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
     return manifest
 
@@ -157,8 +162,14 @@ def _resources(resources: Resources) -> Manifest:
     return out
 
 
-def service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
-    """Live traffic goes to every live track (stable and canary): the replica-ratio router's weights."""
+def service(
+    owner: Owner, spec: ModelDeploymentSpec, selector_track: str | None = names.TRACK_STABLE
+) -> Manifest:
+    """The live-traffic Service: one track (stable, or the active colour), or every track (None) for
+    the replica-ratio router, whose weights are the tracks' replica counts behind this Service."""
+    selector = {names.LABEL_DEPLOYMENT: owner.name}
+    if selector_track is not None:
+        selector[names.LABEL_TRACK] = selector_track
     manifest: Manifest = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -170,7 +181,7 @@ def service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
             "ownerReferences": [owner.reference()],
         },
         "spec": {
-            "selector": {names.LABEL_DEPLOYMENT: owner.name, names.LABEL_TRAFFIC: names.TRAFFIC_LIVE},
+            "selector": selector,
             "ports": [
                 {
                     "name": names.SERVING_PORT_NAME,
@@ -181,6 +192,15 @@ def service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
             ],
         },
     }
+    manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
+    return manifest
+
+
+def preview_service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
+    """Blue-green: the preview track behind its own Service, reachable before promotion."""
+    manifest = service(owner, spec, names.TRACK_PREVIEW)
+    manifest["metadata"]["name"] = names.preview_service_name(owner.name)
+    manifest["metadata"]["annotations"] = {}
     manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
     return manifest
 

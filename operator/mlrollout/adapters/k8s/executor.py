@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
@@ -29,6 +30,19 @@ _GROUPED = {"Deployment": ("apps", "v1", "deployments"), "Event": ("events.k8s.i
 class KubeExecutor:
     api: client.ApiClient
     instance: str = "mlrollout-operator"
+    # Spec-hash annotations of children as last read: an apply with the same hash is skipped, so an
+    # unchanged tick writes nothing (and never fights an HPA or anyone else over fields).
+    _hashes: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    writes: int = 0
+
+    def _remember(self, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = (str(obj.get("kind") or ""), str(meta.get("namespace")), str(meta.get("name")))
+        found = (meta.get("annotations") or {}).get(names.ANNOTATION_SPEC_HASH)
+        if found:
+            self._hashes[key] = str(found)
+        else:
+            self._hashes.pop(key, None)
 
     @property
     def _objects(self) -> client.CustomObjectsApi:
@@ -41,44 +55,27 @@ class KubeExecutor:
     def apply(self, manifest: builders.Manifest) -> None:
         meta = manifest["metadata"]
         kind = manifest["kind"]
+        key = (kind, meta["namespace"], meta["name"])
+        wanted = meta.get("annotations", {}).get(names.ANNOTATION_SPEC_HASH)
+        if wanted and self._hashes.get(key) == wanted:
+            return
+        self.writes += 1
+        self._hashes.pop(key, None)
         common: dict[str, Any] = {"field_manager": names.FIELD_MANAGER, "force": True, "_content_type": APPLY}
         if kind == "Service":
             self._core.patch_namespaced_service(meta["name"], meta["namespace"], manifest, **common)
+            if wanted:
+                self._hashes[key] = wanted
             return
         group, version, plural = _GROUPED[kind]
         self._objects.patch_namespaced_custom_object(
             group, version, meta["namespace"], plural, meta["name"], manifest, **common
         )
-
-    def apply_if_changed(self, manifest: builders.Manifest) -> None:
-        """Apply only when the object is missing or its spec-hash annotation differs: no write (and
-        no fight with an HPA or a router editing the object) when nothing the operator owns changed."""
-        meta = manifest["metadata"]
-        want = meta["annotations"][names.ANNOTATION_SPEC_HASH]
-        current = self._read(manifest["kind"], meta["namespace"], meta["name"])
-        if (
-            current is not None
-            and (current.get("metadata", {}).get("annotations") or {}).get(names.ANNOTATION_SPEC_HASH) == want
-        ):
-            return
-        self.apply(manifest)
-
-    def _read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            if kind == "Service":
-                found: Any = self._core.read_namespaced_service(name, namespace)
-                return {"metadata": {"annotations": dict(found.metadata.annotations or {})}}
-            group, version, plural = _GROUPED[kind]
-            obj: dict[str, Any] = self._objects.get_namespaced_custom_object(  # type: ignore[assignment]
-                group, version, namespace, plural, name
-            )
-            return obj
-        except client.ApiException as e:
-            if e.status == 404:
-                return None
-            raise
+        if wanted:
+            self._hashes[key] = wanted
 
     def delete_deployment(self, namespace: str, name: str) -> None:
+        self._hashes.pop(("Deployment", namespace, name), None)
         _ignore_missing(
             lambda: self._objects.delete_namespaced_custom_object(
                 "apps", "v1", namespace, "deployments", name, propagation_policy="Background"
@@ -89,18 +86,32 @@ class KubeExecutor:
         found: dict[str, Any] = self._objects.list_namespaced_custom_object(  # type: ignore[assignment]
             "apps", "v1", owner.namespace, "deployments", label_selector=_selector(owner)
         )
-        return [d for d in found.get("items", []) if _owned_by(d, owner)]
+        items = [d | {"kind": "Deployment"} for d in found.get("items", []) if _owned_by(d, owner)]
+        for key in [k for k in self._hashes if k[0] == "Deployment" and k[1] == owner.namespace]:
+            del self._hashes[key]  # a Deployment gone since the last read must be created again
+        for item in items:
+            self._remember(item)
+        return items
 
     def service_exists(self, owner: Owner) -> bool:
+        return self.read_service(owner) is not None
+
+    def read_service(self, owner: Owner, name: str | None = None) -> dict[str, Any] | None:
+        name = name or names.service_name(owner.name)
+        self._hashes.pop(("Service", owner.namespace, name), None)
         try:
-            self._core.read_namespaced_service(names.service_name(owner.name), owner.namespace)
+            found = self._core.read_namespaced_service(name, owner.namespace)
         except client.ApiException as e:
             if e.status == 404:
-                return False
+                return None
             raise
-        return True
+        body: dict[str, Any] = self.api.sanitize_for_serialization(found)  # type: ignore[no-untyped-call]
+        body["kind"] = "Service"
+        self._remember(body)
+        return body
 
     def delete_service(self, namespace: str, name: str) -> None:
+        self._hashes.pop(("Service", namespace, name), None)
         _ignore_missing(lambda: self._core.delete_namespaced_service(name, namespace))
 
     def read(self, namespace: str, name: str) -> dict[str, Any] | None:
