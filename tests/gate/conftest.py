@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,13 +16,26 @@ from harness.services import MLflowServer
 
 
 @pytest.fixture(scope="session")
-def s3_server(session_dir: Path) -> Iterator[S3Server]:
+def s3_server(session_dir: Path, pod_network: Any) -> Iterator[S3Server]:
+    host = pod_network.host_ip if pod_network else "127.0.0.1"  # reachable from executed pods too
     try:
-        server = S3Server(session_dir / "s3").start()
+        server = S3Server(session_dir / "s3", host=host).start()
     except HarnessError as e:
         pytest.fail(f"harness: {e}", pytrace=False)
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_uris() -> Iterator[None]:
+    """The gate Job run in-process sets MLflow's global tracking and registry URIs: put them back,
+    or later tests in this process would register their models with a server that is gone."""
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    yield
+    tracking_utils._tracking_uri, registry_utils._registry_uri = saved
 
 
 @dataclass(frozen=True)

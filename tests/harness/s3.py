@@ -1,4 +1,5 @@
-"""An S3-compatible server for the tests: moto's server (PyPI), on loopback, stopped by its PID.
+"""An S3-compatible server for the tests: moto's server (PyPI), stopped by its PID. It listens on
+`host`: loopback, or the pod network's host side so that executed pods reach it too.
 
 It keeps objects in memory and accepts any credentials; clients reach it through the endpoint
 variables MLflow and the AWS SDKs read (`env()`).
@@ -22,12 +23,13 @@ REGION = "us-east-1"
 @dataclass
 class S3Server:
     workdir: Path
+    host: str = "127.0.0.1"
     port: int = 0
     proc: Proc | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def env(self) -> dict[str, str]:
         """What a client process needs to talk to this server (the gate Job gets it as pod env)."""
@@ -46,9 +48,9 @@ class S3Server:
                 f"moto_server is not installed in {sys.prefix}: run `make venv` (moto[server])"
             )
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = free_port(self.host)
         self.proc = Proc(
-            "s3 (moto)", [str(exe), "-H", "127.0.0.1", "-p", str(self.port)], self.workdir / "s3.log"
+            "s3 (moto)", [str(exe), "-H", self.host, "-p", str(self.port)], self.workdir / "s3.log"
         ).start()
         self.proc.wait_ready(self._ready, timeout=60)
         return self
@@ -93,13 +95,13 @@ class MLflowOnS3:
 
     @property
     def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.s3.host}:{self.port}"
 
     def start(self) -> MLflowOnS3:
         import os
 
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = free_port(self.s3.host)
         env = dict(
             os.environ, MLFLOW_ENABLE_TELEMETRY="false", MLFLOW_DISABLE_TELEMETRY="true", **self.s3.env()
         )
@@ -116,7 +118,7 @@ class MLflowOnS3:
                 "--artifacts-destination",
                 f"s3://{self.bucket}/mlflow",
                 "--host",
-                "127.0.0.1",
+                self.s3.host,
                 "--port",
                 str(self.port),
                 "--workers",
