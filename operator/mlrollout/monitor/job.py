@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -184,7 +185,8 @@ def patch_monitoring(config: MonitorConfig, monitoring: dict[str, Any]) -> None:
     try:
         kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kube_config.ConfigException:
-        kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+        # read KUBECONFIG now: the client's default path was fixed when it was imported
+        kube_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
     client.CustomObjectsApi().patch_namespaced_custom_object_status(
         GROUP,
         VERSION,
