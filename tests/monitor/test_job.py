@@ -81,6 +81,12 @@ def test_missing_reference_keeps_verdict(tmp_path: Path) -> None:
     )
 
 
+def test_no_reference_configured(tmp_path: Path) -> None:
+    _bad(tmp_path)
+    patch = run(_config(tmp_path, reference_uri=""), NOW)
+    assert "verdict" not in patch and "no reference" in patch["message"]
+
+
 def test_corrupt_parquet_is_named(tmp_path: Path) -> None:
     _bad(tmp_path)
     corrupt = tmp_path / "log" / "predictions" / "date=2026-11-23" / "part-9.parquet"

@@ -59,7 +59,7 @@ class MonitorConfig:
         return cls(
             namespace=str(raw["namespace"]),
             name=str(raw["name"]),
-            reference_uri=str(raw["referenceUri"]),
+            reference_uri=str(raw.get("referenceUri") or ""),
             inference_log_uri=str(raw["inferenceLogUri"]),
             settings=DriftSettings(
                 p_value=float(raw.get("pValue", 0.05)),
@@ -84,6 +84,8 @@ def _read_parquet(uri: str) -> pd.DataFrame:
 
 
 def read_reference(uri: str) -> pd.DataFrame:
+    if not uri:
+        raise BadInput("no reference data: set spec.monitoring.referenceUri")
     return _read_parquet(uri)
 
 
