@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 BIN_DIR_FILE := $(VENV)/.bindir
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint sync cluster-up cluster-down system-deps venv binaries bench bench-serving clean
+.PHONY: test demo lint sync cluster-up cluster-down system-deps venv binaries bench bench-serving bench-drift clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,7 +51,10 @@ demo: system-deps venv binaries
 bench-serving: system-deps venv
 	$(PY) -m bench.serving
 
-bench: bench-serving
+bench-drift: venv
+	$(PY) -m bench.drift
+
+bench: bench-serving bench-drift
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

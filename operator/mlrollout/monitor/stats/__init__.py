@@ -1,0 +1,1 @@
+"""Pure drift statistics: no I/O, no Kubernetes, no Evidently."""
