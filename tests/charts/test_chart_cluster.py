@@ -257,6 +257,24 @@ def test_job_service_account_may_patch_status_only(
     for args in denied:
         r = job.kubectl(*args, "-n", namespace)
         assert r.returncode != 0 and "forbidden" in r.stderr.lower(), (args, r.stdout, r.stderr)
+    # RBAC allows the status subresource; the chart's ValidatingAdmissionPolicy keeps it to monitoring.
+    for field in (
+        '{"phase":"Healthy"}',
+        '{"stableVersion":"99"}',
+        '{"monitoring":{"samples":1},"message":"x"}',
+    ):
+        r = job.kubectl(
+            "patch",
+            "modeldeployment",
+            name,
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            f'{{"status":{field}}}',
+        )
+        assert r.returncode != 0 and "status.monitoring only" in r.stderr, (field, r.stdout, r.stderr)
 
 
 def test_helm_installed_pod_runs_the_operator(
