@@ -121,6 +121,9 @@ class MLflowOnS3:
                 self.s3.host,
                 "--port",
                 str(self.port),
+                # MLflow refuses Host headers it does not know (DNS-rebinding guard).
+                "--allowed-hosts",
+                f"{self.s3.host},{self.s3.host}:{self.port},localhost,127.0.0.1",
                 "--workers",
                 "1",
             ],
