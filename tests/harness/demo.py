@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -56,18 +58,80 @@ def train_and_register(tracking_uri: str, version_seed: int) -> str:
     return str(info.registered_model_version)
 
 
-def model_deployment(tracking_uri: str, replicas: int) -> dict[str, Any]:
+def model_deployment(tracking_uri: str, replicas: int, prometheus: str) -> dict[str, Any]:
     return {
         "apiVersion": "mlrollout.io/v1alpha1",
         "kind": "ModelDeployment",
         "metadata": {"name": "churn", "namespace": NS},
         "spec": {
-            "model": {"name": MODEL, "alias": "champion"},
-            "registry": {"trackingUri": tracking_uri},
+            "model": {"name": MODEL, "alias": "challenger"},
+            "registry": {"trackingUri": tracking_uri, "championAlias": "champion"},
             "serving": {"image": RUNTIME_IMAGE, "replicas": replicas},
-            "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {"duration": "10s"}}]}},
+            "strategy": {
+                "canary": {
+                    "steps": [{"setWeight": 50}, {"pause": {"duration": "5s"}}, {"analysis": {"count": 2}}]
+                }
+            },
+            "analysis": {
+                "prometheus": {"address": prometheus},
+                "interval": "5s",
+                "minRequests": 3,
+                "metrics": [
+                    {"name": "error-rate", "template": "errorRate", "max": 0.01},
+                    {"name": "p99-latency", "template": "latencyP99", "max": 0.5},
+                ],
+            },
         },
     }
+
+
+class Traffic:
+    """Requests to the Service in the background while the canary runs, as users would send them."""
+
+    def __init__(self, address: str) -> None:
+        self.address, self.sent = address, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            if _try_predict(self.address) is not None:
+                self.sent += 1
+
+
+def follow_rollout(cp: ControlPlane, stable: str, timeout: float = 240) -> dict[str, Any]:
+    """Print each change of phase, step, weights and analysis until `stable` serves alone."""
+    last = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = md_status(cp)
+        rollout = st.get("rollout") or {}
+        run = rollout.get("analysis") or {}
+        line = (
+            f"   phase: {st.get('phase')}  stable={st.get('stableVersion')}  canary={st.get('canaryVersion')}"
+            f"  step={rollout.get('stepIndex')}  weight={(st.get('weights') or {}).get('canary')}%"
+            + (f"  analysis {run.get('verdict')} {run.get('taken', 0)}/{run.get('count')}" if run else "")
+        )
+        if line != last:
+            print(line)
+            last = line
+        if (
+            st.get("phase") == "Healthy"
+            and st.get("stableVersion") == stable
+            and not rollout.get("candidate")
+        ):
+            return st
+        time.sleep(0.5)
+    show(cp, "describe", "modeldeployment", "churn", "-n", NS)
+    raise HarnessError(f"demo: version {stable} was not promoted in {timeout:.0f}s")
 
 
 def md_status(cp: ControlPlane) -> dict[str, Any]:
@@ -144,8 +208,9 @@ def main() -> None:
         v1 = train_and_register(mlflow.uri, 1)
         from mlflow.tracking import MlflowClient
 
-        MlflowClient(mlflow.uri).set_registered_model_alias(MODEL, "champion", v1)
-        print(f"   registered {MODEL} version {v1}, alias champion -> {v1}")
+        for alias in ("champion", "challenger"):
+            MlflowClient(mlflow.uri).set_registered_model_alias(MODEL, alias, v1)
+        print(f"   registered {MODEL} version {v1}, aliases champion and challenger -> {v1}")
 
         say("Installing the CRD and starting the operator")
         cp.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
@@ -178,12 +243,12 @@ def main() -> None:
         extra.append(operator)
 
         say("A bad spec is rejected by the API server, naming the field")
-        bad = model_deployment(mlflow.uri, -1)
+        bad = model_deployment(mlflow.uri, -1, prom.url)
         r = cp.kubectl("apply", "-f", "-", input=json.dumps(bad))
         print("   " + (r.stderr.strip() or r.stdout.strip()))
 
-        say("Applying ModelDeployment churn (model alias champion, 1 replica)")
-        cp.kubectl("apply", "-f", "-", input=json.dumps(model_deployment(mlflow.uri, 1)))
+        say("Applying ModelDeployment churn (model alias challenger, 1 replica)")
+        cp.kubectl("apply", "-f", "-", input=json.dumps(model_deployment(mlflow.uri, 1, prom.url)))
         st = follow_phase(cp, "Healthy")
         show(cp, "get", "modeldeployments", "-n", NS)
         show(cp, "get", "deployments,services,pods", "-n", NS, "-o", "wide")
@@ -222,13 +287,39 @@ def main() -> None:
         eventually(
             what="2 ready replicas",
             check=lambda: (
-                json.loads(cp.kubectl("get", "deployments", "-n", NS, "-o", "json").stdout)["items"][0][
-                    "status"
-                ].get("readyReplicas")
-                == 2
+                md_status(cp).get("phase") == "Healthy"
+                and (
+                    json.loads(cp.kubectl("get", "deployments", "-n", NS, "-o", "json").stdout)["items"][0][
+                        "status"
+                    ].get("readyReplicas")
+                    == 2
+                )
             ),
         )
         show(cp, "get", "pods", "-n", NS, "-o", "wide")
+
+        say("Version 2 arrives (alias challenger -> 2): a canary with live analysis on Prometheus")
+        v2 = train_and_register(mlflow.uri, 2)
+        client = MlflowClient(mlflow.uri)
+        client.set_registered_model_alias(MODEL, "challenger", v2)
+        with Traffic(address) as traffic:
+            follow_rollout(cp, v2)
+        champion = client.get_model_version_by_alias(MODEL, "champion").version
+        tags = client.get_model_version(MODEL, v2).tags
+        print(f"   {traffic.sent} requests sent to the Service during the rollout")
+        print(f"   MLflow: alias champion -> {champion}; version {v2} tagged {tags.get('mlrollout.rollout')}")
+        plugin = Path(sys.executable).parent / "kubectl-mlrollout"
+        for args in (("status",), ("history",)):
+            r = subprocess.run(
+                [str(plugin), *args, "churn", "-n", NS, "--kubeconfig", str(cp.kubeconfig)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            print(
+                f"   $ kubectl mlrollout {args[0]} churn\n"
+                + "\n".join("     " + x for x in r.stdout.splitlines())
+            )
 
         say("Events recorded on the ModelDeployment")
         show(cp, "get", "events", "-n", NS, "--field-selector", "involvedObject.kind=ModelDeployment")
