@@ -28,14 +28,24 @@ def s3_server(session_dir: Path, pod_network: Any) -> Iterator[S3Server]:
 
 @pytest.fixture(autouse=True)
 def _restore_mlflow_uris() -> Iterator[None]:
-    """The gate Job run in-process sets MLflow's global tracking and registry URIs: put them back,
-    or later tests in this process would register their models with a server that is gone."""
+    """The gate Job run in-process sets MLflow's global tracking and registry URIs, and MLflow copies
+    them into the environment for subprocesses: put both back, or later tests (and the operators and
+    pods they start) would talk to a server that is gone."""
+    import os
+
     import mlflow.tracking._model_registry.utils as registry_utils
     import mlflow.tracking._tracking_service.utils as tracking_utils
 
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    saved_env = {k: os.environ.get(k) for k in keys}
     yield
     tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+    for key, value in saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @dataclass(frozen=True)
