@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import importlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from mlrollout.reconcile.loop import ActionFailed, MetricsSource
 log = logging.getLogger(__name__)
 SETTINGS = Settings.from_env()
 RESOURCE = (names.GROUP, names.VERSION, names.PLURAL)
+# One Helm release per shard: each operator sees only the ModelDeployments its selector matches.
+LABELS: dict[str, Any] | None = {k: kopf.PRESENT if v is None else v for k, v in SETTINGS.selector} or None
 
 # Timers run beside the change handlers in Kopf: one lock per object keeps ticks from overlapping.
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -95,22 +98,22 @@ async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
                 logger.debug("conflict writing status; retrying on the next tick")
                 return None
             raise kopf.TemporaryError(
-                f"API error {e.status}: {e.reason}", delay=SETTINGS.heartbeat_seconds
+                f"API error {e.status}: {e.reason}: {_api_message(e)}", delay=SETTINGS.heartbeat_seconds
             ) from e
     if outcome.acted:
         logger.debug("phase %s, requeue %s", outcome.phase, outcome.requeue_after)
     return outcome
 
 
-@kopf.on.create(*RESOURCE)
-@kopf.on.update(*RESOURCE)
-@kopf.on.resume(*RESOURCE)
+@kopf.on.create(*RESOURCE, labels=LABELS)
+@kopf.on.update(*RESOURCE, labels=LABELS)
+@kopf.on.resume(*RESOURCE, labels=LABELS)
 async def on_change(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     _wakeups[body.metadata["uid"]].set()
     await _tick(body, logger)
 
 
-@kopf.on.event(*RESOURCE)
+@kopf.on.event(*RESOURCE, labels=LABELS)
 async def on_event(body: kopf.Body, **_: Any) -> None:
     """A user's change (spec, a request, a pause) wakes the object's daemon at once; the operator's
     own status writes do not (they would spin the loop)."""
@@ -126,7 +129,7 @@ async def on_event(body: kopf.Body, **_: Any) -> None:
         _wakeups[uid].set()
 
 
-@kopf.daemon(*RESOURCE, cancellation_timeout=5.0, initial_delay=0.5)
+@kopf.daemon(*RESOURCE, labels=LABELS, cancellation_timeout=5.0, initial_delay=0.5)
 async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
     async def tick() -> float | None:
         outcome = await _tick(body, logger)
@@ -135,7 +138,7 @@ async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopp
     await run_ticks(tick, _wakeups[body.metadata["uid"]], SETTINGS.heartbeat_seconds, lambda: bool(stopped))
 
 
-@kopf.on.delete(*RESOURCE)
+@kopf.on.delete(*RESOURCE, labels=LABELS)
 async def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     outcome = await _tick(body, logger)
     if outcome is None or outcome.requeue_after is not None:
@@ -143,6 +146,16 @@ async def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     _locks.pop(body.metadata["uid"], None)
     _wakeups.pop(body.metadata["uid"], None)
     _seen.pop(body.metadata["uid"], None)
+
+
+def _api_message(error: client.ApiException) -> str:
+    """The API server's own words (which verb on which resource was refused, or a namespace being
+    terminated): without them a 403 in the log cannot be told from a missing RBAC rule."""
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or error.body or "")[:300]
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:

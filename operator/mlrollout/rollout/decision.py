@@ -39,6 +39,10 @@ from mlrollout.rollout.phases import TROUBLED, can_transition
 
 POLL_WHILE_DEPLOYING = 5.0
 POLL_WHILE_DEGRADED = 15.0
+# A promotion or rollback is written to status before any child moves (the next tick, at once,
+# moves them): moving stable first would change what a replayed tick observes, and it would decide
+# the same release a second time from another status.
+ACT_ON_RECORDED_DECISION = 0.1
 
 
 class IllegalTransition(RuntimeError):
@@ -246,7 +250,8 @@ def _promote(
     events: list[Action],
     updates: dict[str, object],
 ) -> Decision:
-    """The candidate becomes stable, the champion alias moves to it, it is tagged promoted."""
+    """The candidate becomes stable, the champion alias moves to it, it is tagged promoted; the
+    children follow on the next tick (ACT_ON_RECORDED_DECISION)."""
     rollout = status.rollout
     assert rollout is not None and rollout.candidate is not None
     candidate = rollout.candidate
@@ -263,7 +268,6 @@ def _promote(
     actions: list[Action] = [
         MoveAlias(candidate.model_name, spec.registry.champion_alias, candidate.version),
         TagVersion(candidate.model_name, candidate.version, _outcome_tags("promoted", why, now)),
-        *_steady_actions(status, observed),
         EmitEvent("Normal", "Promoted", f"{candidate.model_name} {outcome}"),
     ]
     verdict = _Verdict(
@@ -273,7 +277,7 @@ def _promote(
         degraded=(False, "AsExpected", ""),
     )
     updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
-    return _finish(status, observed, now, verdict, (*actions, *events), POLL_WHILE_DEPLOYING, updates)
+    return _finish(status, observed, now, verdict, (*actions, *events), ACT_ON_RECORDED_DECISION, updates)
 
 
 def _rollback(
@@ -287,7 +291,8 @@ def _rollback(
     updates: dict[str, object],
     tag: str = "rolled_back",
 ) -> Decision:
-    """All traffic back to stable, the alias untouched, the candidate tagged; never a retraining."""
+    """All traffic back to stable (on the next tick, at once), the alias untouched, the candidate
+    tagged; never a retraining."""
     rollout = status.rollout
     assert rollout is not None and rollout.candidate is not None
     candidate = rollout.candidate
@@ -304,7 +309,6 @@ def _rollback(
     )
     reason_event = "CandidateRolledBack" if tag == "rolled_back" else "CandidateAborted"
     actions: list[Action] = [
-        *_steady_actions(status, observed),
         TagVersion(candidate.model_name, candidate.version, _outcome_tags(tag, why, now)),
         EmitEvent("Warning", reason_event, f"{candidate.model_name} {outcome}"),
     ]
@@ -315,7 +319,7 @@ def _rollback(
         degraded=(False, "AsExpected", ""),
     )
     updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
-    return _finish(status, observed, now, verdict, (*actions, *events), POLL_WHILE_DEPLOYING, updates)
+    return _finish(status, observed, now, verdict, (*actions, *events), ACT_ON_RECORDED_DECISION, updates)
 
 
 def _outcome_tags(outcome: str, why: str, now: datetime) -> tuple[tuple[str, str], ...]:
