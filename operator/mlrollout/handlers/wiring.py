@@ -9,6 +9,7 @@ import asyncio
 import copy
 import importlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.registry.mlflow import MlflowRegistry
 from mlrollout.api import names
 from mlrollout.api.status import Phase
+from mlrollout.handlers import metric_names, metrics
 from mlrollout.handlers.requeue import run_ticks
 from mlrollout.handlers.settings import Settings
 from mlrollout.reconcile import Outcome, World, reconcile
@@ -84,19 +86,31 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
     uid = body.metadata["uid"]
     async with _locks[uid]:
+        started: float | None = time.monotonic()
+        error: str | None = metric_names.ERROR_UNEXPECTED  # until reconcile returns or fails known
         try:
             outcome = await asyncio.to_thread(reconcile, _plain(body), world())
+            error = None
         except ActionFailed as e:  # nothing recorded: the next tick decides the same actions again
+            error = metric_names.ERROR_ACTION_FAILED
             logger.warning("%s; retrying in %ss", e, RETRY_FAILED_ACTION)
             phase = Phase(body.get("status", {}).get("phase") or Phase.PENDING)
             return Outcome(phase=phase, requeue_after=RETRY_FAILED_ACTION, acted=False)
         except client.ApiException as e:
             if e.status == 409:  # the object changed while we decided: the next tick decides again
+                error = metric_names.ERROR_CONFLICT
                 logger.debug("conflict writing status; retrying on the next tick")
                 return None
+            error = metric_names.ERROR_API
             raise kopf.TemporaryError(
                 f"API error {e.status}: {e.reason}", delay=SETTINGS.heartbeat_seconds
             ) from e
+        except asyncio.CancelledError:  # the daemon stopped: not a tick that ran
+            started = None
+            raise
+        finally:
+            if started is not None:
+                metrics.reconciled(time.monotonic() - started, error)
     if outcome.acted:
         logger.debug("phase %s, requeue %s", outcome.phase, outcome.requeue_after)
     return outcome
@@ -111,9 +125,14 @@ async def on_change(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
 
 
 @kopf.on.event(*RESOURCE)
-async def on_event(body: kopf.Body, **_: Any) -> None:
-    """A user's change (spec, a request, a pause) wakes the object's daemon at once; the operator's
-    own status writes do not (they would spin the loop)."""
+async def on_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """Every state the watch shows feeds /metrics (the monitor's status writes too). A user's change
+    (spec, a request, a pause) wakes the object's daemon at once; the operator's own status writes
+    do not (they would spin the loop)."""
+    if type == "DELETED":
+        metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
+        return
+    metrics.observe(body)
     uid = body.metadata["uid"]
     annotations = body.metadata.annotations
     key = (
@@ -140,6 +159,7 @@ async def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     outcome = await _tick(body, logger)
     if outcome is None or outcome.requeue_after is not None:
         raise kopf.TemporaryError("child objects are still being deleted", delay=1)
+    metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
     _locks.pop(body.metadata["uid"], None)
     _wakeups.pop(body.metadata["uid"], None)
     _seen.pop(body.metadata["uid"], None)
