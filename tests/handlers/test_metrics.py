@@ -17,6 +17,7 @@ from mlrollout.handlers import endpoints, metric_names, metrics
 
 BODY: dict[str, Any] = {
     "metadata": {"namespace": "ml", "name": "churn"},
+    "spec": {"monitoring": {"performance": {"metric": "roc_auc", "min": 0.85}}},
     "status": {
         "phase": "Progressing",
         "modelName": "churn-clf",
@@ -128,11 +129,14 @@ def test_status_becomes_rollout_analysis_condition_and_monitoring_series() -> No
     assert value(s, n.PREDICTION_STATISTIC, **WHO, test="chi2") == 9.5
     for metric, expected in {"accuracy": 0.91, "f1": 0.8, "roc_auc": 0.93}.items():
         assert value(s, n.PERFORMANCE, **WHO, metric=metric) == expected
+    assert value(s, n.PERFORMANCE_MIN, **OBJ, metric="roc_auc") == 0.85
+    assert value(s, n.PERFORMANCE_MAX, **OBJ, metric="roc_auc") is None
     assert value(s, n.IMPORTANCE_STABILITY, **WHO) == 0.97
     assert value(s, n.SAMPLES, **WHO) == 900.0
     assert value(s, n.LABELLED_SAMPLES, **WHO) == 120.0
     assert value(s, n.LAST_RUN, **WHO) == 1735689610.0
-    assert names_of(s, **OBJ) == set(n.PER_OBJECT)  # every per-object family shows for a full status
+    # every per-object family shows for a full status (only one of the spec's bounds is set)
+    assert names_of(s, **OBJ) == set(n.PER_OBJECT) - {n.PERFORMANCE_MAX}
 
 
 def test_monitoring_version_falls_back_to_stable_and_no_verdict_no_series() -> None:

@@ -34,6 +34,9 @@ COLUMN_EFFECT_SIZE: Final = f"{PREFIX}_monitoring_column_effect_size"  # {...,co
 PREDICTION_DRIFTED: Final = f"{PREFIX}_monitoring_prediction_drifted"  # 1 | 0
 PREDICTION_STATISTIC: Final = f"{PREFIX}_monitoring_prediction_statistic"  # {...,test}
 PERFORMANCE: Final = f"{PREFIX}_monitoring_performance"  # {...,metric=accuracy|f1|roc_auc|mae|...}
+# The floor / ceiling the spec sets for that metric (spec.monitoring.performance), for alert rules.
+PERFORMANCE_MIN: Final = f"{PREFIX}_monitoring_performance_min"  # {namespace,name,metric}
+PERFORMANCE_MAX: Final = f"{PREFIX}_monitoring_performance_max"  # {namespace,name,metric}
 IMPORTANCE_STABILITY: Final = f"{PREFIX}_monitoring_importance_stability"
 SAMPLES: Final = f"{PREFIX}_monitoring_samples"  # rows in the monitored window
 LABELLED_SAMPLES: Final = f"{PREFIX}_monitoring_labelled_samples"
@@ -69,6 +72,8 @@ PER_OBJECT: Final = (
     PREDICTION_DRIFTED,
     PREDICTION_STATISTIC,
     PERFORMANCE,
+    PERFORMANCE_MIN,
+    PERFORMANCE_MAX,
     IMPORTANCE_STABILITY,
     SAMPLES,
     LABELLED_SAMPLES,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,11 +47,24 @@ for _result in ("ok", "error"):
     RECONCILES.labels(_result)
 
 
-def families(objects: Iterable[tuple[tuple[str, str], Mapping[str, Any]]]) -> list[Metric]:
-    """The per-object metric families for (namespace, name) -> status; pure, tolerant of odd shapes."""
+@dataclass(frozen=True)
+class Seen:
+    """What the metrics need of one object: its status, and the performance bounds of its spec."""
+
+    status: Mapping[str, Any]
+    performance_check: Mapping[str, Any]
+
+
+def families(objects: Iterable[tuple[tuple[str, str], Seen]]) -> list[Metric]:
+    """The per-object metric families for (namespace, name) -> Seen; pure, tolerant of odd shapes."""
     g = _Families()
-    for (ns, name), status in objects:
-        obj = [ns, name]
+    for (ns, name), seen in objects:
+        obj, status, check = [ns, name], seen.status, seen.performance_check
+        metric = check.get("metric")
+        if isinstance(metric, str) and metric:
+            for family, key in ((g.performance_min, "min"), (g.performance_max, "max")):
+                if _is_number(check.get(key)):
+                    family.add_metric([*obj, metric], float(check[key]))
         current = status.get("phase")
         for p in Phase:
             g.phase.add_metric([*obj, p.value], 1.0 if p.value == current else 0.0)
@@ -187,6 +201,16 @@ class _Families:
             "Model quality on labelled live data (accuracy, f1, roc_auc, ...)",
             labels=[*who, "metric"],
         )
+        self.performance_min = GaugeMetricFamily(
+            n.PERFORMANCE_MIN,
+            "Floor of the monitored metric (spec.monitoring.performance.min)",
+            labels=[*obj, "metric"],
+        )
+        self.performance_max = GaugeMetricFamily(
+            n.PERFORMANCE_MAX,
+            "Ceiling of the monitored metric (spec.monitoring.performance.max)",
+            labels=[*obj, "metric"],
+        )
         self.stability = GaugeMetricFamily(
             n.IMPORTANCE_STABILITY, "Rank correlation of feature importances, training vs live", labels=who
         )
@@ -203,11 +227,11 @@ class _Families:
 class _Snapshots(Collector):
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._statuses: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self._statuses: dict[tuple[str, str], Seen] = {}
 
-    def put(self, key: tuple[str, str], status: Mapping[str, Any]) -> None:
+    def put(self, key: tuple[str, str], seen: Seen) -> None:
         with self._lock:
-            self._statuses[key] = status
+            self._statuses[key] = seen
 
     def drop(self, key: tuple[str, str]) -> None:
         with self._lock:
@@ -234,7 +258,9 @@ def observe(body: Mapping[str, Any]) -> None:
     if meta.get("deletionTimestamp"):
         _SNAPSHOTS.drop(key)
     else:
-        _SNAPSHOTS.put(key, copy.deepcopy(dict(_mapping(body.get("status")))))
+        check = _mapping(_mapping(_mapping(body.get("spec")).get("monitoring")).get("performance"))
+        status = copy.deepcopy(dict(_mapping(body.get("status"))))
+        _SNAPSHOTS.put(key, Seen(status, copy.deepcopy(dict(check))))
 
 
 def forget(namespace: str, name: str) -> None:
