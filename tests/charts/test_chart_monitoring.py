@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from charts.chart_support import CHART, Obj, by_kind, docs, helm, render, run
+from harness.kube import KubeEnv
 from harness.procs import Proc, free_port
 from harness.services import Prometheus
 from mlrollout.handlers import metric_names, metrics
@@ -183,6 +184,13 @@ def test_prometheus_rule_is_gated_and_follows_values() -> None:
             "template", "rel", str(CHART), "--set", "prometheusRule.enabled=true", "--set", bad, check=False
         )
         assert r.returncode != 0 and "values don't meet the specifications" in r.stderr, bad
+
+
+@pytest.mark.integration
+def test_dashboard_configmap_is_accepted_by_the_api_server(kube: KubeEnv, namespace: str) -> None:
+    (cm,) = dashboard_configmaps(docs(render("grafanaDashboard.enabled=true", namespace=namespace)))
+    r = kube.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(cm))
+    assert r.returncode == 0 and "(server dry run)" in r.stdout, r.stderr
 
 
 def test_servicemonitor_keeps_the_series_own_namespace_label() -> None:

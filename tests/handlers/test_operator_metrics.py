@@ -1,5 +1,6 @@
-"""The real operator's /metrics on the real control plane: a ModelDeployment reconciled through a
-canary step shows its phase, versions and weights; a monitor verdict written into status.monitoring
+"""The real operator's /metrics on the real control plane: a ModelDeployment reconciled into a
+canary analysis step (on the real Prometheus, with no traffic: inconclusive) shows its phase,
+versions, weights and analysis outcomes; a monitor verdict written into status.monitoring
 shows per model and version; deleting the object removes its series; the harness's real Prometheus
 scrapes the endpoint."""
 
@@ -100,23 +101,41 @@ def test_operator_metrics_follow_the_object_and_prometheus_scrapes_them(
             "model": {"name": model, "alias": "challenger"},
             "registry": {"trackingUri": registry.uri, "championAlias": "champion"},
             "serving": {"image": IMAGE, "replicas": 2},
-            "strategy": {"canary": {"steps": [{"setWeight": 25}, {"pause": {}}]}},
+            "strategy": {"canary": {"steps": [{"setWeight": 25}, {"analysis": {}}]}},
+            # No traffic reaches these pods: every measurement is inconclusive, and the run pauses.
+            "analysis": {
+                "prometheus": {"address": prometheus.url},
+                "interval": "1s",
+                "count": 5,
+                "minRequests": 10,
+                "inconclusiveLimit": 2,
+                "metrics": [{"name": "error-rate", "template": "errorRate", "max": 0.05}],
+            },
         },
     )
     eventually(lambda: one(op.port, n.PHASE, **obj, phase="Healthy") == 1.0, 120, "phase Healthy in /metrics")
     assert one(op.port, n.INFO, **obj, model=model, stable_version="1") == 1.0
     assert one(op.port, n.CONDITION, **obj, type="Ready") == 1.0
 
-    # A candidate held at its manual pause: phase, canary version and both weights.
+    # A candidate at its analysis step: phase, canary version, both weights, the analysis outcomes.
     registry.set_alias(model, "challenger", "2")
+    stage = {**obj, "stage": "step-1"}
     eventually(
-        lambda: one(op.port, n.CONDITION, **obj, type="Paused", reason="PausedAtStep") == 1.0,
+        lambda: one(op.port, n.ANALYSIS_VERDICT, **stage, verdict="Inconclusive") == 1.0,
         180,
-        "held at the pause in /metrics",
+        "the inconclusive analysis verdict in /metrics",
     )
     status = status_of(cluster, md)
+    [tally] = status["rollout"]["analysis"]["tallies"]
+    measured = {**stage, "metric": "error-rate"}
+    assert (
+        one(op.port, n.ANALYSIS_MEASUREMENTS, **measured, outcome="inconclusive")
+        == tally["inconclusive"]
+        >= 3
+    )
+    assert one(op.port, n.ANALYSIS_MEASUREMENTS, **measured, outcome="passed") == 0.0
     assert status["rollout"]["desiredWeight"] == 25
-    assert one(op.port, n.PHASE, **obj, phase="Progressing") == 1.0
+    assert one(op.port, n.PHASE, **obj, phase=status["phase"]) == 1.0
     assert one(op.port, n.PHASE, **obj, phase="Healthy") == 0.0
     assert one(op.port, n.INFO, **obj, canary_version="2") == 1.0
     assert one(op.port, n.CANARY_WEIGHT, **obj, kind="desired") == 25.0
@@ -138,7 +157,7 @@ def test_operator_metrics_follow_the_object_and_prometheus_scrapes_them(
     prometheus.add_target(f"127.0.0.1:{op.port}", component="mlrollout-operator", test_namespace=ns)
 
     def in_prometheus() -> bool:
-        found = prometheus.query(f'{n.PHASE}{{namespace="{ns}",name="{md}",phase="Progressing"}} == 1')
+        found = prometheus.query(f'{n.PHASE}{{namespace="{ns}",name="{md}",phase="{status["phase"]}"}} == 1')
         drift = prometheus.query(f'{n.DRIFT_SHARE}{{namespace="{ns}",model="{model}",version="1"}}')
         return len(found) == 1 and len(drift) == 1 and float(drift[0]["value"][1]) == 0.5
 
