@@ -10,6 +10,8 @@ import urllib.request
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.procs import free_port
@@ -243,3 +245,29 @@ def test_endpoint_serves_healthz_after_ready_and_metrics_in_both_formats() -> No
             await runner.cleanup()
 
     asyncio.run(scenario())
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(
+    ["phase", "modelName", "stableVersion", "weights", "rollout", "monitoring", "conditions", "canaryVersion"]
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    status=st.dictionaries(
+        KEYS, JSON | st.fixed_dictionaries({}, optional={"analysis": JSON, "driftShare": JSON})
+    ),
+    spec=JSON,
+)
+def test_any_status_renders_known_families_only_and_forget_removes_all(status: Any, spec: Any) -> None:
+    metrics.observe({"metadata": {"namespace": "h", "name": "x"}, "spec": spec, "status": status})
+    s = scraped()
+    assert names_of(s, namespace="h") <= set(metric_names.PER_OBJECT)
+    assert value(s, metric_names.PHASE, namespace="h", name="x", phase="Pending") in (0.0, 1.0)
+    metrics.forget("h", "x")
+    assert not names_of(scraped(), namespace="h")
