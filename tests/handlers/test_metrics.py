@@ -271,3 +271,26 @@ def test_any_status_renders_known_families_only_and_forget_removes_all(status: A
     assert value(s, metric_names.PHASE, namespace="h", name="x", phase="Pending") in (0.0, 1.0)
     metrics.forget("h", "x")
     assert not names_of(scraped(), namespace="h")
+
+
+def test_timed_tick_counts_failures_by_kind_and_not_cancelled_ticks() -> None:
+    total, errors = f"{metric_names.RECONCILES}_total", f"{metric_names.RECONCILE_ERRORS}_total"
+    before = scraped()
+
+    def kind_of(e: Exception) -> str:
+        return metric_names.ERROR_API if isinstance(e, KeyError) else metric_names.ERROR_UNEXPECTED
+
+    with metrics.timed_tick(kind_of):
+        pass
+    with pytest.raises(KeyError), metrics.timed_tick(kind_of):
+        raise KeyError("x")
+    with pytest.raises(asyncio.CancelledError), metrics.timed_tick(kind_of):
+        raise asyncio.CancelledError
+    after = scraped()
+
+    def delta(metric: str, /, **labels: str) -> float:
+        return (value(after, metric, **labels) or 0.0) - (value(before, metric, **labels) or 0.0)
+
+    assert delta(total, result="ok") == 1.0 and delta(total, result="error") == 1.0
+    assert delta(errors, kind="api_error") == 1.0 and delta(errors, kind="unexpected") == 0.0
+    assert delta(f"{metric_names.RECONCILE_SECONDS}_count") == 2.0

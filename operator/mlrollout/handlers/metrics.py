@@ -9,9 +9,11 @@ conditions and columns are bounded lists). Names: mlrollout.handlers.metric_name
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -279,6 +281,19 @@ def reconciled(seconds: float, error_kind: str | None = None) -> None:
     if error_kind:
         RECONCILE_ERRORS.labels(error_kind).inc()
     RECONCILE_SECONDS.observe(seconds)
+
+
+@contextlib.contextmanager
+def timed_tick(kind_of: Callable[[Exception], str]) -> Iterator[None]:
+    """Time and count the tick inside; a failure is counted under kind_of(error) and re-raised. A
+    cancelled tick (the daemon stopping) is not counted: it did not run to an end."""
+    started = time.monotonic()
+    try:
+        yield
+    except Exception as e:
+        reconciled(time.monotonic() - started, kind_of(e))
+        raise
+    reconciled(time.monotonic() - started)
 
 
 def exposition(accept: str | None) -> tuple[bytes, str]:

@@ -9,7 +9,6 @@ import asyncio
 import copy
 import importlib
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -86,31 +85,20 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
     uid = body.metadata["uid"]
     async with _locks[uid]:
-        started: float | None = time.monotonic()
-        error: str | None = metric_names.ERROR_UNEXPECTED  # until reconcile returns or fails known
         try:
-            outcome = await asyncio.to_thread(reconcile, _plain(body), world())
-            error = None
+            with metrics.timed_tick(_error_kind):
+                outcome = await asyncio.to_thread(reconcile, _plain(body), world())
         except ActionFailed as e:  # nothing recorded: the next tick decides the same actions again
-            error = metric_names.ERROR_ACTION_FAILED
             logger.warning("%s; retrying in %ss", e, RETRY_FAILED_ACTION)
             phase = Phase(body.get("status", {}).get("phase") or Phase.PENDING)
             return Outcome(phase=phase, requeue_after=RETRY_FAILED_ACTION, acted=False)
         except client.ApiException as e:
             if e.status == 409:  # the object changed while we decided: the next tick decides again
-                error = metric_names.ERROR_CONFLICT
                 logger.debug("conflict writing status; retrying on the next tick")
                 return None
-            error = metric_names.ERROR_API
             raise kopf.TemporaryError(
                 f"API error {e.status}: {e.reason}", delay=SETTINGS.heartbeat_seconds
             ) from e
-        except asyncio.CancelledError:  # the daemon stopped: not a tick that ran
-            started = None
-            raise
-        finally:
-            if started is not None:
-                metrics.reconciled(time.monotonic() - started, error)
     if outcome.acted:
         logger.debug("phase %s, requeue %s", outcome.phase, outcome.requeue_after)
     return outcome
@@ -163,6 +151,14 @@ async def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     _locks.pop(body.metadata["uid"], None)
     _wakeups.pop(body.metadata["uid"], None)
     _seen.pop(body.metadata["uid"], None)
+
+
+def _error_kind(e: Exception) -> str:
+    if isinstance(e, ActionFailed):
+        return metric_names.ERROR_ACTION_FAILED
+    if isinstance(e, client.ApiException):
+        return metric_names.ERROR_CONFLICT if e.status == 409 else metric_names.ERROR_API
+    return metric_names.ERROR_UNEXPECTED
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:
