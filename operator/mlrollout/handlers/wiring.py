@@ -21,6 +21,7 @@ from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.registry.mlflow import MlflowRegistry
 from mlrollout.api import names
 from mlrollout.api.status import Phase
+from mlrollout.handlers import metric_names, metrics
 from mlrollout.handlers.requeue import run_ticks
 from mlrollout.handlers.settings import Settings
 from mlrollout.reconcile import Outcome, World, reconcile
@@ -88,7 +89,8 @@ async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
     uid = body.metadata["uid"]
     async with _locks[uid]:
         try:
-            outcome = await asyncio.to_thread(reconcile, _plain(body), world())
+            with metrics.timed_tick(_error_kind):
+                outcome = await asyncio.to_thread(reconcile, _plain(body), world())
         except ActionFailed as e:  # nothing recorded: the next tick decides the same actions again
             logger.warning("%s; retrying in %ss", e, RETRY_FAILED_ACTION)
             phase = Phase(body.get("status", {}).get("phase") or Phase.PENDING)
@@ -114,9 +116,14 @@ async def on_change(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
 
 
 @kopf.on.event(*RESOURCE, labels=LABELS)
-async def on_event(body: kopf.Body, **_: Any) -> None:
-    """A user's change (spec, a request, a pause) wakes the object's daemon at once; the operator's
-    own status writes do not (they would spin the loop)."""
+async def on_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """Every state the watch shows feeds /metrics (the monitor's status writes too). A user's change
+    (spec, a request, a pause) wakes the object's daemon at once; the operator's own status writes
+    do not (they would spin the loop)."""
+    if type == "DELETED":
+        metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
+        return
+    metrics.observe(body)
     uid = body.metadata["uid"]
     annotations = body.metadata.annotations
     key = (
@@ -143,6 +150,7 @@ async def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     outcome = await _tick(body, logger)
     if outcome is None or outcome.requeue_after is not None:
         raise kopf.TemporaryError("child objects are still being deleted", delay=1)
+    metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
     _locks.pop(body.metadata["uid"], None)
     _wakeups.pop(body.metadata["uid"], None)
     _seen.pop(body.metadata["uid"], None)
@@ -156,6 +164,14 @@ def _api_message(error: client.ApiException) -> str:
     except (ValueError, AttributeError):
         message = None
     return str(message or error.body or "")[:300]
+
+
+def _error_kind(e: Exception) -> str:
+    if isinstance(e, ActionFailed):
+        return metric_names.ERROR_ACTION_FAILED
+    if isinstance(e, client.ApiException):
+        return metric_names.ERROR_CONFLICT if e.status == 409 else metric_names.ERROR_API
+    return metric_names.ERROR_UNEXPECTED
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:
