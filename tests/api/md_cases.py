@@ -221,6 +221,28 @@ INVALID: list[Invalid] = [
         ),
     ),
     Invalid(
+        "ab-effect-beyond-one",
+        "spec.strategy.abTest.minimumDetectableEffect",
+        _set(
+            "strategy",
+            {"abTest": {"metric": {"name": "c"}, "minimumDetectableEffect": 0.2, "baseline": 0.9}},
+        ),
+    ),
+    Invalid(
+        "ab-effect-below-zero",
+        "spec.strategy.abTest.minimumDetectableEffect",
+        _set(
+            "strategy",
+            {
+                "abTest": {
+                    "metric": {"name": "c", "higherIsBetter": False},
+                    "minimumDetectableEffect": 0.1,
+                    "baseline": 0.05,
+                }
+            },
+        ),
+    ),
+    Invalid(
         "auto-promotion-delay-without-auto",
         "spec.strategy.blueGreen.autoPromotionDelay",
         _set("strategy", {"blueGreen": {"autoPromotionDelay": "5m"}}),
