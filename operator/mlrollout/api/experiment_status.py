@@ -68,6 +68,9 @@ class AbTestStatus(ApiModel):
     analyses: int = Field(default=0, ge=0)
     p_value: float = Field(default=1.0, ge=0.0, le=1.0, description="Always-valid p over all analyses.")
     decision: AbDecision = "Running"
+    waiting_for: Literal["data", "burnIn", "variance"] | None = Field(
+        default=None, description="Why the last analysis could not test: no data, burn-in, no variance."
+    )
     history: list[AbAnalysis] = Field(default_factory=list, max_length=20)
     message: str | None = Field(default=None, max_length=1024)
 
