@@ -85,10 +85,19 @@ class Outcomes:
     stopped_at_requests: FloatArray  # total requests (both arms) when it decided, or at the end
 
 
-def msprt(kind: MetricKind, arms: Arms, tau2: float, alpha: float) -> Outcomes:
+def msprt(
+    kind: MetricKind, arms: Arms, tau2: float, alpha: float, stop_at: tuple[int, int] | None = None
+) -> Outcomes:
+    """As the operator runs it: stops at the first analysis where both arms reached `stop_at` (the
+    planned maximum), after testing that analysis."""
     estimate, variance = estimates(kind, arms)
     p = sq.always_valid_p(sq.msprt_log_e_value(estimate, variance, tau2))
-    return _first_crossing(p <= alpha, estimate, arms)
+    hit = p <= alpha
+    if stop_at is not None:
+        reached = (arms.stable_n >= stop_at[0]) & (arms.candidate_n >= stop_at[1])
+        after = np.cumsum(reached, axis=1) - reached > 0  # looks after the first that reached it
+        hit &= ~after
+    return _first_crossing(hit, estimate, arms)
 
 
 def naive_peeking(kind: MetricKind, arms: Arms, alpha: float) -> Outcomes:

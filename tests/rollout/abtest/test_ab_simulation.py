@@ -54,7 +54,8 @@ def plan_for(kind: MetricKind, share: float, base: float, mde: float, sd: float)
 def test_aa_false_winner_rate(kind: MetricKind, share: float, base: float, mde: float, sd: float) -> None:
     p, batch = plan_for(kind, share, base, mde, sd)
     arms = simulate(np.random.default_rng(20261123), kind, EXPERIMENTS, BATCHES, batch, share, base, base, sd)
-    sequential = float(np.mean(msprt(kind, arms, p.mixing_variance, ALPHA).direction != 0))
+    stop = (p.sequential_stable, p.sequential_candidate)
+    sequential = float(np.mean(msprt(kind, arms, p.mixing_variance, ALPHA, stop).direction != 0))
     peeking = float(np.mean(naive_peeking(kind, arms, ALPHA).direction != 0))
     once = float(np.mean(fixed_horizon(kind, arms, ALPHA, p.fixed_stable, p.fixed_candidate).direction != 0))
     print(f"\nA/A {kind} share={share}: mSPRT {sequential:.4f}, peeking {peeking:.4f}, fixed {once:.4f}")
@@ -69,7 +70,7 @@ def test_ab_power_at_the_minimum_detectable_effect(
 ) -> None:
     p, batch = plan_for(kind, share, base, mde, sd)
     arms = simulate(np.random.default_rng(7), kind, EXPERIMENTS, BATCHES, batch, share, base, base + mde, sd)
-    sequential = msprt(kind, arms, p.mixing_variance, ALPHA)
+    sequential = msprt(kind, arms, p.mixing_variance, ALPHA, (p.sequential_stable, p.sequential_candidate))
     once = fixed_horizon(kind, arms, ALPHA, p.fixed_stable, p.fixed_candidate)
     power = float(np.mean(sequential.direction == 1))
     wrong_way = float(np.mean(sequential.direction == -1))

@@ -88,7 +88,10 @@ def msprt_half_width(variance: FloatArray, tau2: float, alpha: float) -> FloatAr
 def always_valid_p(log_e_values: FloatArray, previous: float | FloatArray = 1.0) -> FloatArray:
     """Running minimum of 1/Lambda over analyses along the last axis, starting from `previous`."""
     p = np.minimum(1.0, np.exp(-np.asarray(log_e_values, dtype=np.float64)))
-    running: FloatArray = np.minimum.accumulate(np.minimum(p, previous), axis=-1)
+    p = np.minimum(p, previous)
+    if p.ndim == 0:  # one analysis: the minimum with the previous one is all there is
+        return p
+    running: FloatArray = np.minimum.accumulate(p, axis=-1)
     return running
 
 
