@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ab_simulation import fixed_horizon, msprt, simulate
 
 from mlrollout.api.experiment_status import AbTestStatus
 from mlrollout.api.strategy import AbTest
 from mlrollout.rollout.abtest import evaluate
+from mlrollout.rollout.abtest.simulation import fixed_horizon, msprt, simulate
 from mlrollout.rollout.experiment_observed import AbObservation, ArmCounts
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

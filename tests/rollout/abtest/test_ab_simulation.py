@@ -14,10 +14,10 @@ import math
 
 import numpy as np
 import pytest
-from ab_simulation import fixed_horizon, msprt, naive_peeking, simulate
 
 from mlrollout.rollout.abtest.planning import Plan, plan
 from mlrollout.rollout.abtest.sequential import MetricKind
+from mlrollout.rollout.abtest.simulation import fixed_horizon, msprt, naive_peeking, simulate
 
 ALPHA, POWER = 0.05, 0.8
 EXPERIMENTS, BATCHES = 2000, 50

@@ -1,4 +1,4 @@
-"""Vectorised A/B experiments for the statistics tests and `make bench-abtest`.
+"""Vectorised A/B experiments for the statistics tests and `make bench-abtest` (not used by the operator).
 
 Each experiment sends `batches` batches of `batch` requests; every request goes to the candidate with
 probability `share` (per-request assignment, as with the replica-ratio router). After every batch the
@@ -92,11 +92,12 @@ def msprt(
     planned maximum), after testing that analysis."""
     estimate, variance = estimates(kind, arms)
     p = sq.always_valid_p(sq.msprt_log_e_value(estimate, variance, tau2))
-    hit = p <= alpha
+    hit: npt.NDArray[np.bool_] = np.asarray(p <= alpha)
     if stop_at is not None:
         reached = (arms.stable_n >= stop_at[0]) & (arms.candidate_n >= stop_at[1])
-        after = np.cumsum(reached, axis=1) - reached > 0  # looks after the first that reached it
-        hit &= ~after
+        # looks after the first one that reached it never happen
+        after = (np.cumsum(reached, axis=1) - reached.astype(np.int64)) > 0
+        hit = np.logical_and(hit, np.logical_not(after))
     return _first_crossing(hit, estimate, arms)
 
 
