@@ -212,3 +212,12 @@ def _arm(kind: str, n: Any, total: Any, squares: Any, e: int, b: int) -> ArmCoun
     if kind == "proportion":
         return ArmCounts(float(n[e, b]), outcomes=float(total[e, b]))
     return ArmCounts(float(n[e, b]), float(n[e, b]), float(total[e, b]), float(squares[e, b]))
+
+
+def test_overwhelming_evidence_stays_finite_in_status() -> None:
+    status = run(ab(baseline=0.1), prop(1_000_000, 100_000, 1_000_000, 200_000))
+    assert status.decision == "CandidateWins"
+    last = status.history[-1]
+    assert last.e_value == pytest.approx(math.exp(evaluate.MAX_LOG_E)) and last.p_value == 0.0
+    dumped = status.model_dump(mode="json", by_alias=True)
+    assert AbTestStatus.model_validate(dumped) == status  # what the API server stores comes back equal

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import numpy as np
@@ -23,6 +24,7 @@ from mlrollout.rollout.experiment_observed import AbObservation, ArmCounts
 
 BURN_IN_REQUESTS = 100  # per arm, before a plan is made from data and before any test statistic
 HISTORY = 20
+MAX_LOG_E = 700.0  # e-values beyond e^700 are shown as e^700 (a float64 ends near e^709)
 
 
 def start(ab: AbTest, assignment: str, now: datetime) -> AbTestStatus:
@@ -105,18 +107,20 @@ def _test(
         tau2 = the_plan.mixing_variance
         log_e = float(sq.msprt_log_e_value(est_a, var_a, tau2))
         p_value = float(sq.always_valid_p(np.asarray(log_e), previous=status.p_value))
-        half = float(sq.msprt_half_width(var_a, tau2, ab.alpha)) if variance > 0 else float("inf")
+        # no spread seen (cannot happen after a burn-in, but never write an infinite bound)
+        half = float(sq.msprt_half_width(var_a, tau2, ab.alpha)) if variance > 0 else None
         record = record.model_copy(
             update={
-                "ci_low": estimate - half,
-                "ci_high": estimate + half,
+                "ci_low": None if half is None else estimate - half,
+                "ci_high": None if half is None else estimate + half,
                 "p_value": p_value,
-                "e_value": float(np.exp(log_e)),
+                "e_value": math.exp(min(log_e, MAX_LOG_E)),
                 "progress": progress,
             }
         )
+        interval = "no interval yet" if half is None else f"[{estimate - half:.4g}, {estimate + half:.4g}]"
         summary = (
-            f"{_effect(estimate)} ({level} always-valid CI [{estimate - half:.4g}, {estimate + half:.4g}]),"
+            f"{_effect(estimate)} ({level} always-valid CI {interval}),"
             f" p = {p_value:.3g}, {100 * progress:.0f}% of the planned maximum sample"
         )
         if p_value <= ab.alpha:
