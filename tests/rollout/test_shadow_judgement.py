@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlrollout.api.experiment_status import ShadowStatus
 from mlrollout.api.names import TRACK_SHADOW
@@ -228,3 +230,42 @@ def test_rejection_keeps_the_numbers_in_status() -> None:
     assert (s.mirrored, s.errors, s.compared) == (1000.0, 30.0, 1000.0)
     assert s.agreement == pytest.approx(0.9) and s.error_rate == pytest.approx(0.03)
     assert s.message is not None and "error rate 3.00%" in s.message and "disagreement 10.00%" in s.message
+
+
+@given(
+    mirrored=st.floats(0, 1e6),
+    error_share=st.floats(0, 1),
+    agree_share=st.floats(0, 1),
+    compared_per_request=st.floats(0, 3),
+    stable_p99=st.none() | st.floats(1e-4, 10),
+    cand_p99=st.none() | st.floats(1e-4, 10),
+)
+def test_a_pass_always_meets_every_threshold(
+    mirrored: float,
+    error_share: float,
+    agree_share: float,
+    compared_per_request: float,
+    stable_p99: float | None,
+    cand_p99: float | None,
+) -> None:
+    spec = shadow()
+    compared = mirrored * (1 - error_share) * compared_per_request
+    seen = obs(
+        mirrored=mirrored,
+        errors=mirrored * error_share,
+        compared=compared,
+        agreed=compared * agree_share,
+        stable_latency_seconds=stable_p99,
+        candidate_latency_seconds=cand_p99,
+    )
+    j = sh.judge(spec, seen, ShadowStatus())
+    if mirrored < spec.min_requests:
+        assert j.verdict == "inconclusive"  # never a pass for lack of traffic
+    if j.verdict == "pass":
+        assert mirrored >= spec.min_requests and compared > 0
+        assert error_share <= spec.max_error_rate
+        assert spec.max_disagreement is not None and 1 - agree_share <= spec.max_disagreement + 1e-9
+        assert stable_p99 is not None and cand_p99 is not None
+        assert spec.max_latency_ratio is not None and cand_p99 / stable_p99 <= spec.max_latency_ratio
+    if j.verdict == "fail":
+        assert j.problems

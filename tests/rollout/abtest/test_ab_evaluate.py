@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlrollout.api.experiment_status import AbTestStatus
 from mlrollout.api.strategy import AbTest
@@ -221,3 +223,26 @@ def test_overwhelming_evidence_stays_finite_in_status() -> None:
     assert last.e_value == pytest.approx(math.exp(evaluate.MAX_LOG_E)) and last.p_value == 0.0
     dumped = status.model_dump(mode="json", by_alias=True)
     assert AbTestStatus.model_validate(dumped) == status  # what the API server stores comes back equal
+
+
+@given(
+    ns=st.integers(100, 50_000),
+    nc=st.integers(100, 50_000),
+    rate_s=st.floats(0.01, 0.99),
+    rate_c=st.floats(0.0, 1.0),
+    higher=st.booleans(),
+)
+def test_a_winner_is_significant_and_on_its_better_side(
+    ns: int, nc: int, rate_s: float, rate_c: float, higher: bool
+) -> None:
+    spec = ab(metric={"name": "m", "higherIsBetter": higher}, baseline=0.5)
+    status = run(spec, prop(ns, round(ns * rate_s), nc, round(nc * rate_c)))
+    if status.decision in ("CandidateWins", "StableWins"):
+        last = status.history[-1]
+        assert last.p_value is not None and last.p_value <= spec.alpha
+        assert last.ci_low is not None and last.ci_high is not None
+        assert last.ci_low > 0 or last.ci_high < 0  # the always-valid interval excludes "no effect"
+        assert last.estimate is not None
+        assert (status.decision == "CandidateWins") == ((last.estimate > 0) == higher)
+    else:
+        assert status.decision in ("Running", "NoSignificantDifference")
