@@ -16,7 +16,7 @@ from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import Candidate, RolloutStatus
 from mlrollout.api.strategy import Shadow
 from mlrollout.rollout import shadow as sh
-from mlrollout.rollout.actions import ApplyServing
+from mlrollout.rollout.actions import ApplyServing, DeleteServing
 from mlrollout.rollout.experiment_observed import ShadowObservation
 from mlrollout.rollout.experiment_step import ConfigureMirror
 from mlrollout.rollout.observed import Observed, ResolvedModel, TrackState
@@ -214,7 +214,9 @@ def test_end_of_window(
         "analysis-paused": "Inconclusive",
     }
     assert after.rollout.shadow.verdict == expected[outcome]
-    if outcome in ("promote", "continue", "reject"):
+    if outcome == "continue":
+        assert after.actions == (ConfigureMirror(0, TRACK_SHADOW), DeleteServing(TRACK_SHADOW))
+    elif outcome in ("promote", "reject"):
         assert after.actions == (ConfigureMirror(0, TRACK_SHADOW),)  # mirroring off once judged
     else:
         assert ConfigureMirror(50, TRACK_SHADOW) in after.actions  # keeps mirroring while paused

@@ -21,7 +21,7 @@ from mlrollout.api.names import TRACK_SHADOW
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import RolloutStatus
 from mlrollout.api.strategy import Shadow
-from mlrollout.rollout.actions import ApplyServing
+from mlrollout.rollout.actions import ApplyServing, DeleteServing
 from mlrollout.rollout.canary import POLL_WHILE_MOVING
 from mlrollout.rollout.experiment_observed import ShadowObservation
 from mlrollout.rollout.experiment_step import ConfigureMirror, ExperimentAction, StepResult
@@ -181,6 +181,8 @@ def step(
     status = judgement.status.model_copy(update={"verdict": "Passed", "message": numbers})
     rollout = rollout.model_copy(update={"shadow": status})
     if shadow.continue_with is not None:
+        # the canary's Service selects every track: the shadow pods go before it serves anyone
         message = f"shadow passed ({numbers}): continuing into the canary"
-        return StepResult(rollout, mirror_off, "continue", "ShadowPassed", message, 0.1)
+        leave = (*mirror_off, DeleteServing(TRACK_SHADOW))
+        return StepResult(rollout, leave, "continue", "ShadowPassed", message, 0.1)
     return StepResult(rollout, mirror_off, "promote", "ShadowPassed", f"shadow passed: {numbers}", None)
