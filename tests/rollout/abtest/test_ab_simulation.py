@@ -86,3 +86,16 @@ def test_ab_power_at_the_minimum_detectable_effect(
     assert abs(fixed_power - POWER) <= margin(POWER, 4.0)
     # it stops early when it can: on average far below its own maximum
     assert average < 0.75 * (p.sequential_stable + p.sequential_candidate) / fixed_n
+
+
+@pytest.mark.parametrize(("base", "mde"), [(0.005, 0.002), (0.02, 0.005)])
+def test_aa_rare_outcomes_looked_at_every_hundred_requests(base: float, mde: float) -> None:
+    """The harshest schedule the operator allows: an analysis every ~100 requests per arm from the
+    burn-in's 100 on, with rare conversions (plug-in variances are noisiest there)."""
+    p = plan("proportion", mde, ALPHA, POWER, 0.5, baseline=base)
+    stop = (p.sequential_stable, p.sequential_candidate)
+    batches = math.ceil(sum(stop) / 200)
+    arms = simulate(np.random.default_rng(11), "proportion", EXPERIMENTS, batches, 200, 0.5, base, base)
+    rate = float(np.mean(msprt("proportion", arms, p.mixing_variance, ALPHA, stop).direction != 0))
+    print(f"\nA/A rare proportion {base}: {batches} analyses, mSPRT {rate:.4f}")
+    assert rate <= ALPHA + margin(ALPHA)
