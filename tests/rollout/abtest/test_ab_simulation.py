@@ -16,8 +16,15 @@ import numpy as np
 import pytest
 
 from mlrollout.rollout.abtest.planning import Plan, plan
-from mlrollout.rollout.abtest.sequential import MetricKind
-from mlrollout.rollout.abtest.simulation import fixed_horizon, msprt, naive_peeking, simulate
+from mlrollout.rollout.abtest.sequential import FloatArray, MetricKind
+from mlrollout.rollout.abtest.simulation import (
+    Draw,
+    fixed_horizon,
+    msprt,
+    naive_peeking,
+    simulate,
+    simulate_draws,
+)
 
 ALPHA, POWER = 0.05, 0.8
 EXPERIMENTS, BATCHES = 2000, 50
@@ -99,3 +106,31 @@ def test_aa_rare_outcomes_looked_at_every_hundred_requests(base: float, mde: flo
     rate = float(np.mean(msprt("proportion", arms, p.mixing_variance, ALPHA, stop).direction != 0))
     print(f"\nA/A rare proportion {base}: {batches} analyses, mSPRT {rate:.4f}")
     assert rate <= ALPHA + margin(ALPHA)
+
+
+def revenue(conversion: float) -> Draw:
+    """Revenue per request: zero unless the user buys (then lognormal, mean ~33): skewed, heavy-tailed."""
+
+    def draw(rng: np.random.Generator, shape: tuple[int, int]) -> FloatArray:
+        bought = rng.random(shape) < conversion
+        return np.where(bought, rng.lognormal(3.0, 1.0, shape), 0.0)
+
+    return draw
+
+
+def test_aa_skewed_revenue() -> None:
+    """A mean metric that is nothing like normal per request (90% zeros, lognormal purchases)."""
+    rng = np.random.default_rng(5)
+    sample = revenue(0.1)(rng, (1, 400_000))
+    mean, variance = float(sample.mean()), float(sample.var())
+    p = plan("mean", 0.4 * mean, ALPHA, POWER, 0.5, variance=variance)
+    stop = (p.sequential_stable, p.sequential_candidate)
+    batch = 200
+    batches = math.ceil(sum(stop) / batch)
+    experiments = 1000
+    arms = simulate_draws(rng, experiments, batches, batch, 0.5, revenue(0.1), revenue(0.1))
+    sequential = float(np.mean(msprt("mean", arms, p.mixing_variance, ALPHA, stop).direction != 0))
+    peeking = float(np.mean(naive_peeking("mean", arms, ALPHA).direction != 0))
+    print(f"\nA/A skewed revenue, {batches} analyses: mSPRT {sequential:.4f}, peeking {peeking:.4f}")
+    bound = ALPHA + 3.0 * math.sqrt(ALPHA * (1 - ALPHA) / experiments)
+    assert sequential <= bound < peeking

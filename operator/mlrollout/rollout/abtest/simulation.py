@@ -9,6 +9,7 @@ it for normal data, the sum of squares is sum^2 / n + sigma^2 chi2(n - 1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,40 @@ def simulate(
         candidate_n=np.cumsum(candidate_n, axis=1).astype(np.float64),
         candidate_total=np.cumsum(c_total, axis=1),
         candidate_squares=cum(c_sq),
+    )
+
+
+Draw = Callable[[np.random.Generator, tuple[int, int]], FloatArray]
+
+
+def simulate_draws(
+    rng: np.random.Generator,
+    experiments: int,
+    batches: int,
+    batch: int,
+    share: float,
+    stable: Draw,
+    candidate: Draw,
+) -> Arms:
+    """A mean metric from per-request draws of any distribution (e.g. revenue: mostly zero, skewed)."""
+    shape = (experiments, batches)
+    n = {arm: np.zeros(shape) for arm in ("s", "c")}
+    total = {arm: np.zeros(shape) for arm in ("s", "c")}
+    squares = {arm: np.zeros(shape) for arm in ("s", "c")}
+    for k in range(batches):
+        to_candidate = rng.random((experiments, batch)) < share
+        for arm, draw, mask in (("s", stable, ~to_candidate), ("c", candidate, to_candidate)):
+            values = np.where(mask, draw(rng, (experiments, batch)), 0.0)
+            n[arm][:, k] = mask.sum(axis=1)
+            total[arm][:, k] = values.sum(axis=1)
+            squares[arm][:, k] = (values**2).sum(axis=1)
+    return Arms(
+        stable_n=np.cumsum(n["s"], axis=1),
+        stable_total=np.cumsum(total["s"], axis=1),
+        stable_squares=np.cumsum(squares["s"], axis=1),
+        candidate_n=np.cumsum(n["c"], axis=1),
+        candidate_total=np.cumsum(total["c"], axis=1),
+        candidate_squares=np.cumsum(squares["c"], axis=1),
     )
 
 
