@@ -3,6 +3,11 @@
 Sub-steps: SPLIT (the router serves candidateWeight % to the candidate; advances once read back),
 TESTING (an analysis of the business metric every analysis interval, until a decision). The caller
 (decision.py) owns what follows: promote the winner, roll back a losing candidate, or keep stable.
+
+The unit of analysis is the request (requests and outcomes per track). That is exact for the
+replica-ratio router, which assigns each request at random; with sticky assignment a user's requests
+are correlated and per-request variances understate the truth, so the error rates shown by the
+simulation hold only approximately (a per-user analysis would need per-user counts from the runtime).
 """
 
 from __future__ import annotations
