@@ -8,6 +8,7 @@ from typing import Literal
 
 from mlrollout.api.status import Weights
 from mlrollout.rollout.analysis import Sample
+from mlrollout.rollout.experiment_observed import AbObservation, ShadowObservation
 
 RegistryReason = Literal["ModelNotFound", "RegistryUnreachable", "RegistryError"]
 
@@ -64,6 +65,8 @@ class Observed:
     active_track: str | None = None  # the live Service's track selector as read back (None: every track)
     preview_service_present: bool = False
     hpa_tracks: frozenset[str] = frozenset()  # tracks whose replicas an HPA owns
+    ab: AbObservation | None = None  # per-variant business metric since the A/B test started
+    shadow: ShadowObservation | None = None  # mirroring read back and compared since the window began
 
 
 RequestAction = Literal["promote", "promote-full", "abort", "retry", "undo", "approve"]
