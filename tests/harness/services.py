@@ -133,7 +133,7 @@ class MLflowServer:
             self.workdir / "mlflow.log",
             env=env,
         ).start()
-        self.proc.wait_ready(lambda: _get(f"{self.uri}/health").strip() == "OK", timeout=120)
+        self.proc.wait_ready(lambda: _get(f"{self.uri}/health").strip() == "OK", timeout=300)
         return self
 
     def stop(self) -> None:
