@@ -44,6 +44,7 @@ class FakeCluster:
     selector: str | None = "stable"  # the live Service's track selector
     preview_service: bool = False
     switches: list[str | None] = field(default_factory=list)
+    query_problems: tuple[tuple[str, str], ...] = ()  # what Prometheus says of the queries it parsed
 
     def observed(self) -> Observed:
         stable = self.tracks.get("stable")
@@ -63,6 +64,7 @@ class FakeCluster:
             weights=weights,
             active_track=self.selector,
             preview_service_present=self.preview_service,
+            query_problems=self.query_problems,
         )
 
     def tick(self, apply: bool = True, write_status: bool = True) -> Decision:

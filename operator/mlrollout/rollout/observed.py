@@ -64,6 +64,8 @@ class Observed:
     active_track: str | None = None  # the live Service's track selector as read back (None: every track)
     preview_service_present: bool = False
     hpa_tracks: frozenset[str] = frozenset()  # tracks whose replicas an HPA owns
+    # (metric, Prometheus's parse error) of analysis queries checked before the candidate's first traffic
+    query_problems: tuple[tuple[str, str], ...] = ()
 
 
 RequestAction = Literal["promote", "promote-full", "abort", "retry", "undo", "approve"]
