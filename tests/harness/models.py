@@ -12,6 +12,7 @@ which release served a request (`from_faulty`).
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -89,7 +90,8 @@ def register_faulty(tracking_uri: str, name: str, fault: Fault) -> str:
     x = x[x["tenure"] >= FAILING_BELOW]  # the example must not trip the bug while MLflow logs it
     signature = infer_signature(x, (x["support_calls"] > 0).astype(float))
     mlflow.set_tracking_uri(tracking_uri)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # MLflow's advice on type hints and input examples
         code = Path(tmp) / f"release_{fault}.py"
         code.write_text(_CODE.format(fault=fault, failing_below=FAILING_BELOW, slow=SLOW_SECONDS))
         with mlflow.start_run():
