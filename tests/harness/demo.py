@@ -69,7 +69,14 @@ def model_deployment(tracking_uri: str, replicas: int, prometheus: str) -> dict[
             "serving": {"image": RUNTIME_IMAGE, "replicas": replicas},
             "strategy": {
                 "canary": {
-                    "steps": [{"setWeight": 50}, {"pause": {"duration": "5s"}}, {"analysis": {"count": 2}}]
+                    "steps": [
+                        {"setWeight": 5},
+                        {"analysis": {"count": 2}},
+                        {"setWeight": 50},
+                        {"analysis": {"count": 1}},
+                        {"setWeight": 100},
+                        {"pause": {"duration": "5s"}},
+                    ]
                 }
             },
             "analysis": {
@@ -321,6 +328,9 @@ def main() -> None:
                 + "\n".join("     " + x for x in r.stdout.splitlines())
             )
 
+        from harness.demo_rollback import bad_candidate_rolled_back
+
+        bad_candidate_rolled_back(cp, mlflow.uri, address)
         say("Events recorded on the ModelDeployment")
         show(cp, "get", "events", "-n", NS, "--field-selector", "involvedObject.kind=ModelDeployment")
 

@@ -49,6 +49,7 @@ class FakeCluster:
     switches: list[str | None] = field(default_factory=list)
     rolling: set[str] = field(default_factory=set)  # tracks whose new version is not observed rolled out yet
     event_names: set[str] = field(default_factory=set)
+    query_problems: tuple[tuple[str, str], ...] = ()  # what Prometheus says of the queries it parsed
 
     def observed(self) -> Observed:
         tracks = dict(self.tracks)
@@ -72,6 +73,7 @@ class FakeCluster:
             weights=weights,
             active_track=self.selector,
             preview_service_present=self.preview_service,
+            query_problems=self.query_problems,
         )
 
     def tick(self, apply: bool = True, write_status: bool = True) -> Decision:

@@ -58,6 +58,8 @@ class MetricsSource(Protocol):
 
     def sample(self, metric_name: str, queries: MetricQueries) -> Sample: ...
 
+    def check(self, promql: str) -> str | None: ...
+
 
 class ActionFailed(RuntimeError):
     """An action could not be carried out: status is not written, so the next tick decides again."""
@@ -115,7 +117,8 @@ def reconcile(seen: Mapping[str, Any], world: World, now: datetime | None = None
     model = world.registry(spec.registry.tracking_uri).resolve(spec.model)
     observed = _observe_children(body, owner, spec, status, world, model)
     samples = _sample(spec, status, owner, world, now)
-    decision = decide(spec, status, replace(observed, samples=samples), now)
+    problems = _check_queries(spec, status, model, owner, world)
+    decision = decide(spec, status, replace(observed, samples=samples, query_problems=problems), now)
     _act(decision, owner, spec, world, body, now)
     return Outcome(decision.phase, decision.requeue_after, acted=True)
 
@@ -168,6 +171,23 @@ def _sample(
         return tuple(Sample(m.name, None, None, error="no metrics provider configured") for m, _ in due)
     source = world.metrics(spec.analysis.prometheus.address)
     return tuple(source.sample(metric.name, queries) for metric, queries in due)
+
+
+def _check_queries(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    model: ResolvedModel | RegistryProblem,
+    owner: Owner,
+    world: World,
+) -> tuple[tuple[str, str], ...]:
+    """Prometheus parses a new candidate's queries before its first traffic (unreachable: no verdict)."""
+    if not isinstance(model, ResolvedModel) or world.metrics is None or spec.analysis is None:
+        return ()
+    due = plan.queries_to_check(spec, status, model.version, model.name, owner.namespace, owner.name)
+    if not due:
+        return ()
+    source = world.metrics(spec.analysis.prometheus.address)
+    return tuple((metric, error) for metric, promql in due if (error := source.check(promql)) is not None)
 
 
 def _act(

@@ -22,7 +22,7 @@ from mlrollout.api.status import (
     RolloutStatus,
     Weights,
 )
-from mlrollout.rollout import backoff, bluegreen, canary, requests
+from mlrollout.rollout import analysis, backoff, bluegreen, canary, plan, requests
 from mlrollout.rollout.actions import (
     Action,
     ApplyService,
@@ -43,6 +43,7 @@ POLL_WHILE_DEGRADED = 15.0
 # moves them): moving stable first would change what a replayed tick observes, and it would decide
 # the same release a second time from another status.
 ACT_ON_RECORDED_DECISION = 0.1
+INVALID_QUERY = "InvalidAnalysisQuery"
 
 
 class IllegalTransition(RuntimeError):
@@ -200,6 +201,9 @@ def _progress(
     assert rollout is not None and rollout.candidate is not None
     stable_version, model_name = status.stable_version, status.model_name
     assert stable_version is not None and model_name is not None
+    problems = query_problems(spec, observed)
+    if problems and plan.before_traffic(status, rollout.candidate.version):
+        return _hold_on_queries(status, observed, now, problems, events, updates)
     if spec.strategy.canary is not None:
         result = canary.step(spec, spec.strategy.canary, rollout, observed, stable_version, now)
         stable_replicas: int | None = canary.expected_replicas(spec, result.rollout)[0]
@@ -238,6 +242,48 @@ def _progress(
         "weights": _weights(observed),
     }
     return _finish(status, observed, now, verdict, (*actions, *events), result.requeue_after, updates)
+
+
+def query_problems(spec: ModelDeploymentSpec, observed: Observed) -> list[str]:
+    """Analysis metrics that cannot be measured as written: unknown template variables (found here),
+    queries Prometheus refuses to parse (observed), each named with what is wrong."""
+    found: list[str] = []
+    for metric in spec.analysis.metrics if spec.analysis else []:
+        unknown = analysis.unknown_variables(metric.query or "")
+        if unknown:
+            known = ", ".join(analysis.TEMPLATE_VARIABLES)
+            found.append(f"metric {metric.name!r}: unknown template variables {unknown} (known: {known})")
+    found += [
+        f"metric {metric!r}: query does not parse: {error}" for metric, error in observed.query_problems
+    ]
+    return found
+
+
+def _hold_on_queries(
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    problems: list[str],
+    events: list[Action],
+    updates: dict[str, object],
+) -> Decision:
+    """Bad input in spec.analysis: the candidate waits before any traffic moves, stable serves on."""
+    rollout = status.rollout
+    assert rollout is not None and rollout.candidate is not None
+    message = f"version {rollout.candidate.version} waits: " + "; ".join(problems)
+    message = message[:1024]
+    verdict = _Verdict(
+        phase=Phase.DEGRADED,
+        ready=(True, "Available", ""),
+        progressing=(False, INVALID_QUERY, message),
+        degraded=(True, INVALID_QUERY, message),
+    )
+    previous = c.find(status.conditions, c.DEGRADED)
+    if previous is None or previous.status != "True" or previous.message != message:
+        events = [*events, EmitEvent("Warning", INVALID_QUERY, message)]
+    actions = _steady_actions(status, observed)
+    updates |= {"canary_version": rollout.candidate.version, "current_step": 0, "weights": _weights(observed)}
+    return _finish(status, observed, now, verdict, (*actions, *events), POLL_WHILE_DEGRADED, updates)
 
 
 def _promote(

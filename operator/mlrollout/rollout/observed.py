@@ -67,6 +67,8 @@ class Observed:
     hpa_tracks: frozenset[str] = frozenset()  # tracks whose replicas an HPA owns
     ab: AbObservation | None = None  # per-variant business metric since the A/B test started
     shadow: ShadowObservation | None = None  # mirroring read back and compared since the window began
+    # (metric, Prometheus's parse error) of analysis queries checked before the candidate's first traffic
+    query_problems: tuple[tuple[str, str], ...] = ()
 
 
 RequestAction = Literal["promote", "promote-full", "abort", "retry", "undo", "approve"]

@@ -21,7 +21,7 @@ import yaml
 log = logging.getLogger("mlrollout.runtime.config")
 
 ENV_PREFIX = "MLROLLOUT_"
-TRACKS = ("stable", "canary", "blue", "green", "shadow")
+TRACKS = ("stable", "canary", "preview", "blue", "green", "shadow")  # preview: blue-green's new version
 
 
 def _env_bool(value: str) -> bool:
