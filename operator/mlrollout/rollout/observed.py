@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mlrollout.api.gate import GateCouldNotRun, GateReport, GateRunning
 from mlrollout.api.status import Weights
 from mlrollout.rollout.analysis import Sample
 
@@ -64,6 +65,8 @@ class Observed:
     active_track: str | None = None  # the live Service's track selector as read back (None: every track)
     preview_service_present: bool = False
     hpa_tracks: frozenset[str] = frozenset()  # tracks whose replicas an HPA owns
+    name: str = ""  # the ModelDeployment's name (children's deterministic names)
+    gate: GateReport | GateRunning | GateCouldNotRun | None = None  # the recorded gate Job, read back
 
 
 RequestAction = Literal["promote", "promote-full", "abort", "retry", "undo", "approve"]
