@@ -132,8 +132,20 @@ def history_text(obj: Mapping[str, Any], tags: Mapping[str, Mapping[str, str]] |
     stable = status.get("stableVersion")
     lines: list[str] = []
 
+    gate = rollout.get("gate") or {}
+
     def version_lines(version: str, text: str) -> None:
         lines.append(f"version {version}{text}")
+        if str(gate.get("version")) == version:
+            # The gate as the operator read it (checks with values), even when MLflow is not reached.
+            lines.append(
+                f"    gate: {gate.get('phase')} (attempt {_fmt(gate.get('attempt'))}, job {gate.get('job')})"
+            )
+            for check in gate.get("checks") or []:
+                lines.append(
+                    f"      {check.get('name')}: {check.get('verdict')} value={_fmt(check.get('value'))}"
+                    f" threshold={_fmt(check.get('threshold'))}"
+                )
         for key, value in sorted((tags or {}).get(version, {}).items()):
             if key.startswith("mlrollout."):
                 lines.append(f"    {key} = {value}")
