@@ -49,6 +49,12 @@ FAILED = GateReport(outcome="failed", model_name="churn", version="8", checks=[A
 NO_DATA = GateReport(
     outcome="error", model_name="churn", version="8", reason="dataset s3://b/holdout.parquet does not exist"
 )
+BAD_SEGMENT = GateReport(
+    outcome="error",
+    model_name="churn",
+    version="8",
+    reason="segment \"plan = 'x'\" does not parse: invalid syntax",
+)
 DEADLINE = GateCouldNotRun(job="md-gate-8-1", reason="DeadlineExceeded", message="Job was active longer")
 RUNNING = GateRunning(job="md-gate-8-1")
 
@@ -83,6 +89,7 @@ CASES = [
     ("passed stays passed", rollout("Passed"), None, False, "proceed", [], "Passed", 1),
     ("ran and failed: rejected", rollout("Running"), FAILED, False, "reject", [TAG, FAIL_EV], "Failed", 1),
     ("dataset missing: could not run", rollout("Running"), NO_DATA, False, "hold", [ERR_EV], "Error", 1),
+    ("bad input: could not run", rollout("Running"), BAD_SEGMENT, False, "hold", [ERR_EV], "Error", 1),
     ("deadline: could not run", rollout("Running"), DEADLINE, False, "hold", [ERR_EV], "Error", 1),
     ("backoff not over: wait", rollout("Error", next_attempt_at=LATER), None, False, "hold", [], "Error", 1),
     ("backoff over", rollout("Error", next_attempt_at=NOW), None, False, "hold", RESTART, "Running", 2),
@@ -137,6 +144,15 @@ def test_could_not_run_backs_off_and_says_why() -> None:
     assert third.rollout.gate is not None and third.rollout.gate.next_attempt_at == NOW + timedelta(
         seconds=20
     )
+
+
+def test_bad_input_is_could_not_run_with_the_reason_in_status_and_event() -> None:
+    got = gate.step(spec(), rollout("Running"), BAD_SEGMENT, "md", False, NOW)
+    assert got.outcome == "hold" and got.reason == "GateCouldNotRun" and "does not parse" in got.message
+    assert got.rollout.gate is not None and "does not parse" in (got.rollout.gate.reason or "")
+    [event] = got.actions
+    assert isinstance(event, EmitEvent) and event.type == "Warning" and "does not parse" in event.message
+    assert not any(isinstance(a, TagVersion) for a in got.actions)  # neither a rejection nor a pass
 
 
 def test_passing_restarts_the_step_clock_so_pauses_count_from_the_gate() -> None:
