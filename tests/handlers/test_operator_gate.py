@@ -117,6 +117,8 @@ def test_the_operator_gates_candidates_pass_reject_and_could_not_run(
     assert tracks(cluster, "pass")["canary"]["metadata"]["labels"][names.LABEL_MODEL_VERSION] == good2
     assert registry.tags(model, good2)["mlrollout.gate"] == "passed"
     job = gate_jobs(cluster, "pass")[f"pass-gate-{good2}-1"]
+    # No API token in the gate pod: whatever it runs, it cannot write the ModelDeployment.
+    assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     assert (
         job["spec"]["activeDeadlineSeconds"] == 300
         and job["metadata"]["ownerReferences"][0]["name"] == "pass"
