@@ -193,12 +193,16 @@ def test_history_shows_a_rejection_at_the_gate_with_its_numbers() -> None:
             },
         },
     }
-    tags = {"7": {"mlrollout.gate": "failed", "mlrollout.rollout": "rejected"}}
-    assert render.history_text(rejected, tags).splitlines()[:6] == [
+    report = json.dumps({"outcome": "failed", "checks": [check] * 5})
+    tags = {
+        "7": {"mlrollout.gate": "failed", "mlrollout.gate.report": report, "mlrollout.rollout": "rejected"}
+    }
+    assert render.history_text(rejected, tags).splitlines()[:7] == [
         "version 7 (not promoted): version 7 rejected at the gate: metric:roc_auc = 0.7123 (threshold 0.84)",
         "    gate: Failed (attempt 1, job churn-gate-7-1)",
         "      metric:roc_auc: failed value=0.7123 threshold=0.84",
         "    mlrollout.gate = failed",
+        f"    mlrollout.gate.report = {report[:117]}...",
         "    mlrollout.rollout = rejected",
         "version 6 (stable): promoted t cause -",
     ]
