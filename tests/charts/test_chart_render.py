@@ -50,9 +50,9 @@ OPERATOR_NAMESPACED_RULES = {
     ("apps", "deployments"): {"create", "get", "list", "watch", "patch", "update", "delete"},
     ("", "services"): {"create", "get", "list", "watch", "patch", "update", "delete"},
     ("", "configmaps"): {"create", "get", "list", "watch", "patch", "update", "delete"},
-    ("batch", "jobs"): {"create", "get", "list", "watch", "patch", "update", "delete"},
+    ("batch", "jobs"): {"create", "get", "patch", "delete"},  # the gate Jobs (reconcile/loop.py)
     ("batch", "cronjobs"): {"create", "get", "list", "watch", "patch", "update", "delete"},
-    ("", "pods"): {"get", "list", "watch"},
+    ("", "pods"): {"list"},  # a gate Job's pods: its termination message
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
 }

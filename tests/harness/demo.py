@@ -331,6 +331,10 @@ def main() -> None:
         from harness.demo_rollback import bad_candidate_rolled_back
 
         bad_candidate_rolled_back(cp, mlflow.uri, address)
+
+        from harness.demo_gate import show_gate
+
+        show_gate(cp, mlflow.uri, address)
         say("Events recorded on the ModelDeployment")
         show(cp, "get", "events", "-n", NS, "--field-selector", "involvedObject.kind=ModelDeployment")
 

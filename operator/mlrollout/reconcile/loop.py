@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from mlrollout.adapters.k8s import builders
+from mlrollout.adapters.k8s import builders, jobs
 from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.adapters.traffic.replica_ratio import ReplicaRatioRouter
@@ -24,9 +24,11 @@ from mlrollout.api.status import ModelDeploymentStatus, Phase
 from mlrollout.reconcile import observe
 from mlrollout.rollout import backoff, plan, requests
 from mlrollout.rollout.actions import (
+    ApplyGateJob,
     ApplyPreviewService,
     ApplyService,
     ApplyServing,
+    DeleteJob,
     DeletePreviewService,
     DeleteService,
     DeleteServing,
@@ -37,6 +39,7 @@ from mlrollout.rollout.actions import (
 )
 from mlrollout.rollout.analysis import MetricQueries, Sample
 from mlrollout.rollout.decision import Decision, decide, reject_spec, terminate
+from mlrollout.rollout.gate import GateResult
 from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel
 
 log = logging.getLogger(__name__)
@@ -157,7 +160,20 @@ def _observe_children(
         deleting=bool(meta.get("deletionTimestamp")),
         request=requests.parse(annotations.get(names.ANNOTATION_REQUEST)),
         weights=world.router(spec).get_weights(deployments),
+        name=owner.name,
+        gate=_observe_gate(owner, status, world),
     )
+
+
+def _observe_gate(owner: Owner, status: ModelDeploymentStatus, world: World) -> GateResult | None:
+    """The running gate's Job and its pods, parsed (None: no gate running, or its Job is gone)."""
+    gate = status.rollout.gate if status.rollout else None
+    if gate is None or gate.phase != "Running":
+        return None
+    job = world.executor.read_job(owner.namespace, gate.job)
+    if job is None:
+        return None
+    return jobs.read_gate_result(job, world.executor.list_job_pods(job))
 
 
 def _sample(
@@ -231,6 +247,17 @@ def _act(
                 )
                 if problem is not None:
                     raise ActionFailed(f"tagging {model_name} version {version}: {problem.message}")
+            case ApplyGateJob(version=version, attempt=attempt):
+                assert spec is not None
+                rollout = decision.status.rollout
+                model_name = (
+                    rollout.candidate.model_name if rollout and rollout.candidate else spec.model.name
+                )
+                # The runtime image serves models and runs the Jobs (gate, monitor, train).
+                manifest = jobs.gate_job(owner, spec, model_name, version, attempt, spec.serving.image)
+                world.executor.apply(manifest)
+            case DeleteJob(name=name):
+                world.executor.delete_job(owner.namespace, name)
             case DeleteServing(track=track):
                 world.executor.delete_deployment(owner.namespace, names.serving_name(owner.name, track))
             case DeleteService():

@@ -22,7 +22,7 @@ from mlrollout.api.status import (
     RolloutStatus,
     Weights,
 )
-from mlrollout.rollout import analysis, backoff, bluegreen, canary, plan, requests
+from mlrollout.rollout import analysis, backoff, bluegreen, canary, gate, plan, requests
 from mlrollout.rollout.actions import (
     Action,
     ApplyService,
@@ -163,6 +163,8 @@ def _serve(
     stable = observed.tracks.get(TRACK_STABLE)
     verdict = _serving_verdict(stable, status.phase)
     rollout = status.rollout or RolloutStatus()
+    if intent in ("promote-full", "abort") and rollout.candidate is not None:
+        events += gate.cancel(rollout)  # a manual decision ends a gate still running
     if intent == "promote-full" and rollout.candidate is not None:
         why = f"promoted in full by request {rollout.handled_request}"
         return _promote(spec, status, observed, now, "manual", why, events, updates)
@@ -171,15 +173,14 @@ def _serve(
         return _rollback(spec, status, observed, now, "Aborted", why, events, updates, tag="aborted")
     requeue = {Phase.DEPLOYING: POLL_WHILE_DEPLOYING, Phase.DEGRADED: POLL_WHILE_DEGRADED}.get(verdict.phase)
     if rollout.candidate is not None and verdict.phase in (Phase.HEALTHY, Phase.PROGRESSING):
-        held = _validation_hold(spec, status, observed)
-        if held is not None:
-            return _finish(status, observed, now, held, tuple(events), POLL_WHILE_DEPLOYING, updates)
-        return _progress(spec, status, observed, now, verdict, events, updates)
+        return _validation_hold(spec, status, observed, now, verdict, events, updates)
     actions = _steady_actions(status, observed)
     if rollout.candidate is not None:
         verdict = replace(
             verdict, progressing=(False, "StableNotReady", "the candidate waits for stable to be ready")
         )
+    elif rollout.aborted_version == model.version and (rejected := gate.rejected_message(rollout)):
+        verdict = replace(verdict, progressing=(False, "GateFailed", rejected))  # stays Healthy on stable
     elif rollout.aborted_version == model.version and verdict.phase == Phase.HEALTHY and rollout.last_outcome:
         message = f"{rollout.last_outcome}; `retry` or a newer version starts again"
         verdict = replace(verdict, phase=Phase.ROLLED_BACK, progressing=(False, "RolledBack", message))
@@ -392,7 +393,8 @@ def _track_candidate(
         )
         message = f"candidate {current.version} withdrawn: the model resolves to {model.version} again"
         return status.model_copy(update={"rollout": withdrawn}), [
-            EmitEvent("Normal", "CandidateWithdrawn", message)
+            *gate.cancel(rollout),
+            EmitEvent("Normal", "CandidateWithdrawn", message),
         ]
     if current is not None and (current.model_name, current.version) == (model.name, model.version):
         return status, []
@@ -404,6 +406,8 @@ def _track_candidate(
         desired_weight=0,
         handled_request=rollout.handled_request,
         aborted_version=rollout.aborted_version,
+        # The same version again (a `retry` after a rejection): its gate's attempts go on counting.
+        gate=rollout.gate if rollout.gate is not None and rollout.gate.version == model.version else None,
     )
     if current is None:
         event = EmitEvent(
@@ -412,17 +416,39 @@ def _track_candidate(
     else:
         message = f"version {model.version} supersedes candidate {current.version}; the rollout restarts"
         event = EmitEvent("Normal", "Superseded", message)
-    return status.model_copy(update={"rollout": fresh}), [event]
+    return status.model_copy(update={"rollout": fresh}), [*gate.cancel(rollout), event]
 
 
 def _validation_hold(
-    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: Observed
-) -> _Verdict | None:
-    """The gate hook: a verdict that holds the candidate in Validating before any traffic moves.
-
-    No gate runs yet (spec.validation gets its Job with the gate feature): nothing holds.
-    """
-    return None
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    verdict: _Verdict,
+    events: list[Action],
+    updates: dict[str, object],
+) -> Decision:
+    """The gate hook (rollout.gate): Validating before any traffic moves, then the strategy or a rejection."""
+    rollout = status.rollout
+    assert rollout is not None
+    spec_changed = observed.generation != status.observed_generation
+    gated = gate.step(spec, rollout, observed.gate, observed.name, spec_changed, now)
+    status = status.model_copy(update={"rollout": gated.rollout})
+    events = [*events, *gated.actions]
+    if gated.outcome == "proceed":
+        return _progress(spec, status, observed, now, verdict, events, updates)
+    updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
+    steady = _steady_actions(status, observed)
+    if gated.outcome == "reject":
+        verdict = replace(verdict, progressing=(False, gated.reason, gated.message))
+        return _finish(status, observed, now, verdict, (*steady, *events), None, updates)
+    held = replace(
+        verdict,
+        phase=Phase.VALIDATING,
+        progressing=(True, gated.reason, gated.message),
+        degraded=(False, "AsExpected", ""),
+    )
+    return _finish(status, observed, now, held, (*steady, *events), gated.requeue_after, updates)
 
 
 def _weights(observed: Observed) -> Weights:

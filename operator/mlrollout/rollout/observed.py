@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mlrollout.api.gate import GateCouldNotRun, GateReport, GateRunning
 from mlrollout.api.status import Weights
 from mlrollout.rollout.analysis import Sample
 from mlrollout.rollout.experiment_observed import AbObservation, ShadowObservation
@@ -69,6 +70,8 @@ class Observed:
     shadow: ShadowObservation | None = None  # mirroring read back and compared since the window began
     # (metric, Prometheus's parse error) of analysis queries checked before the candidate's first traffic
     query_problems: tuple[tuple[str, str], ...] = ()
+    name: str = ""  # the ModelDeployment's name (children's deterministic names)
+    gate: GateReport | GateRunning | GateCouldNotRun | None = None  # the recorded gate Job, read back
 
 
 RequestAction = Literal["promote", "promote-full", "abort", "retry", "undo", "approve"]
