@@ -122,14 +122,14 @@ class MetricBound(ApiModel):
 
 
 class PerformanceTrigger(MetricBound):
-    cooldown: Duration = Field(default="24h", description="Time after the last training start before another.")
+    cooldown: Duration = Field(default="24h", description="Time after a training starts before another.")
 
 
 class DriftConfirmation(ApiModel):
     """Input drift alone may be benign (the model copes): retrain only if one of these also holds."""
 
     prediction_drift: bool = Field(
-        default=False, description="Retrain when the predictions drifted too (status.monitoring.predictionDrift)."
+        default=False, description="Retrain when predictions drifted too (status.monitoring.predictionDrift)."
     )
     performance: MetricBound | None = Field(
         default=None, description="Retrain when the monitored metric is also past this bound."
@@ -145,7 +145,7 @@ class DriftConfirmation(ApiModel):
 
 
 class DriftTrigger(ApiModel):
-    cooldown: Duration = Field(default="24h", description="Time after the last training start before another.")
+    cooldown: Duration = Field(default="24h", description="Time after a training starts before another.")
     min_samples: int = Field(default=500, ge=1, description="Rows the monitor's window must hold.")
     confirm: DriftConfirmation | None = None
 
@@ -181,7 +181,7 @@ class BuiltinTrainer(ApiModel):
         default=None, description="Default: from the estimator, else from the target column."
     )
     features: list[str] | None = Field(
-        default=None, max_length=1024, description="Input columns; default every column but target and exclude."
+        default=None, max_length=1024, description="Input columns; default: all but target and exclude."
     )
     exclude: list[str] = Field(
         default_factory=list, max_length=1024, description="Columns never used as inputs (ids, timestamps)."
