@@ -98,12 +98,44 @@ def test_regressors_fit_a_regression_table(estimator: str) -> None:
     assert pl.score("rmse", model, split.x_valid, split.y_valid) < 10
 
 
-def test_unseen_categories_at_serving_time_do_not_break_the_pipeline() -> None:
-    split, _ = train_job.prepare(config(exclude=["customer_id"]), churn(300, 5))
-    model = pl.build("logistic_regression", "classification", {"C": 1.0}, split.numeric, split.categorical, 0)
+@pytest.mark.parametrize("estimator", ["logistic_regression", "random_forest", "gradient_boosting"])
+def test_missing_values_and_unseen_categories_do_not_break_the_pipeline(estimator: str) -> None:
+    frame = churn(300, 5)
+    frame["tenure"] = frame["tenure"].astype(float)
+    frame.loc[::7, "tenure"] = None
+    frame.loc[::5, "contract"] = None
+    split, _ = train_job.prepare(config(estimator=estimator, exclude=["customer_id"]), frame)
+    params = {p.name: p.grid[0] for p in pl.SPACES[estimator]}  # type: ignore[index]
+    model = pl.build(estimator, "classification", params, split.numeric, split.categorical, 0)  # type: ignore[arg-type]
     model.fit(split.x_train, split.y_train)
-    row = split.x_valid.head(1).assign(contract="three-year")
-    assert model.predict(row).shape == (1,)
+    rows = split.x_valid.head(3).assign(contract=["three-year", None, "one-year"])
+    rows.loc[rows.index[0], "monthly_charges"] = None
+    assert model.predict(rows).shape == (3,)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "table", "types"),
+    [
+        ("logistic_regression", churn(200, 5), ["numpy.dtype"]),
+        ("ridge", spend(200, 5), ["numpy.dtype"]),
+        ("random_forest", churn(200, 5), ["sklearn.tree._tree.Tree"]),
+    ],
+)
+def test_types_serving_must_trust_are_named(estimator: str, table: pd.DataFrame, types: list[str]) -> None:
+    from mlrollout.train.register import untrusted_types
+
+    target = TARGET if TARGET in table else "spend"
+    cfg = TrainJobConfig(
+        model_name="m",
+        tracking_uri="http://unused",
+        dataset_uri="unused",
+        trainer=BuiltinTrainer(estimator=estimator, target=target, exclude=["customer_id"]),  # type: ignore[arg-type]
+    )
+    split, _ = train_job.prepare(cfg, table)
+    params = {p.name: p.grid[0] for p in pl.SPACES[estimator]}  # type: ignore[index]
+    model = pl.build(estimator, split.task, params, split.numeric, split.categorical, 0)  # type: ignore[arg-type]
+    model.fit(split.x_train, split.y_train)
+    assert list(untrusted_types(model)) == types
 
 
 @pytest.mark.parametrize(("search", "trials", "expected"), [("tpe", 4, 4), ("random", 3, 3), ("grid", 50, 8)])

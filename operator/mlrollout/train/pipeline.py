@@ -1,7 +1,10 @@
 """The built-in trainer's scikit-learn pipelines and their search spaces, as data.
 
-Numeric columns: median imputation and scaling; categorical columns (strings, categories, booleans):
-most-frequent imputation and one-hot encoding that ignores unseen categories at serving time. Every
+Numeric columns are scaled; categorical columns (strings, categories, booleans) one-hot encoded, a
+missing value being a category of its own and an unseen category ignored at serving time. Only the
+linear models get a median imputer for numbers: trees and boosting take missing values natively, and
+the imputer's fitted dtype is a type skops does not load by default (serving must then trust
+`numpy.dtype`; the registered version names such types in its tag mlrollout.skops_types). Every
 estimator has a search space usable by TPE and random search, and a small grid for grid search.
 """
 
@@ -21,6 +24,7 @@ ParamValue = int | float | str | bool | None
 CLASSIFIERS_ONLY = {"logistic_regression"}
 REGRESSORS_ONLY = {"linear_regression", "ridge"}
 MAX_CLASSES_FROM_INTEGERS = 20
+NEEDS_IMPUTATION = {"logistic_regression", "linear_regression", "ridge"}
 
 
 class TrainingInputError(ValueError):
@@ -122,26 +126,13 @@ def build(
 
     parts: list[tuple[str, Any, list[str]]] = []
     if numeric:
-        parts.append(
-            (
-                "numeric",
-                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
-                list(numeric),
-            )
-        )
+        steps: list[tuple[str, Any]] = [("scale", StandardScaler())]
+        if estimator in NEEDS_IMPUTATION:
+            steps.insert(0, ("impute", SimpleImputer(strategy="median")))
+        parts.append(("numeric", Pipeline(steps), list(numeric)))
     if categorical:
-        parts.append(
-            (
-                "categorical",
-                Pipeline(
-                    [
-                        ("impute", SimpleImputer(strategy="most_frequent")),
-                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                    ]
-                ),
-                list(categorical),
-            )
-        )
+        onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        parts.append(("categorical", onehot, list(categorical)))
     preprocess = ColumnTransformer(parts, remainder="drop")
     return Pipeline([("preprocess", preprocess), ("model", _model(estimator, task, dict(params), seed))])
 
