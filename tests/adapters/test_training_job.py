@@ -10,7 +10,7 @@ from mlrollout.adapters.k8s import training
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.api import names
 from mlrollout.api.spec import ModelDeploymentSpec
-from mlrollout.api.training import TrainJobConfig, TrainReport
+from mlrollout.api.training import TrainCouldNotRun, TrainJobConfig, TrainReport, TrainRunning
 
 OWNER = Owner(name="churn", namespace="ml", uid="u-1")
 BUILTIN = {
@@ -157,12 +157,12 @@ def _json(report: TrainReport) -> str:
 @pytest.mark.parametrize(
     ("case", "job", "pods", "expected"),
     [
-        ("running", _job(), [], training.TrainRunning(job="churn-train-3")),
+        ("running", _job(), [], TrainRunning(job="churn-train-3")),
         (
             "running after a failed pod",
             _job(),
             [_pod("Traceback ...\nConnectionError: mlflow", 1)],
-            training.TrainRunning(
+            TrainRunning(
                 job="churn-train-3",
                 last_error="pod churn-train-3-00 exited with code 1: Traceback ... | ConnectionError: mlflow",
             ),
@@ -178,7 +178,7 @@ def _json(report: TrainReport) -> str:
             "bad input fails at once",
             _job(("Failed", "PodFailurePolicy")),
             [_pod(_json(BAD), 3)],
-            training.TrainCouldNotRun(
+            TrainCouldNotRun(
                 job="churn-train-3", reason="BadInput", message="dataset s3://b/t does not exist"
             ),
         ),
@@ -186,7 +186,7 @@ def _json(report: TrainReport) -> str:
             "deadline",
             _job(("Failed", "DeadlineExceeded")),
             [],
-            training.TrainCouldNotRun(
+            TrainCouldNotRun(
                 job="churn-train-3",
                 reason="DeadlineExceeded",
                 message="the training Job ran past retraining.job.timeout",
@@ -196,7 +196,7 @@ def _json(report: TrainReport) -> str:
             "crash without a report",
             _job(("Failed", "BackoffLimitExceeded")),
             [_pod("Killed", 137)],
-            training.TrainCouldNotRun(
+            TrainCouldNotRun(
                 job="churn-train-3",
                 reason="BackoffLimitExceeded",
                 message="pod churn-train-3-00 exited with code 137: Killed",
@@ -208,7 +208,7 @@ def _json(report: TrainReport) -> str:
 def test_read_train_result(case: str, job: dict[str, Any], pods: list[dict[str, Any]], expected: Any) -> None:
     result = training.read_train_result(job, pods)
     if isinstance(expected, str):
-        assert isinstance(result, training.TrainCouldNotRun) and result.reason == expected
+        assert isinstance(result, TrainCouldNotRun) and result.reason == expected
         assert "MLROLLOUT_TERMINATION_LOG" in result.message
     else:
         assert result == expected

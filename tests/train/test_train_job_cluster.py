@@ -19,9 +19,9 @@ from harness.s3 import S3Server
 from harness.services import MLflowServer
 from mlrollout.adapters.datasets.fsspec_reader import fingerprint, read_table
 from mlrollout.adapters.k8s.owner import Owner
-from mlrollout.adapters.k8s.training import TrainCouldNotRun, TrainRunning, read_train_result, train_job
+from mlrollout.adapters.k8s.training import read_train_result, train_job
 from mlrollout.api.spec import ModelDeploymentSpec
-from mlrollout.api.training import TrainReport
+from mlrollout.api.training import TrainCouldNotRun, TrainReport, TrainRunning
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 IMAGE = "mlrollout.local/runtime:test"

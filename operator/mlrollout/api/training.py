@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from mlrollout.api import names
 from mlrollout.api.base import ApiModel
 from mlrollout.api.loop import BuiltinTrainer
 
@@ -63,3 +64,26 @@ class TrainReport(ApiModel):
     data_hash: str | None = None
     reference_uri: str | None = Field(default=None, max_length=2048)
     reason: str | None = Field(default=None, max_length=1024, description="Why it could not train.")
+
+
+class TrainRunning(ApiModel):
+    """The Job has not finished; `last_error` is why a pod failed (it is retried)."""
+
+    job: str
+    last_error: str | None = None
+
+
+class TrainCouldNotRun(ApiModel):
+    """The Job finished without a registered version: a condition and an Event name the problem."""
+
+    job: str
+    reason: str = Field(description="CamelCase, for a condition: DeadlineExceeded, BadInput, NoReport, ...")
+    message: str
+
+
+TrainResult = TrainReport | TrainRunning | TrainCouldNotRun
+
+
+def train_job_name(deployment: str, attempt: int) -> str:
+    """`<deployment>-train-<attempt>`: deterministic, so a replayed tick applies the same Job."""
+    return names.child_name(deployment, f"train-{attempt}")

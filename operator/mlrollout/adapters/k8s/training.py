@@ -25,9 +25,15 @@ from mlrollout.adapters.k8s.builders import Manifest, _resources, common_labels,
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.api import names
 from mlrollout.api import training as tr
-from mlrollout.api.base import ApiModel, parse_duration
+from mlrollout.api.base import parse_duration
 from mlrollout.api.spec import ModelDeploymentSpec
-from mlrollout.api.training import TrainJobConfig, TrainReport
+from mlrollout.api.training import (
+    TrainCouldNotRun,
+    TrainJobConfig,
+    TrainReport,
+    TrainRunning,
+    train_job_name,
+)
 
 LABEL_COMPONENT = "app.kubernetes.io/component"
 COMPONENT_TRAIN = "train"
@@ -37,25 +43,6 @@ TERMINATION_LOG = "/dev/termination-log"
 EXIT_BAD_INPUT = 3
 DEFAULT_RESOURCES = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
 TRIGGER_TEXT_LIMIT = 500
-
-
-class TrainRunning(ApiModel):
-    """The Job has not finished; `last_error` is why a pod failed (it is retried)."""
-
-    job: str
-    last_error: str | None = None
-
-
-class TrainCouldNotRun(ApiModel):
-    """The Job finished without a registered version: a condition and an Event name the problem."""
-
-    job: str
-    reason: str  # CamelCase for a condition: DeadlineExceeded, BadInput, NoReport, JobFailed, ...
-    message: str
-
-
-def train_job_name(deployment: str, attempt: int) -> str:
-    return names.child_name(deployment, f"train-{attempt}")
 
 
 def train_config(
