@@ -101,17 +101,53 @@ class Monitoring(ApiModel):
 
 
 class ScheduleTrigger(ApiModel):
-    cron: Cron
+    cron: Cron = Field(description="A 5-field cron expression, evaluated in UTC.")
+
+
+class MetricBound(ApiModel):
+    """The monitored metric (status.monitoring.performance, from delayed labels) past a bound."""
+
+    metric: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)
+    below: float | None = Field(default=None, description="Holds when the metric is below (e.g. roc_auc).")
+    above: float | None = Field(default=None, description="Holds when the metric is above (e.g. rmse).")
+    min_samples: int = Field(default=100, ge=1, description="Labelled rows the value must rest on.")
+
+    cel_rules = (
+        Rule(
+            cel_exactly_one("below", "above"),
+            "set exactly one of below or above",
+            lambda t: exactly_one(t.below, t.above),
+        ),
+    )
+
+
+class PerformanceTrigger(MetricBound):
+    cooldown: Duration = Field(default="24h", description="Time after a training starts before another.")
+
+
+class DriftConfirmation(ApiModel):
+    """Input drift alone may be benign (the model copes): retrain only if one of these also holds."""
+
+    prediction_drift: bool = Field(
+        default=False, description="Retrain when predictions drifted too (status.monitoring.predictionDrift)."
+    )
+    performance: MetricBound | None = Field(
+        default=None, description="Retrain when the monitored metric is also past this bound."
+    )
+
+    cel_rules = (
+        Rule(
+            "self.predictionDrift || has(self.performance)",
+            "confirm needs predictionDrift: true or performance",
+            lambda c: c.prediction_drift or c.performance is not None,
+        ),
+    )
 
 
 class DriftTrigger(ApiModel):
-    cooldown: Duration = "24h"
-    min_samples: int = Field(default=500, ge=1)
-
-
-class PerformanceTrigger(ApiModel):
-    metric: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)
-    below: float
+    cooldown: Duration = Field(default="24h", description="Time after a training starts before another.")
+    min_samples: int = Field(default=500, ge=1, description="Rows the monitor's window must hold.")
+    confirm: DriftConfirmation | None = None
 
 
 class RetrainTrigger(ApiModel):
@@ -128,21 +164,82 @@ class RetrainTrigger(ApiModel):
     )
 
 
+Estimator = Literal[
+    "logistic_regression", "random_forest", "gradient_boosting", "linear_regression", "ridge"
+]
+
+
+TrainMetric = Literal["roc_auc", "accuracy", "f1", "log_loss", "r2", "rmse", "mae"]
+
+
 class BuiltinTrainer(ApiModel):
-    estimator: Literal[
-        "logistic_regression", "random_forest", "gradient_boosting", "linear_regression", "ridge"
-    ]
+    """scikit-learn pipeline (numeric columns scaled, categorical one-hot) tuned by an Optuna study."""
+
+    estimator: Estimator
     target: str = Field(min_length=1, max_length=256)
+    task: Literal["classification", "regression"] | None = Field(
+        default=None, description="Default: from the estimator, else from the target column."
+    )
+    features: list[str] | None = Field(
+        default=None, max_length=1024, description="Input columns; default: all but target and exclude."
+    )
+    exclude: list[str] = Field(
+        default_factory=list, max_length=1024, description="Columns never used as inputs (ids, timestamps)."
+    )
+    metric: TrainMetric | None = Field(
+        default=None,
+        description="Objective on the validation split: roc_auc (default, classification), accuracy, f1, "
+        "log_loss, r2 (default, regression), rmse, mae.",
+    )
+    search: Literal["tpe", "random", "grid"] = "tpe"
     trials: int = Field(default=20, ge=1, le=1000)
+    timeout: Duration | None = Field(default=None, description="Stop the search after this long.")
+    parallelism: int = Field(
+        default=1, ge=1, le=64, description="Pods running trials of one study at once (needs storage)."
+    )
+    storage: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Optuna RDB storage URL shared by parallel pods (postgresql://..., mysql://..., or "
+        "sqlite:///path on a shared volume); ${VAR} is taken from the pod's env (the credentials Secret).",
+    )
+    validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    reference_rows: int = Field(
+        default=5000, ge=10, le=1_000_000, description="Rows of the reference snapshot for the monitor."
+    )
+    seed: int = Field(default=0, ge=0)
+
+    cel_rules = (
+        Rule(
+            "self.parallelism == 1 || has(self.storage)",
+            "parallel trials need a shared storage",
+            lambda b: b.parallelism == 1 or b.storage is not None,
+            field_path=".storage",
+        ),
+    )
 
 
 class TrainJob(ApiModel):
-    image: str | None = Field(default=None, min_length=1, max_length=1024, pattern=r"^\S+$")
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        pattern=r"^\S+$",
+        description="Image of the training pod; default spec.serving.image (it runs the built-in trainer).",
+    )
     command: list[str] | None = Field(default=None, min_length=1, max_length=64)
     builtin: BuiltinTrainer | None = None
     dataset_uri: str = Field(min_length=1, max_length=2048)
+    reference_dir: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Where the built-in trainer also writes the monitor's reference snapshot "
+        "(<dir>/<model>-<dataHash>.parquet); it is always logged to MLflow.",
+    )
     resources: Resources | None = None
     timeout: Duration = "2h"
+    backoff_limit: int = Field(default=1, ge=0, le=10)
+    service_account_name: str | None = Field(default=None, max_length=253)
 
     cel_rules = (
         Rule(
