@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -115,7 +115,7 @@ def run_search(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = storage_url(trainer.storage)
-    direction = "maximize" if metric in MAXIMIZE else "minimize"
+    direction: Literal["maximize", "minimize"] = "maximize" if metric in MAXIMIZE else "minimize"
     study = optuna.create_study(
         storage=storage,
         sampler=_sampler(trainer),
