@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 
-from mlrollout.runtime.config import Settings
+from mlrollout.runtime.config import TRACKS, Settings
 from mlrollout.runtime.loading import ModelLoadError, load_model, parse_model_uri, resolve_local
 
 
@@ -27,7 +27,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, help="worker processes (default 1)")
     p.add_argument("--model-name")
     p.add_argument("--model-version")
-    p.add_argument("--track", choices=["stable", "canary", "blue", "green", "shadow"])
+    p.add_argument("--track", choices=TRACKS)
     p.add_argument("--trusted-types", help="comma-separated skops types to trust")
     p.add_argument(
         "--trust-declared-types",

@@ -18,10 +18,12 @@ from typing import Any
 
 import yaml
 
+from mlrollout.api import names
+
 log = logging.getLogger("mlrollout.runtime.config")
 
 ENV_PREFIX = "MLROLLOUT_"
-TRACKS = ("stable", "canary", "blue", "green", "shadow")
+TRACKS = names.TRACKS  # the one list, shared with the operator
 
 
 def _env_bool(value: str) -> bool:
