@@ -35,7 +35,7 @@ from mlrollout.runtime.loading import (
 )
 from mlrollout.runtime.metrics import Metrics
 from mlrollout.runtime.mirroring import Mirror, agree
-from mlrollout.runtime.schema import Batch, InputError
+from mlrollout.runtime.schema import Batch, InputError, finite_number
 from mlrollout.runtime.scoring import ScoringApp, read_body
 
 log = logging.getLogger("mlrollout.runtime")
@@ -369,8 +369,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                 if not isinstance(outcome, str) or not outcome or len(outcome) > 64:
                     raise InputError(f"feedback item {i}: outcome must be a short string")
                 value = it.get("value")
-                if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-                    raise InputError(f"feedback item {i}: value must be a number")
+                if value is not None and not finite_number(value):
+                    raise InputError(f"feedback item {i}: value must be a finite number")
                 parsed.append((it["request_id"], it.get("label"), outcome, value))
             mt = rt.metrics
             for req_id, label, outcome, value in parsed:

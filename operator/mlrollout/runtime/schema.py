@@ -255,7 +255,7 @@ class InputSchema:
 
     def _validated(self, rows: list[list[Any]]) -> Batch:
         if self.all_real and {type(v) for r in rows for v in r} <= {float, int}:
-            arr = np.array(rows, dtype=np.float64)
+            arr = self._real_array(rows)
             if not np.isnan(arr).any():
                 return Batch(n=len(rows), array=arr)
         cols = self.columns
@@ -279,12 +279,26 @@ class InputSchema:
                         f"got {type(v).__name__} {str(v)[:40]!r}"
                     )
         if self.numeric:
-            arr = np.array(rows, dtype=np.float64)
-            return Batch(n=len(rows), array=arr)
+            return Batch(n=len(rows), array=self._real_array(rows))
         frame = pd.DataFrame(rows, columns=self.names)
         for c in cols:
             frame[c.name] = _cast(frame[c.name], c)
         return Batch(n=len(rows), frame=frame)
+
+    def _real_array(self, rows: list[list[Any]]) -> np.ndarray[Any, Any]:
+        """float64 rows, or a 400: an integer beyond float range or an infinity is never a feature."""
+        try:
+            arr = np.array(rows, dtype=np.float64)
+        except OverflowError as exc:
+            i, j = next((i, j) for i, r in enumerate(rows) for j, v in enumerate(r) if not finite_number(v))
+            raise InputError(
+                f"row {i}, column {self.names[j]!r}: number out of the 64-bit float range"
+            ) from exc
+        bad = np.argwhere(np.isinf(arr))
+        if len(bad):
+            i, j = int(bad[0][0]), int(bad[0][1])
+            raise InputError(f"row {i}, column {self.names[j]!r}: non-finite number {rows[i][j]!r}")
+        return arr
 
     def _open(self, frame: pd.DataFrame) -> Batch:
         if len(frame) == 0:
@@ -292,10 +306,20 @@ class InputSchema:
         return Batch(n=len(frame), frame=frame)
 
 
+def finite_number(v: Any) -> bool:
+    """An int or float that is a finite 64-bit float (bools are not numbers here)."""
+    if type(v) is int:
+        try:
+            return math.isfinite(float(v))
+        except OverflowError:
+            return False
+    return type(v) is float and math.isfinite(v)
+
+
 def _fits(type_name: str, v: Any) -> bool:
     t = type(v)
     if type_name in ("double", "float"):
-        return t is float or t is int
+        return finite_number(v)
     if type_name in INTEGRAL:
         bound = 2**63 if type_name == "long" else 2**31
         return (t is int or (t is float and v.is_integer())) and -bound <= v < bound
