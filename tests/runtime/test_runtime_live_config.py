@@ -49,11 +49,11 @@ def test_watcher_keeps_last_good_config(tmp_path: Path) -> None:
     seen: list[LiveConfig] = []
     w = ConfigWatcher(str(f), LiveConfig(), seen.append)
     assert w.poll() is not None  # missing file: defaults
-    f.write_text("track: green\n")
-    assert w.poll() is not None and seen[-1].track == "green"
+    f.write_text("track: preview\n")
+    assert w.poll() is not None and seen[-1].track == "preview"
     assert w.poll() is None  # unchanged
     f.write_text("track: [oops\n")
-    assert w.poll() is None and seen[-1].track == "green"
+    assert w.poll() is None and seen[-1].track == "preview"
 
 
 def test_running_app_reloads_track_batching_mirroring(

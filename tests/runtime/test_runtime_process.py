@@ -73,3 +73,19 @@ def test_refuses_to_start_on_an_untrusted_model(rf_path: Path, tmp_path: Path) -
 def test_binds_the_address_in_mlrollout_host(serve: Any, lr_path: Path) -> None:
     url, _ = serve(str(lr_path), "--host", "0.0.0.0", env={"MLROLLOUT_HOST": "127.0.0.1"})
     assert httpx.get(url + "/v2/health/ready").json() == {"ready": True}
+
+
+def test_every_operator_track_is_accepted_by_the_runtime_parser() -> None:
+    from mlrollout.api import names
+    from mlrollout.runtime.__main__ import parse_args
+    from mlrollout.runtime.config import Settings
+
+    assert set(names.TRACKS) >= {
+        names.TRACK_STABLE,
+        names.TRACK_CANARY,
+        names.TRACK_PREVIEW,
+        names.TRACK_SHADOW,
+    }
+    for track in names.TRACKS:
+        assert parse_args(["/m", "--track", track]).track == track
+        assert Settings.from_env({"MLROLLOUT_TRACK": track}).track == track

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 
-from mlrollout.runtime.config import Settings
+from mlrollout.runtime.config import TRACKS, Settings
 from mlrollout.runtime.loading import ModelLoadError, load_model, parse_model_uri, resolve_local
 
 
@@ -27,7 +27,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, help="worker processes (default 1)")
     p.add_argument("--model-name")
     p.add_argument("--model-version")
-    p.add_argument("--track", choices=["stable", "canary", "blue", "green", "shadow"])
+    p.add_argument("--track", choices=TRACKS)
     p.add_argument("--trusted-types", help="comma-separated skops types to trust")
     p.add_argument(
         "--trust-declared-types",
@@ -40,6 +40,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         default=None,
         help="allow loading pickle/cloudpickle models (runs code from the artifact)",
+    )
+    p.add_argument(
+        "--allow-code",
+        action="store_true",
+        default=None,
+        help="allow pyfunc models (imports the model's loader_module and code directory)",
     )
     p.add_argument("--max-body-bytes", type=int)
     p.add_argument("--max-batch-size", type=int)
@@ -66,6 +72,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
         trusted_types=trusted,
         trust_declared_types=args.trust_declared_types,
         allow_pickle=args.allow_pickle,
+        allow_code=args.allow_code,
         max_body_bytes=args.max_body_bytes,
         max_batch_size=args.max_batch_size,
         max_delay_ms=args.max_delay_ms,
@@ -93,6 +100,7 @@ def prepare(s: Settings) -> Settings:
         cache_dir=s.cache_dir,
         trusted_types=s.trusted_types,
         allow_pickle=s.allow_pickle,
+        allow_code=s.allow_code,
         trust_declared_types=s.trust_declared_types,
         name=s.model_name or name,
         version=s.model_version or version,

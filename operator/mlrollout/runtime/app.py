@@ -93,6 +93,7 @@ class Runtime:
                 cache_dir=s.cache_dir,
                 trusted_types=s.trusted_types,
                 allow_pickle=s.allow_pickle,
+                allow_code=s.allow_code,
                 trust_declared_types=s.trust_declared_types,
                 name=s.model_name,
                 version=s.model_version,

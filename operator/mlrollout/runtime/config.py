@@ -18,10 +18,12 @@ from typing import Any
 
 import yaml
 
+from mlrollout.api import names
+
 log = logging.getLogger("mlrollout.runtime.config")
 
 ENV_PREFIX = "MLROLLOUT_"
-TRACKS = ("stable", "canary", "blue", "green", "shadow")
+TRACKS = names.TRACKS  # the one list, shared with the operator
 
 
 def _env_bool(value: str) -> bool:
@@ -39,7 +41,8 @@ class Settings:
     track: str = "stable"
     trusted_types: tuple[str, ...] = ()  # skops types to trust, e.g. sklearn.tree._tree.Tree; none by default
     trust_declared_types: bool = False  # also trust the skops_trusted_types written in MLmodel
-    allow_pickle: bool = False
+    allow_pickle: bool = False  # pickle/cloudpickle artifacts run code when loaded: opt-in only
+    allow_code: bool = False  # pyfunc models import their loader_module / code dir: opt-in only
     max_body_bytes: int = 10 * 1024 * 1024
     max_batch_size: int = 32
     max_delay_ms: float = 2.0

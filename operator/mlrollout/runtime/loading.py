@@ -1,6 +1,10 @@
-"""Load an MLflow model: a scikit-learn fast path (skops, trusted types checked) or a pyfunc fallback.
+"""Load an MLflow model: an allow-list, not a deny-list.
 
-Nothing is ever unpickled silently: pickle/cloudpickle artifacts load only with allow_pickle.
+Served by default: only the scikit-learn flavor saved with skops, whose types are all trusted.
+Everything that runs code from the artifact needs an explicit opt-in, refused at start-up otherwise:
+- pickle/cloudpickle artifacts (sklearn or pyfunc PythonModel): allow_pickle (--allow-pickle);
+- any pyfunc model (its loader_module is imported, its `code` directory put on sys.path, a
+  models-from-code file executed): allow_code (--allow-code).
 """
 
 from __future__ import annotations
@@ -161,6 +165,16 @@ def load_sklearn_artifact(path: Path, fmt: str, trusted: tuple[str, ...], allow_
     raise ModelLoadError(f"{path.name}: unknown scikit-learn serialization format {fmt!r}")
 
 
+def _pyfunc_runs_code_refusal(uri: str, pyfunc_conf: dict[str, Any]) -> str:
+    loader = str(pyfunc_conf.get("loader_module", "?"))
+    extra = f" and its code directory {pyfunc_conf['code']!r}" if pyfunc_conf.get("code") else ""
+    return (
+        f"{uri!r}: refusing the pyfunc flavor (loader_module {loader!r}{extra}): loading it runs code "
+        "from the artifact; only scikit-learn models saved with skops are served by default. "
+        "Start with --allow-code (MLROLLOUT_ALLOW_CODE=true) if you trust this model"
+    )
+
+
 def _pyfunc_unpickles(pyfunc_conf: dict[str, Any]) -> bool:
     """Custom PythonModel flavors keep a cloudpickled object unless logged as models-from-code."""
     if pyfunc_conf.get("loader_module") == "mlflow.pyfunc.model":
@@ -175,6 +189,7 @@ def load_model(
     cache_dir: str = "/tmp/mlrollout",
     trusted_types: tuple[str, ...] = (),
     allow_pickle: bool = False,
+    allow_code: bool = False,
     trust_declared_types: bool = False,
     name: str = "",
     version: str = "",
@@ -206,6 +221,8 @@ def load_model(
         pyconf = flavors.get("python_function")
         if pyconf is None:
             raise ModelLoadError(f"{uri!r}: the model has neither a sklearn nor a python_function flavor")
+        if not allow_code:
+            raise ModelLoadError(_pyfunc_runs_code_refusal(uri, pyconf))
         if _pyfunc_unpickles(pyconf) and not allow_pickle:
             raise ModelLoadError(
                 f"{uri!r}: this pyfunc model is stored as a pickle; start with --allow-pickle if you trust it"

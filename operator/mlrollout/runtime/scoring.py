@@ -7,9 +7,11 @@ the per-request cost with one row per request); every other path goes to the Sta
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlrollout.runtime import jsonio
@@ -76,6 +78,7 @@ class ScoringApp:
         headers = dict(scope["headers"])
         rid = request_id(headers.get(b"x-request-id"))
         status = 200
+        after: Callable[[], None] | None = None
         try:
             if target is not None:
                 name, want = target
@@ -122,9 +125,9 @@ class ScoringApp:
             else:
                 payload = {"predictions": preds}
             await respond(send, 200, jsonio.dumps(payload), rid)
-            rt.after_prediction(
-                path, b"x-mlrollout-mirrored" in headers, body, rid, batch, preds, time.perf_counter() - t0
-            )
+            elapsed = time.perf_counter() - t0
+            mirrored = b"x-mlrollout-mirrored" in headers
+            after = functools.partial(rt.after_prediction, path, mirrored, body, rid, batch, preds, elapsed)
         except InputError as exc:
             status = exc.status
             await respond(
@@ -147,6 +150,13 @@ class ScoringApp:
         finally:
             if rt.metrics is not None:
                 rt.metrics.request(status, time.perf_counter() - t0)
+        # Outside the error handler: the response is sent, so a failure here must neither start a
+        # second response nor count a 500 for a request that got its 200.
+        if after is not None:
+            try:
+                after()
+            except Exception:
+                log.exception("post-response work (inference log, mirroring) failed for %s", rid)
 
 
 class InjectedFault(RuntimeError):
