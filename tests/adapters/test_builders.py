@@ -73,6 +73,12 @@ def test_spec_fields_reach_the_pod() -> None:
     assert c["imagePullPolicy"] == "Never"
     assert c["ports"][0]["containerPort"] == 9000
     assert c["args"][c["args"].index("--trusted-types") + 1] == "sklearn.tree._tree.Tree,numpy.dtype"
+    assert "--allow-code" not in c["args"]  # pyfunc code runs only where the user opted in
+
+
+def test_allow_code_is_an_explicit_opt_in() -> None:
+    c = container(builders.serving_deployment(OWNER, spec(allowCode=True), "stable", "m", "1"))
+    assert "--allow-code" in c["args"]
 
 
 @pytest.mark.parametrize(

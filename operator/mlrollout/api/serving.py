@@ -66,6 +66,13 @@ class Serving(ApiModel):
         description="skops types the runtime may load beyond its safe defaults, e.g. "
         "sklearn.tree._tree.Tree for tree ensembles; the model is refused otherwise (never unpickled).",
     )
+    allow_code: bool = Field(
+        default=False,
+        description="Serve (and gate) MLflow pyfunc models, e.g. models-from-code: loading one imports "
+        "its loader module and runs code shipped with the artifact. Off by default: only scikit-learn "
+        "models saved with skops (types trusted) are loaded, anything else is refused at start-up. "
+        "Pickled artifacts stay refused either way.",
+    )
 
     cel_rules = (
         Rule(

@@ -96,6 +96,8 @@ def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: s
     ]
     if serving.trusted_types:
         args += ["--trusted-types", ",".join(serving.trusted_types)]
+    if serving.allow_code:
+        args.append("--allow-code")
     if serving.batching is not None:
         args += ["--max-batch-size", str(serving.batching.max_batch_size)]
         args += ["--max-delay-ms", str(serving.batching.max_delay_ms)]
