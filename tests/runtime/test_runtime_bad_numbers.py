@@ -38,7 +38,7 @@ def test_scoring_refuses_out_of_range_numbers(make_client: AppFactory, rf_path: 
 def test_feedback_refuses_values_that_would_poison_counters(
     make_client: AppFactory, rf_path: Path, value: str
 ) -> None:
-    c = make_client(rf_path, model_name="rf", model_version="1")
+    c = make_client(rf_path, model_name="rf", model_version="1", feedback_outcomes=("revenue",))
     body = '{"request_id": "r1", "outcome": "revenue", "value": ' + value + "}"
     r = c.post("/feedback", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 400, r.text

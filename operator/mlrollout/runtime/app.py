@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mlrollout.runtime import feedback as fb
 from mlrollout.runtime import jsonio, openapi
 from mlrollout.runtime.batching import MicroBatcher
 from mlrollout.runtime.config import ConfigWatcher, LiveConfig, Settings
@@ -36,11 +36,10 @@ from mlrollout.runtime.loading import (
 )
 from mlrollout.runtime.metrics import Metrics
 from mlrollout.runtime.mirroring import Mirror, agree
+from mlrollout.runtime.request_index import RequestIndex
 from mlrollout.runtime.schema import Batch, InputError
 from mlrollout.runtime.scoring import ScoringApp, read_body
 
-# Feedback values feed counters that never go down: one absurd value would poison them for good.
-MAX_FEEDBACK_VALUE = 1e12
 log = logging.getLogger("mlrollout.runtime")
 JSON = "application/json"
 
@@ -71,6 +70,8 @@ class Runtime:
         self.batcher: MicroBatcher | None = None
         self.mirror = Mirror(settings.mirror_max_in_flight)
         self.log: InferenceLog | None = None
+        self.requests: RequestIndex | None = None  # with the inference log: ids feedback may name
+        self.outcomes = fb.parse_outcomes(settings.feedback_outcomes)
         self._tasks: list[asyncio.Task[None]] = []
         if model is not None:
             self._adopt(model)
@@ -123,6 +124,7 @@ class Runtime:
                 on_drop=self.metrics.log_dropped.labels(*self.metrics.labels).inc,
             )
             self.log.start()
+            self.requests = RequestIndex(s.inference_log_uri)
         self.apply(self.live)
         if s.config_file:
             watcher = ConfigWatcher(s.config_file, LiveConfig.from_settings(s), self.apply)
@@ -175,6 +177,24 @@ class Runtime:
             cfg.fault_error_rate,
             cfg.fault_extra_latency_ms,
         )
+
+    def record_feedback(self, items: list[fb.Item]) -> None:
+        mt = self.metrics
+        for it in items:
+            if mt is not None:
+                mt.feedback.labels(*mt.labels, it.outcome).inc()
+                if it.value is not None:
+                    mt.feedback_value.labels(*mt.labels, it.outcome).inc(it.value)
+            if self.log is not None:
+                self.log.log_label(
+                    it.request_id,
+                    self.name,
+                    self.version,
+                    self.live.track,
+                    label=it.label,
+                    outcome=it.outcome,
+                    value=it.value,
+                )
 
     def _on_batch(self, size: int) -> None:
         # Called from the event loop thread (after the executor future resolves).
@@ -349,59 +369,36 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     async def feedback(request: Request) -> Response:
         status = 200
         try:
+            if not fb.authorized(settings.feedback_token, request.headers.get("authorization")):
+                raise InputError(
+                    "feedback needs the shared token: Authorization: Bearer <token>",
+                    status=401,
+                    code="UNAUTHENTICATED",
+                )
             body = await read_body(
                 request.receive,
                 request.headers.get("content-length", "").encode() or None,
                 settings.max_body_bytes,
             )
-            doc = jsonio.loads(body)
-            items = doc.get("feedback", [doc]) if isinstance(doc, dict) else doc
-            if not isinstance(items, list) or not items:
-                raise InputError("body must be {request_id, label | outcome [, value]} or {feedback: [...]}")
-            parsed = []
-            for i, it in enumerate(items):
-                if (
-                    not isinstance(it, dict)
-                    or not isinstance(it.get("request_id"), str)
-                    or not it["request_id"]
-                ):
-                    raise InputError(f"feedback item {i}: needs a non-empty string request_id")
-                if "label" not in it and "outcome" not in it:
-                    raise InputError(f"feedback item {i}: needs a label or an outcome")
-                outcome = it.get("outcome", "label")
-                if not isinstance(outcome, str) or not outcome or len(outcome) > 64:
-                    raise InputError(f"feedback item {i}: outcome must be a short string")
-                value = it.get("value")
-                if value is not None and (
-                    isinstance(value, bool)
-                    or not isinstance(value, int | float)
-                    or not math.isfinite(value)
-                    or abs(value) > MAX_FEEDBACK_VALUE
-                ):
-                    raise InputError(
-                        f"feedback item {i}: value must be a finite number within ±{MAX_FEEDBACK_VALUE:g}"
-                    )
-                parsed.append((it["request_id"], it.get("label"), outcome, value))
-            mt = rt.metrics
-            for req_id, label, outcome, value in parsed:
-                if mt is not None:
-                    mt.feedback.labels(*mt.labels, outcome).inc()
-                    if value is not None:
-                        mt.feedback_value.labels(*mt.labels, outcome).inc(max(0.0, float(value)))
-                if rt.log is not None:
-                    rt.log.log_label(
-                        req_id,
-                        rt.name,
-                        rt.version,
-                        rt.live.track,
-                        label=label,
-                        outcome=outcome,
-                        value=None if value is None else float(value),
-                    )
-            return json_response({"accepted": len(parsed)})
+            items = fb.parse(jsonio.loads(body), rt.outcomes)
+            index = rt.requests
+            if index is not None:
+                unseen = {it.request_id for it in items if not index.served_here(it.request_id)}
+                for rid in unseen:
+                    if not await asyncio.to_thread(index.known, rid):
+                        raise InputError(
+                            f"unknown request id {rid!r}: not in the inference log of {rt.name} "
+                            f"(rows reach storage every {settings.inference_log_rotate_seconds:g}s; "
+                            "retry later for a request served just now)",
+                            status=404,
+                            code="UNKNOWN_REQUEST_ID",
+                        )
+            rt.record_feedback(items)
+            return json_response({"accepted": len(items)})
         except InputError as exc:
             status = exc.status
-            return error_response(exc.status, exc.message, exc.code)
+            headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
+            return json_response({"error_code": exc.code, "message": exc.message}, exc.status, headers)
         finally:
             if rt.metrics is not None and status != 200:
                 rt.metrics.request(status, 0.0)

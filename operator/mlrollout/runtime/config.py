@@ -55,6 +55,10 @@ class Settings:
     mirror_fraction: float = 0.0
     mirror_timeout_ms: float = 1000.0
     mirror_max_in_flight: int = 64
+    # /feedback: outcome names besides `label` (name[=proportion|mean]), and an optional bearer
+    # token (from a Secret); with the inference log on, request ids must be ones this model served.
+    feedback_outcomes: tuple[str, ...] = ()
+    feedback_token: str = ""
     cache_dir: str = "/tmp/mlrollout"
     metrics_dir: str = ""  # prometheus multiprocess dir; set by the launcher when workers > 1
 

@@ -124,6 +124,8 @@ class ScoringApp:
                 }
             else:
                 payload = {"predictions": preds}
+            if rt.requests is not None:  # before the answer: feedback may follow at once
+                rt.requests.remember(rid)
             await respond(send, 200, jsonio.dumps(payload), rid)
             elapsed = time.perf_counter() - t0
             mirrored = b"x-mlrollout-mirrored" in headers

@@ -112,6 +112,7 @@ def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: s
             {"name": "MLROLLOUT_MODEL_VERSION", "value": version},
             {"name": "MLROLLOUT_TRACK", "value": track},
             *({"name": e.name, "value": e.value} for e in serving.env),
+            *feedback_env(spec),
         ],
         "ports": [{"name": names.SERVING_PORT_NAME, "containerPort": serving.port, "protocol": "TCP"}],
         "readinessProbe": _probe("/health", serving.port, period=5),
@@ -144,6 +145,20 @@ def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: s
     if serving.node_selector:
         pod["nodeSelector"] = dict(serving.node_selector)
     return pod
+
+
+def feedback_env(spec: ModelDeploymentSpec) -> list[Manifest]:
+    """/feedback's bounds: the A/B metric is the one outcome besides `label`; the token stays in its
+    Secret (secretKeyRef: never in the Deployment, status or logs)."""
+    env: list[Manifest] = []
+    ab = spec.strategy.ab_test
+    if ab is not None:
+        env.append({"name": "MLROLLOUT_FEEDBACK_OUTCOMES", "value": f"{ab.metric.name}={ab.metric.kind}"})
+    secret = spec.serving.feedback.token_secret if spec.serving.feedback else None
+    if secret is not None:
+        ref = {"name": secret.name, "key": secret.key}
+        env.append({"name": "MLROLLOUT_FEEDBACK_TOKEN", "valueFrom": {"secretKeyRef": ref}})
+    return env
 
 
 def _probe(path: str, port: int, period: int, failures: int = 3) -> Manifest:
