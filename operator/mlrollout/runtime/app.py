@@ -157,8 +157,18 @@ class Runtime:
             self.metrics.ready.labels(*self.metrics.labels).set(0)
 
     def apply(self, cfg: LiveConfig) -> None:
-        """Live config (ConfigMap reload): track, batching, mirroring; no restart."""
-        old_track = self.live.track
+        """Live config (ConfigMap reload): track, batching, mirroring; no restart. All or nothing:
+        when a part fails, the previous config is put back and the error raised to the watcher."""
+        old = self.live
+        try:
+            self._apply(cfg, old)
+        except Exception:
+            with contextlib.suppress(Exception):
+                self._apply(old, cfg)
+            raise
+
+    def _apply(self, cfg: LiveConfig, old: LiveConfig) -> None:
+        old_track = old.track
         self.live = cfg
         if self.metrics is not None and cfg.track != old_track:
             self.metrics.ready.labels(*self.metrics.labels).set(0)

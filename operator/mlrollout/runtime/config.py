@@ -169,7 +169,12 @@ def parse_document(text: str) -> dict[str, Any]:
 
 
 class ConfigWatcher:
-    """Polls the mounted file; ConfigMap volumes swap a symlink, so compare content, not inode."""
+    """Polls the mounted file; ConfigMap volumes swap a symlink, so compare content, not inode.
+
+    The file is read off the event loop; the new config is applied on it (the runtime's state is
+    the loop's). A config that does not parse, or whose apply raises, is logged and the previous
+    one stays in force; the watcher itself never stops.
+    """
 
     def __init__(
         self, path: str, base: LiveConfig, on_change: Callable[[LiveConfig], None], interval: float = 1.0
@@ -180,11 +185,14 @@ class ConfigWatcher:
         self.interval = interval
         self._last: str | None = None
 
-    def poll(self) -> LiveConfig | None:
+    def read(self) -> str:
         try:
-            text = self.path.read_text()
+            return self.path.read_text()
         except OSError:
-            text = ""
+            return ""
+
+    def consider(self, text: str) -> LiveConfig | None:
+        """The config applied, or None (unchanged, invalid, or its apply failed)."""
         if text == self._last:
             return None
         self._last = text
@@ -194,12 +202,22 @@ class ConfigWatcher:
             # Keep serving with the last good settings: a typo in a ConfigMap must not take pods down.
             log.error("ignoring invalid live config %s: %s", self.path, exc)
             return None
-        self.on_change(cfg)
+        try:
+            self.on_change(cfg)
+        except Exception:
+            log.exception("could not apply live config %s; the previous config stays in force", self.path)
+            return None
         return cfg
+
+    def poll(self) -> LiveConfig | None:
+        return self.consider(self.read())
 
     async def run(self) -> None:
         while True:
-            await asyncio.to_thread(self.poll)
+            try:
+                self.consider(await asyncio.to_thread(self.read))
+            except Exception:  # pragma: no cover - consider() already catches; never let the task die
+                log.exception("live config watcher")
             await asyncio.sleep(self.interval)
 
 
