@@ -141,6 +141,7 @@ class Runtime:
             self.live.max_batch_size,
             self.live.max_delay_ms,
             on_batch=self._on_batch,
+            max_queue=s.max_queue,
         )
         self.batcher.start()
         self.metrics.ready.labels(*self.metrics.labels).set(1)

@@ -46,6 +46,11 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     max_batch_size: int = 32
     max_delay_ms: float = 2.0
+    # Load shedding, per worker: scoring requests in flight (reading, queued, predicting) and
+    # requests waiting for the model; beyond either a 503 with Retry-After. Memory stays bounded by
+    # max_concurrency x max_body_bytes whatever the offered load.
+    max_concurrency: int = 256
+    max_queue: int = 128
     inference_log_uri: str = ""  # directory or fsspec URI; empty disables the log
     inference_log_rotate_rows: int = 50_000
     inference_log_rotate_seconds: float = 60.0

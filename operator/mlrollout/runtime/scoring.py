@@ -30,6 +30,7 @@ Receive = Any
 Send = Any
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+RETRY_AFTER_SECONDS = 1
 
 
 def request_id(given: bytes | None) -> str:
@@ -56,6 +57,7 @@ class ScoringApp:
         self.app = app
         self.runtime = runtime
         self.state = app.state  # tests and tools reach the runtime as app.state.runtime
+        self.in_flight = 0  # scoring requests between arrival and answer (this worker)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -77,6 +79,31 @@ class ScoringApp:
         rt = self.runtime
         headers = dict(scope["headers"])
         rid = request_id(headers.get(b"x-request-id"))
+        if self.in_flight >= rt.settings.max_concurrency:
+            # Shed before reading the body: an overloaded worker spends nothing more on it.
+            msg = f"overloaded: {self.in_flight} requests in flight; retry later"
+            await respond(send, 503, jsonio.dumps({"error_code": "OVERLOADED", "message": msg}), rid)
+            if rt.metrics is not None:
+                rt.metrics.request(503, time.perf_counter() - t0)
+            return
+        self.in_flight += 1
+        try:
+            await self._score(scope, receive, send, path, target, headers, rid, t0)
+        finally:
+            self.in_flight -= 1
+
+    async def _score(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        target: tuple[str, str | None] | None,
+        headers: dict[bytes, bytes],
+        rid: str,
+        t0: float,
+    ) -> None:
+        rt = self.runtime
         status = 200
         after: Callable[[], None] | None = None
         try:
@@ -195,15 +222,12 @@ async def read_body(receive: Receive, length: bytes | None, limit: int) -> bytes
 
 
 async def respond(send: Send, status: int, body: bytes, rid: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                *_JSON_HEADERS,
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", rid.encode("latin-1")),
-            ],
-        }
-    )
+    headers = [
+        *_JSON_HEADERS,
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", rid.encode("latin-1")),
+    ]
+    if status == 503:  # overloaded or not ready yet: both pass
+        headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
