@@ -53,6 +53,7 @@ OPERATOR_NAMESPACED_RULES = {
     ("batch", "jobs"): {"create", "get", "list", "watch", "patch", "update", "delete"},
     ("batch", "cronjobs"): {"create", "get", "list", "watch", "patch", "update", "delete"},
     ("", "pods"): {"get", "list", "watch"},
+    ("autoscaling", "horizontalpodautoscalers"): {"list"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
 }

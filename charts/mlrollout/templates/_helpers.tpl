@@ -96,6 +96,10 @@ Namespaced rules of the operator: its own resource, the children it manages, rea
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+# Read only: a Deployment an HPA scales gets no replica count from the operator.
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["list"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

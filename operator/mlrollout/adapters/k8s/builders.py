@@ -75,10 +75,20 @@ def serving_deployment(
             },
         },
     }
-    if hpa_owned:
-        del manifest["spec"]["replicas"]
     manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
-    return manifest
+    return without_replicas(manifest) if hpa_owned else manifest
+
+
+def without_replicas(manifest: Manifest) -> Manifest:
+    """The same Deployment with `replicas` left to its HorizontalPodAutoscaler (server-side apply then
+    gives up the field instead of resetting it every tick), hash recomputed."""
+    out: Manifest = {
+        **manifest,
+        "metadata": {**manifest["metadata"], "annotations": dict(manifest["metadata"]["annotations"])},
+        "spec": {k: v for k, v in manifest["spec"].items() if k != "replicas"},
+    }
+    out["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(out)
+    return out
 
 
 def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: str) -> Manifest:
