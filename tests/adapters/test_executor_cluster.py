@@ -69,6 +69,7 @@ def test_unchanged_ticks_write_nothing_and_an_hpa_keeps_its_replicas(kube: KubeE
 
     tick()
     assert ex.writes == 1 and deployment().spec.replicas == 1
+
     def ours() -> Any:
         # (generation, time of the operator's last apply): status updates by the controllers aside.
         d = deployment()

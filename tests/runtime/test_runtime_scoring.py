@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from conftest import AppFactory
-from mlrollout.runtime.app import Runtime
+from mlrollout.runtime.worker import Runtime
 
 
 def test_failure_after_the_response_is_logged_not_answered(

@@ -20,8 +20,8 @@ from mlrollout.runtime.schema import InputError, oip_datatype
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from mlrollout.runtime.app import Runtime
     from mlrollout.runtime.config import LiveConfig
+    from mlrollout.runtime.worker import Runtime
 
 log = logging.getLogger("mlrollout.runtime")
 
