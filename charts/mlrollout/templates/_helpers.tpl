@@ -75,20 +75,26 @@ app.kubernetes.io/component: operator
 Namespaced rules of the operator: its own resource, the children it manages, read-only Pods, Events.
 */}}
 {{- define "mlrollout.namespacedRules" -}}
+# Exactly the verbs the operator's code (and Kopf) uses: tests/charts derives them from the source.
 - apiGroups: ["mlrollout.io"]
   resources: ["modeldeployments"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["mlrollout.io"]
   resources: ["modeldeployments/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
+# Children carry an ownerReference with blockOwnerDeletion, which needs update on finalizers.
 - apiGroups: ["mlrollout.io"]
   resources: ["modeldeployments/finalizers"]
   verbs: ["update"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["create", "get", "list", "watch", "patch", "update", "delete"]
+  verbs: ["create", "list", "patch", "delete"]
 - apiGroups: [""]
-  resources: ["services", "configmaps"]
+  resources: ["services"]
+  verbs: ["create", "get", "patch", "delete"]
+# Gate Jobs (and their pods' termination messages), monitor CronJobs and their ConfigMaps.
+- apiGroups: [""]
+  resources: ["configmaps"]
   verbs: ["create", "get", "list", "watch", "patch", "update", "delete"]
 - apiGroups: ["batch"]
   resources: ["jobs", "cronjobs"]
@@ -102,7 +108,7 @@ Namespaced rules of the operator: its own resource, the children it manages, rea
   verbs: ["list"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- if .Values.rbac.gatewayAPI }}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]

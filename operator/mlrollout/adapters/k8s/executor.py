@@ -23,7 +23,7 @@ MERGE = "application/merge-patch+json"
 log = logging.getLogger(__name__)
 
 # Grouped kinds go through the generic custom-objects endpoints (they return plain dicts).
-_GROUPED = {"Deployment": ("apps", "v1", "deployments"), "Event": ("events.k8s.io", "v1", "events")}
+_GROUPED = {"Deployment": ("apps", "v1", "deployments")}
 
 
 @dataclass
