@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import runtime_models as models
 
 from mlrollout.runtime.app import create_app
@@ -74,12 +75,19 @@ async def flood(
     return statuses, {**peak, "retry_after": retry_after, "codes": codes, "metrics": metrics}
 
 
-def test_overload_is_shed_with_503_and_retry_after(rf_path: Path, tmp_path: Path) -> None:
-    statuses, seen = asyncio.run(flood(rf_path, tmp_path, 400, max_concurrency=40, max_queue=8))
+@pytest.mark.parametrize(
+    ("concurrency", "queue"),
+    [(40, 8), (20, 100_000)],
+    ids=["the model queue is full", "too many requests in flight"],
+)
+def test_overload_is_shed_with_503_and_retry_after(
+    rf_path: Path, tmp_path: Path, concurrency: int, queue: int
+) -> None:
+    statuses, seen = asyncio.run(flood(rf_path, tmp_path, 400, max_concurrency=concurrency, max_queue=queue))
     assert set(statuses) == {200, 503}, statuses  # never a 500, never a hang
-    assert statuses[200] >= 8
+    assert statuses[200] >= min(concurrency, queue)
     assert seen["retry_after"] == {"1"} and seen["codes"] == {"OVERLOADED"}
-    assert seen["in_flight"] <= 40 and seen["queued"] <= 8, seen
+    assert seen["in_flight"] <= concurrency and seen["queued"] <= queue, seen
     assert f'code="503",model="rf",track="stable",version="1"}} {float(statuses[503])}' in seen["metrics"]
 
 
