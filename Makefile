@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 BIN_DIR_FILE := $(VENV)/.bindir
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint sync cluster-up cluster-down system-deps venv binaries bench bench-serving bench-drift clean
+.PHONY: test demo lint sync cluster-up cluster-down system-deps venv binaries bench bench-serving bench-drift bench-abtest clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,7 +54,10 @@ bench-serving: system-deps venv
 bench-drift: venv
 	$(PY) -m bench.drift
 
-bench: bench-serving bench-drift
+bench-abtest: venv
+	$(PY) -m bench.abtest
+
+bench: bench-serving bench-drift bench-abtest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

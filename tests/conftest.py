@@ -1,4 +1,4 @@
-"""Session fixtures for the real parts: pod network, control plane + pod runner, Prometheus, MLflow.
+"""Session fixtures for the real parts: pod network, control plane + pod runner, Prometheus, MLflow, S3.
 
 Nothing starts unless a test asks for it, so unit tests stay fast. Every process is stopped by
 its PID at the end of the session, and the pod network is removed after them.
@@ -17,6 +17,7 @@ from harness.controlplane import ControlPlane, bin_dir
 from harness.kube import KubeEnv, external_kubeconfig
 from harness.podnet import PodNetwork
 from harness.procs import HarnessError
+from harness.s3 import S3Server
 from harness.services import MLflowServer, Prometheus
 
 
@@ -60,6 +61,14 @@ def prometheus(session_dir: Path, pod_network: PodNetwork | None) -> Iterator[Pr
 @pytest.fixture(scope="session")
 def mlflow_server(session_dir: Path, pod_network: PodNetwork | None) -> Iterator[MLflowServer]:
     server = _start(lambda: MLflowServer(session_dir / "mlflow", host=_host(pod_network)).start())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(session_dir: Path, pod_network: PodNetwork | None) -> Iterator[S3Server]:
+    """An S3-compatible server (moto) where holdouts live; reachable from executed pods too."""
+    server = _start(lambda: S3Server(session_dir / "s3", host=_host(pod_network)).start())
     yield server
     server.stop()
 

@@ -125,6 +125,11 @@ def _set(path: str, value: Any) -> Callable[[Spec], None]:
     return mutate
 
 
+def _shadow_continuing_into_analysis(spec: Spec) -> None:
+    del spec["analysis"]
+    spec["strategy"] = {"shadow": {"continueWith": {"steps": [{"setWeight": 10}, {"analysis": {}}]}}}
+
+
 def _drop(path: str) -> Callable[[Spec], None]:
     def mutate(spec: Spec) -> None:
         *parents, last = path.split(".")
@@ -218,6 +223,33 @@ INVALID: list[Invalid] = [
         _set(
             "strategy",
             {"abTest": {"metric": {"name": "c"}, "minimumDetectableEffect": 0.1, "candidateWeight": 100}},
+        ),
+    ),
+    Invalid(
+        "shadow-continue-analysis-without-analysis",
+        "spec.analysis",
+        lambda s: _shadow_continuing_into_analysis(s),
+    ),
+    Invalid(
+        "ab-effect-beyond-one",
+        "spec.strategy.abTest.minimumDetectableEffect",
+        _set(
+            "strategy",
+            {"abTest": {"metric": {"name": "c"}, "minimumDetectableEffect": 0.2, "baseline": 0.9}},
+        ),
+    ),
+    Invalid(
+        "ab-effect-below-zero",
+        "spec.strategy.abTest.minimumDetectableEffect",
+        _set(
+            "strategy",
+            {
+                "abTest": {
+                    "metric": {"name": "c", "higherIsBetter": False},
+                    "minimumDetectableEffect": 0.1,
+                    "baseline": 0.05,
+                }
+            },
         ),
     ),
     Invalid(

@@ -172,16 +172,26 @@ def test_helm_install_cluster_wide_then_the_operator_reconciles(
     # The release namespace enforces the "restricted" Pod Security Standard: the operator pod is only
     # created (and the Deployment only becomes available) if it meets it.
     kube.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted", check=True)
-    installed["install"]("mlr", f"jobs.namespaces={{{namespace}}}")
+    # Cluster-wide, on a control plane other tests share: the shard selector keeps this operator to
+    # the objects labelled for it (and shows the selector at work: an unlabelled one is left alone).
+    shard = f"mlrollout.io/shard={namespace}"
+    installed["install"]("mlr", f"jobs.namespaces={{{namespace}}}", f"shardSelector={shard}")
     dep = get_json(kube, "deployment", "mlr-mlrollout", "-n", namespace)
     assert dep["status"].get("readyReplicas") == 1
     cfg = service_account_kubeconfig(
         kube.kubeconfig, namespace, "mlr-mlrollout", tmp_path / "sa.kubeconfig", kube.bin_dir / "kubectl"
     )
     with local_operator(cfg, dep, tmp_path) as op:
-        name = apply_example(kube, "canary.yaml", namespace)["metadata"]["name"]
+        mine: dict[str, Any] = yaml.safe_load((EXAMPLES / "canary.yaml").read_text())
+        name = mine["metadata"]["name"]
+        key, value = shard.split("=")
+        mine["metadata"].setdefault("labels", {})[key] = value
+        other = dict(mine, metadata={"name": "not-my-shard"})
+        for obj in (other, mine):
+            kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj), check=True)
         status = wait_reconciled(kube, namespace, name, op.log)
         assert status["observedGeneration"] >= 1
+        assert md_status(kube, namespace, "not-my-shard") == {}
     log = op.log.read_text()
     assert not rbac_denials(log), tail(op.log, 40)
 

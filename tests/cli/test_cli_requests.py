@@ -174,6 +174,40 @@ def test_render_status_and_history() -> None:
     assert "registry not reached" in render.history_text(HEALTHY, None)
 
 
+def test_history_shows_a_rejection_at_the_gate_with_its_numbers() -> None:
+    check = {"name": "metric:roc_auc", "verdict": "failed", "value": 0.7123, "threshold": 0.84}
+    rejected = {
+        **HEALTHY,
+        "status": {
+            **HEALTHY["status"],
+            "rollout": {
+                "abortedVersion": "7",
+                "lastOutcome": "version 7 rejected at the gate: metric:roc_auc = 0.7123 (threshold 0.84)",
+                "gate": {
+                    "version": "7",
+                    "job": "churn-gate-7-1",
+                    "attempt": 1,
+                    "phase": "Failed",
+                    "checks": [check],
+                },
+            },
+        },
+    }
+    report = json.dumps({"outcome": "failed", "checks": [check] * 5})
+    tags = {
+        "7": {"mlrollout.gate": "failed", "mlrollout.gate.report": report, "mlrollout.rollout": "rejected"}
+    }
+    assert render.history_text(rejected, tags).splitlines()[:7] == [
+        "version 7 (not promoted): version 7 rejected at the gate: metric:roc_auc = 0.7123 (threshold 0.84)",
+        "    gate: Failed (attempt 1, job churn-gate-7-1)",
+        "      metric:roc_auc: failed value=0.7123 threshold=0.84",
+        "    mlrollout.gate = failed",
+        f"    mlrollout.gate.report = {report[:117]}...",
+        "    mlrollout.rollout = rejected",
+        "version 6 (stable): promoted t cause -",
+    ]
+
+
 FIXTURES = sorted((Path(__file__).parents[1] / "argocd" / "fixtures").glob("*.json"))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mlrollout.handlers.settings import Settings
 
 
@@ -35,3 +37,15 @@ def test_chart_variables() -> None:
         "op-0",
         2.5,
     )
+
+
+def test_shard_selector_equality_and_existence_terms() -> None:
+    s = Settings.from_env({"MLROLLOUT_SELECTOR": "team=fraud, tier ,"})
+    assert s.selector == (("team", "fraud"), ("tier", None))
+    assert Settings.from_env({}).selector == ()
+
+
+@pytest.mark.parametrize("bad", ["team!=fraud", "team in (a,b)", "=x", "team="])
+def test_shard_selector_refuses_what_kopf_filters_cannot_express(bad: str) -> None:
+    with pytest.raises(ValueError, match="MLROLLOUT_SELECTOR"):
+        Settings.from_env({"MLROLLOUT_SELECTOR": bad})

@@ -66,10 +66,19 @@ def model_deployment(tracking_uri: str, replicas: int, prometheus: str) -> dict[
         "spec": {
             "model": {"name": MODEL, "alias": "challenger"},
             "registry": {"trackingUri": tracking_uri, "championAlias": "champion"},
-            "serving": {"image": RUNTIME_IMAGE, "replicas": replicas},
+            # The demo's bad release is a pyfunc model logged as code: loading it runs its code, which
+            # the runtime refuses unless the ModelDeployment opts in.
+            "serving": {"image": RUNTIME_IMAGE, "replicas": replicas, "allowCode": True},
             "strategy": {
                 "canary": {
-                    "steps": [{"setWeight": 50}, {"pause": {"duration": "5s"}}, {"analysis": {"count": 2}}]
+                    "steps": [
+                        {"setWeight": 5},
+                        {"analysis": {"count": 2}},
+                        {"setWeight": 50},
+                        {"analysis": {"count": 1}},
+                        {"setWeight": 100},
+                        {"pause": {"duration": "5s"}},
+                    ]
                 }
             },
             "analysis": {
@@ -321,6 +330,13 @@ def main() -> None:
                 + "\n".join("     " + x for x in r.stdout.splitlines())
             )
 
+        from harness.demo_rollback import bad_candidate_rolled_back
+
+        bad_candidate_rolled_back(cp, mlflow.uri, address)
+
+        from harness.demo_gate import show_gate
+
+        show_gate(cp, mlflow.uri, address)
         say("Events recorded on the ModelDeployment")
         show(cp, "get", "events", "-n", NS, "--field-selector", "involvedObject.kind=ModelDeployment")
 

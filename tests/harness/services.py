@@ -58,7 +58,7 @@ class Prometheus:
             ],
         }
         (self.workdir / "prometheus.yml").write_text(json.dumps(cfg))
-        self.port = free_port(self.host)
+        self.port = self.port or free_port(self.host)  # a restart keeps its address (and its data)
         self.proc = Proc(
             "prometheus",
             [
@@ -76,6 +76,11 @@ class Prometheus:
     def stop(self) -> None:
         if self.proc:
             self.proc.stop()
+
+    def restart(self) -> Prometheus:
+        """Stopped, then started again on the same port with the same data (an outage that ends)."""
+        self.stop()
+        return self.start()
 
     def add_target(self, address: str, **labels: str) -> None:
         self.static.append({"targets": [address], "labels": labels})
@@ -133,7 +138,7 @@ class MLflowServer:
             self.workdir / "mlflow.log",
             env=env,
         ).start()
-        self.proc.wait_ready(lambda: _get(f"{self.uri}/health").strip() == "OK", timeout=120)
+        self.proc.wait_ready(lambda: _get(f"{self.uri}/health").strip() == "OK", timeout=300)
         return self
 
     def stop(self) -> None:

@@ -110,6 +110,14 @@ def test_a_pod_resolves_services_by_dns_name_and_calls_them(kube: KubeEnv, names
     # And calls it by name, through the Service, from inside the pod.
     q = urllib.parse.urlencode({"url": f"http://echo.{namespace}/"})
     names = {p.metadata.name for p in ready_pods(kube, namespace, "app=echo")}
+
+    def reachable() -> bool:
+        try:
+            return bool(json.loads(get(f"http://{caller}:8080/call?{q}"))["pod"] in names)
+        except urllib.error.HTTPError:  # until kube-proxy has programmed the Service's endpoints
+            return False
+
+    eventually(reachable, what="the Service to answer by name from inside a pod")
     assert all(json.loads(get(f"http://{caller}:8080/call?{q}"))["pod"] in names for _ in range(10))
     # A Service whose only endpoint is the caller itself: the request leaves the pod and comes back
     # across the bridge (hairpin), as on a kubelet's bridge.

@@ -1,9 +1,12 @@
-"""A fake cluster for the pure core: actions change Deployments at once, weights are read back from
-ready replicas, the registry records every alias move. The rung below the real-cluster tests."""
+"""A fake cluster for the pure core: actions change Deployments at once (a new version of an existing
+track is seen once as still rolling out, as a real Deployment is), weights are read back from ready
+replicas, the registry records every alias move, Events are named after the status they were decided
+from (as the executor names them). The rung below the real-cluster tests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from mlrollout.api.spec import ModelDeploymentSpec
@@ -44,8 +47,15 @@ class FakeCluster:
     selector: str | None = "stable"  # the live Service's track selector
     preview_service: bool = False
     switches: list[str | None] = field(default_factory=list)
+    rolling: set[str] = field(default_factory=set)  # tracks whose new version is not observed rolled out yet
+    event_names: set[str] = field(default_factory=set)
+    query_problems: tuple[tuple[str, str], ...] = ()  # what Prometheus says of the queries it parsed
 
     def observed(self) -> Observed:
+        tracks = dict(self.tracks)
+        for track in self.rolling & set(tracks):
+            tracks[track] = replace(tracks[track], updated_replicas=0, observed_generation=0)
+        self.rolling.clear()
         stable = self.tracks.get("stable")
         canary = self.tracks.get("canary")
         weights = Weights()
@@ -55,7 +65,7 @@ class FakeCluster:
         return Observed(
             generation=1,
             model=ResolvedModel(self.spec.model.name, self.version),
-            tracks=dict(self.tracks),
+            tracks=tracks,
             service_present=True,
             paused=self.paused,
             request=self.request,
@@ -63,6 +73,7 @@ class FakeCluster:
             weights=weights,
             active_track=self.selector,
             preview_service_present=self.preview_service,
+            query_problems=self.query_problems,
         )
 
     def tick(self, apply: bool = True, write_status: bool = True) -> Decision:
@@ -101,12 +112,17 @@ class FakeCluster:
             case TagVersion(version=version, tags=tags):
                 self.tags.setdefault(version, {}).update(dict(tags))
             case EmitEvent(type=type_, reason=reason, message=message):
-                if (type_, reason, message) not in self.events:  # deterministic names: no duplicates
+                # Acts come before the status write: self.status is the status this was decided from.
+                name = json.dumps([self.status.model_dump(mode="json"), type_, reason, message])
+                if name not in self.event_names:  # the API server refuses a second Event of one name
+                    self.event_names.add(name)
                     self.events.append((type_, reason, message))
             case _:
                 pass
 
     def _deploy(self, track: str, version: str, replicas: int) -> None:
+        if track in self.tracks and self.tracks[track].version != version:
+            self.rolling.add(track)
         self.tracks[track] = TrackState(
             version=version,
             desired_replicas=replicas,

@@ -92,16 +92,21 @@ Namespaced rules of the operator: its own resource, the children it manages, rea
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["create", "get", "patch", "delete"]
-# Gate Jobs (and their pods' termination messages), monitor CronJobs and their ConfigMaps.
+# Monitor CronJobs and their ConfigMaps (reserved while the monitor wiring is merged).
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["create", "get", "list", "watch", "patch", "update", "delete"]
+# Gate Jobs: applied (server-side apply: create + patch), read back, deleted when superseded; their
+# pods are listed for the termination message that carries the result.
 - apiGroups: ["batch"]
-  resources: ["jobs", "cronjobs"]
+  resources: ["jobs"]
+  verbs: ["create", "get", "patch", "delete"]
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
   verbs: ["create", "get", "list", "watch", "patch", "update", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
 # Read only: a Deployment an HPA scales gets no replica count from the operator.
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]

@@ -25,6 +25,13 @@ def _analysis_present_when_used(spec: ModelDeploymentSpec) -> bool:
     return spec.analysis is not None
 
 
+def _analysis_present_after_shadow(spec: ModelDeploymentSpec) -> bool:
+    shadow = spec.strategy.shadow
+    if shadow is None or shadow.continue_with is None:
+        return True
+    return all(step.analysis is None for step in shadow.continue_with.steps) or spec.analysis is not None
+
+
 def _monitoring_drift_for_trigger(spec: ModelDeploymentSpec) -> bool:
     if spec.retraining is None or all(t.drift is None for t in spec.retraining.triggers):
         return True
@@ -58,6 +65,13 @@ class ModelDeploymentSpec(ApiModel):
             " || has(self.analysis)",
             "an analysis step needs spec.analysis",
             _analysis_present_when_used,
+            field_path=".analysis",
+        ),
+        Rule(
+            "!has(self.strategy.shadow) || !has(self.strategy.shadow.continueWith)"
+            " || !self.strategy.shadow.continueWith.steps.exists(s, has(s.analysis)) || has(self.analysis)",
+            "an analysis step in shadow.continueWith needs spec.analysis",
+            _analysis_present_after_shadow,
             field_path=".analysis",
         ),
         Rule(

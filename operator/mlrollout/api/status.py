@@ -10,6 +10,7 @@ from pydantic import Field
 
 from mlrollout.api.base import ApiModel, Percent, list_map
 from mlrollout.api.conditions import Condition
+from mlrollout.api.experiment_status import AbTestStatus, ShadowStatus
 from mlrollout.api.gate import GateStatus
 from mlrollout.api.monitoring_status import MonitoringStatus
 
@@ -118,6 +119,8 @@ class RolloutStatus(ApiModel):
     )
     gate: GateStatus | None = None
     analysis: AnalysisRun | None = None
+    ab_test: AbTestStatus | None = None
+    shadow: ShadowStatus | None = None
     handled_request: str | None = Field(
         default=None, max_length=128, description="id of the last mlrollout.io/request acted on."
     )

@@ -92,7 +92,18 @@ class Shadow(ApiModel):
     duration: Duration = "10m"
     min_requests: int = Field(default=100, ge=1)
     max_disagreement: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_latency_ratio: float | None = Field(default=None, gt=0.0, le=100.0)
+    max_latency_ratio: float | None = Field(
+        default=None, gt=0.0, le=100.0, description="Candidate p99 latency over stable's, at most."
+    )
+    max_error_rate: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Share of mirrored requests the candidate may fail."
+    )
+    relative_tolerance: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="Regression: numeric predictions within this relative error agree (labels: equal).",
+    )
     continue_with: Canary | None = Field(
         default=None, description="Continue into this canary instead of promoting."
     )
@@ -117,16 +128,39 @@ class BusinessMetric(ApiModel):
     higher_is_better: bool = True
 
 
+def _effect_inside_unit_interval(ab: AbTest) -> bool:
+    if ab.baseline is None or ab.metric.kind != "proportion":
+        return True
+    moved = ab.baseline + (
+        ab.minimum_detectable_effect if ab.metric.higher_is_better else -ab.minimum_detectable_effect
+    )
+    return 0.0 < moved < 1.0
+
+
 class AbTest(ApiModel):
     candidate_weight: int = Field(default=50, ge=1, le=99)
     metric: BusinessMetric
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     power: float = Field(default=0.8, gt=0.5, lt=1.0)
-    minimum_detectable_effect: float = Field(gt=0.0)
+    minimum_detectable_effect: float = Field(
+        gt=0.0,
+        description="Absolute, in the metric's units: 0.02 = two points of conversion rate.",
+    )
     baseline: float | None = Field(default=None, gt=0.0, lt=1.0, description="Expected baseline proportion.")
     test: Literal["msprt", "fixedHorizon"] = "msprt"
     max_duration: Duration = "7d"
     sticky: StickyAssignment | None = None
+
+    cel_rules = (
+        Rule(
+            "!has(self.baseline) || self.metric.kind != 'proportion' || (self.metric.higherIsBetter"
+            " ? self.baseline + self.minimumDetectableEffect < 1.0"
+            " : self.baseline - self.minimumDetectableEffect > 0.0)",
+            "baseline plus (or minus) minimumDetectableEffect must stay inside (0, 1) for a proportion",
+            _effect_inside_unit_interval,
+            field_path=".minimumDetectableEffect",
+        ),
+    )
 
 
 class Strategy(ApiModel):

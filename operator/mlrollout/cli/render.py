@@ -123,6 +123,9 @@ def candidate_version(status: Mapping[str, Any]) -> str | None:
     return None if found is None else str(found)
 
 
+VALUE_WIDTH = 120
+
+
 def history_text(obj: Mapping[str, Any], tags: Mapping[str, Mapping[str, str]] | None) -> str:
     """The candidate or the last aborted version, then the promoted versions (the rollback window),
     newest first, each with its MLflow tags (gate, rollout outcome, lineage) when known."""
@@ -132,11 +135,25 @@ def history_text(obj: Mapping[str, Any], tags: Mapping[str, Mapping[str, str]] |
     stable = status.get("stableVersion")
     lines: list[str] = []
 
+    gate = rollout.get("gate") or {}
+
     def version_lines(version: str, text: str) -> None:
         lines.append(f"version {version}{text}")
+        if str(gate.get("version")) == version:
+            # The gate as the operator read it (checks with values), even when MLflow is not reached.
+            lines.append(
+                f"    gate: {gate.get('phase')} (attempt {_fmt(gate.get('attempt'))}, job {gate.get('job')})"
+            )
+            for check in gate.get("checks") or []:
+                lines.append(
+                    f"      {check.get('name')}: {check.get('verdict')} value={_fmt(check.get('value'))}"
+                    f" threshold={_fmt(check.get('threshold'))}"
+                )
         for key, value in sorted((tags or {}).get(version, {}).items()):
             if key.startswith("mlrollout."):
-                lines.append(f"    {key} = {value}")
+                # the gate's full JSON report tag is for tools: one line of it is enough here
+                shown = value if len(value) <= VALUE_WIDTH else value[: VALUE_WIDTH - 3] + "..."
+                lines.append(f"    {key} = {shown}")
 
     candidate = candidate_version(status)
     if candidate is not None:

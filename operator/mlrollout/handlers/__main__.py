@@ -1,12 +1,30 @@
-"""`mlrollout-operator`: run the Kopf operator with a liveness endpoint."""
+"""`mlrollout-operator`: run the Kopf operator with /healthz and /metrics on the health port."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import kopf
 
+from mlrollout.handlers import endpoints
 from mlrollout.handlers.settings import Settings
+
+
+async def run(settings: Settings) -> None:
+    ready = asyncio.Event()  # set by Kopf once the startup handlers have run
+    runner = await endpoints.serve(settings.health_port, ready)
+    try:
+        await kopf.operator(
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            standalone=settings.peering is None,
+            peering_name=settings.peering,
+            ready_flag=ready,
+        )
+    finally:
+        await asyncio.shield(runner.cleanup())
 
 
 def main() -> None:
@@ -16,15 +34,11 @@ def main() -> None:
         verbose=settings.verbose, log_format=formats.get(settings.log_format, kopf.LogFormat.PLAIN)
     )
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     import mlrollout.handlers.wiring  # noqa: F401  (registers the handlers)
 
-    kopf.run(
-        clusterwide=not settings.namespaces,
-        namespaces=list(settings.namespaces),
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
-        standalone=settings.peering is None,
-        peering_name=settings.peering,
-    )
+    with contextlib.suppress(asyncio.CancelledError):  # what kopf.run does on a signal
+        asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ class Settings:
     verbose: bool
     peering: str | None
     instance: str
+    # Shard selector: only ModelDeployments with these labels (None: the label is present, any value).
+    selector: tuple[tuple[str, str | None], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -28,4 +30,19 @@ class Settings:
             verbose=env.get("MLROLLOUT_VERBOSE", "") not in {"", "0", "false"},
             peering=env.get("MLROLLOUT_PEERING") or None,
             instance=env.get("POD_NAME") or "mlrollout-operator",
+            selector=parse_selector(env.get("MLROLLOUT_SELECTOR", "")),
         )
+
+
+def parse_selector(text: str) -> tuple[tuple[str, str | None], ...]:
+    """`team=fraud,tier` -> (("team", "fraud"), ("tier", None)): equality and existence terms only,
+    the subset of label selectors that Kopf's handler filters can express."""
+    terms: list[tuple[str, str | None]] = []
+    for term in (t.strip() for t in text.split(",")):
+        if not term:
+            continue
+        key, eq, value = term.partition("=")
+        if not key.strip() or any(ch in term for ch in "!()<> ") or (eq and not value.strip()):
+            raise ValueError(f"MLROLLOUT_SELECTOR: {term!r} is not `key=value` or `key`")
+        terms.append((key.strip(), value.strip() if eq else None))
+    return tuple(terms)

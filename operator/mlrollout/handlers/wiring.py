@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import importlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.registry.mlflow import MlflowRegistry
 from mlrollout.api import names
 from mlrollout.api.status import Phase
+from mlrollout.handlers import metric_names, metrics
 from mlrollout.handlers.requeue import run_ticks
 from mlrollout.handlers.settings import Settings
 from mlrollout.reconcile import Outcome, World, reconcile
@@ -28,6 +30,8 @@ from mlrollout.reconcile.loop import ActionFailed, MetricsSource
 log = logging.getLogger(__name__)
 SETTINGS = Settings.from_env()
 RESOURCE = (names.GROUP, names.VERSION, names.PLURAL)
+# One Helm release per shard: each operator sees only the ModelDeployments its selector matches.
+LABELS: dict[str, Any] | None = {k: kopf.PRESENT if v is None else v for k, v in SETTINGS.selector} or None
 
 # Timers run beside the change handlers in Kopf: one lock per object keeps ticks from overlapping.
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -85,7 +89,8 @@ async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
     uid = body.metadata["uid"]
     async with _locks[uid]:
         try:
-            outcome = await asyncio.to_thread(reconcile, _plain(body), world())
+            with metrics.timed_tick(_error_kind):
+                outcome = await asyncio.to_thread(reconcile, _plain(body), world())
         except ActionFailed as e:  # nothing recorded: the next tick decides the same actions again
             logger.warning("%s; retrying in %ss", e, RETRY_FAILED_ACTION)
             phase = Phase(body.get("status", {}).get("phase") or Phase.PENDING)
@@ -95,25 +100,30 @@ async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
                 logger.debug("conflict writing status; retrying on the next tick")
                 return None
             raise kopf.TemporaryError(
-                f"API error {e.status}: {e.reason}", delay=SETTINGS.heartbeat_seconds
+                f"API error {e.status}: {e.reason}: {_api_message(e)}", delay=SETTINGS.heartbeat_seconds
             ) from e
     if outcome.acted:
         logger.debug("phase %s, requeue %s", outcome.phase, outcome.requeue_after)
     return outcome
 
 
-@kopf.on.create(*RESOURCE)
-@kopf.on.update(*RESOURCE)
-@kopf.on.resume(*RESOURCE)
+@kopf.on.create(*RESOURCE, labels=LABELS)
+@kopf.on.update(*RESOURCE, labels=LABELS)
+@kopf.on.resume(*RESOURCE, labels=LABELS)
 async def on_change(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     _wakeups[body.metadata["uid"]].set()
     await _tick(body, logger)
 
 
-@kopf.on.event(*RESOURCE)
-async def on_event(body: kopf.Body, **_: Any) -> None:
-    """A user's change (spec, a request, a pause) wakes the object's daemon at once; the operator's
-    own status writes do not (they would spin the loop)."""
+@kopf.on.event(*RESOURCE, labels=LABELS)
+async def on_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """Every state the watch shows feeds /metrics (the monitor's status writes too). A user's change
+    (spec, a request, a pause) wakes the object's daemon at once; the operator's own status writes
+    do not (they would spin the loop)."""
+    if type == "DELETED":
+        metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
+        return
+    metrics.observe(body)
     uid = body.metadata["uid"]
     annotations = body.metadata.annotations
     key = (
@@ -126,7 +136,7 @@ async def on_event(body: kopf.Body, **_: Any) -> None:
         _wakeups[uid].set()
 
 
-@kopf.daemon(*RESOURCE, cancellation_timeout=5.0, initial_delay=0.5)
+@kopf.daemon(*RESOURCE, labels=LABELS, cancellation_timeout=5.0, initial_delay=0.5)
 async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
     async def tick() -> float | None:
         outcome = await _tick(body, logger)
@@ -135,14 +145,33 @@ async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopp
     await run_ticks(tick, _wakeups[body.metadata["uid"]], SETTINGS.heartbeat_seconds, lambda: bool(stopped))
 
 
-@kopf.on.delete(*RESOURCE)
+@kopf.on.delete(*RESOURCE, labels=LABELS)
 async def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     outcome = await _tick(body, logger)
     if outcome is None or outcome.requeue_after is not None:
         raise kopf.TemporaryError("child objects are still being deleted", delay=1)
+    metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
     _locks.pop(body.metadata["uid"], None)
     _wakeups.pop(body.metadata["uid"], None)
     _seen.pop(body.metadata["uid"], None)
+
+
+def _api_message(error: client.ApiException) -> str:
+    """The API server's own words (which verb on which resource was refused, or a namespace being
+    terminated): without them a 403 in the log cannot be told from a missing RBAC rule."""
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or error.body or "")[:300]
+
+
+def _error_kind(e: Exception) -> str:
+    if isinstance(e, ActionFailed):
+        return metric_names.ERROR_ACTION_FAILED
+    if isinstance(e, client.ApiException):
+        return metric_names.ERROR_CONFLICT if e.status == 409 else metric_names.ERROR_API
+    return metric_names.ERROR_UNEXPECTED
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from mlrollout.adapters.k8s import builders
+from mlrollout.adapters.k8s import builders, jobs
 from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.adapters.traffic.replica_ratio import ReplicaRatioRouter
@@ -24,9 +24,11 @@ from mlrollout.api.status import ModelDeploymentStatus, Phase
 from mlrollout.reconcile import observe
 from mlrollout.rollout import backoff, plan, requests
 from mlrollout.rollout.actions import (
+    ApplyGateJob,
     ApplyPreviewService,
     ApplyService,
     ApplyServing,
+    DeleteJob,
     DeletePreviewService,
     DeleteService,
     DeleteServing,
@@ -37,6 +39,7 @@ from mlrollout.rollout.actions import (
 )
 from mlrollout.rollout.analysis import MetricQueries, Sample
 from mlrollout.rollout.decision import Decision, decide, reject_spec, terminate
+from mlrollout.rollout.gate import GateResult
 from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,8 @@ class MetricsSource(Protocol):
     """prometheus-api-client behind the analysis helper's PrometheusProvider (synchronous)."""
 
     def sample(self, metric_name: str, queries: MetricQueries) -> Sample: ...
+
+    def check(self, promql: str) -> str | None: ...
 
 
 class ActionFailed(RuntimeError):
@@ -115,7 +120,8 @@ def reconcile(seen: Mapping[str, Any], world: World, now: datetime | None = None
     model = world.registry(spec.registry.tracking_uri).resolve(spec.model)
     observed = _observe_children(body, owner, spec, status, world, model)
     samples = _sample(spec, status, owner, world, now)
-    decision = decide(spec, status, replace(observed, samples=samples), now)
+    problems = _check_queries(spec, status, model, owner, world)
+    decision = decide(spec, status, replace(observed, samples=samples, query_problems=problems), now)
     _act(decision, owner, spec, world, body, now)
     return Outcome(decision.phase, decision.requeue_after, acted=True)
 
@@ -156,11 +162,24 @@ def _observe_children(
         request=requests.parse(annotations.get(names.ANNOTATION_REQUEST)),
         weights=world.router(spec).get_weights(deployments),
         hpa_tracks=hpa_tracks,
+        name=owner.name,
+        gate=_observe_gate(owner, status, world),
     )
 
 
 def hpa_scaled_tracks(owner: Owner, hpa_targets: frozenset[str]) -> frozenset[str]:
     return frozenset(t for t in names.TRACKS if names.serving_name(owner.name, t) in hpa_targets)
+
+
+def _observe_gate(owner: Owner, status: ModelDeploymentStatus, world: World) -> GateResult | None:
+    """The running gate's Job and its pods, parsed (None: no gate running, or its Job is gone)."""
+    gate = status.rollout.gate if status.rollout else None
+    if gate is None or gate.phase != "Running":
+        return None
+    job = world.executor.read_job(owner.namespace, gate.job)
+    if job is None:
+        return None
+    return jobs.read_gate_result(job, world.executor.list_job_pods(job))
 
 
 def _sample(
@@ -174,6 +193,23 @@ def _sample(
         return tuple(Sample(m.name, None, None, error="no metrics provider configured") for m, _ in due)
     source = world.metrics(spec.analysis.prometheus.address)
     return tuple(source.sample(metric.name, queries) for metric, queries in due)
+
+
+def _check_queries(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    model: ResolvedModel | RegistryProblem,
+    owner: Owner,
+    world: World,
+) -> tuple[tuple[str, str], ...]:
+    """Prometheus parses a new candidate's queries before its first traffic (unreachable: no verdict)."""
+    if not isinstance(model, ResolvedModel) or world.metrics is None or spec.analysis is None:
+        return ()
+    due = plan.queries_to_check(spec, status, model.version, model.name, owner.namespace, owner.name)
+    if not due:
+        return ()
+    source = world.metrics(spec.analysis.prometheus.address)
+    return tuple((metric, error) for metric, promql in due if (error := source.check(promql)) is not None)
 
 
 def _act(
@@ -217,6 +253,17 @@ def _act(
                 )
                 if problem is not None:
                     raise ActionFailed(f"tagging {model_name} version {version}: {problem.message}")
+            case ApplyGateJob(version=version, attempt=attempt):
+                assert spec is not None
+                rollout = decision.status.rollout
+                model_name = (
+                    rollout.candidate.model_name if rollout and rollout.candidate else spec.model.name
+                )
+                # The runtime image serves models and runs the Jobs (gate, monitor, train).
+                manifest = jobs.gate_job(owner, spec, model_name, version, attempt, spec.serving.image)
+                world.executor.apply(manifest)
+            case DeleteJob(name=name):
+                world.executor.delete_job(owner.namespace, name)
             case DeleteServing(track=track):
                 world.executor.delete_deployment(owner.namespace, names.serving_name(owner.name, track))
             case DeleteService():

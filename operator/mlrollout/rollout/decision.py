@@ -22,7 +22,7 @@ from mlrollout.api.status import (
     RolloutStatus,
     Weights,
 )
-from mlrollout.rollout import backoff, bluegreen, canary, requests
+from mlrollout.rollout import analysis, backoff, bluegreen, canary, gate, plan, requests
 from mlrollout.rollout.actions import (
     Action,
     ApplyService,
@@ -39,6 +39,11 @@ from mlrollout.rollout.phases import TROUBLED, can_transition
 
 POLL_WHILE_DEPLOYING = 5.0
 POLL_WHILE_DEGRADED = 15.0
+# A promotion or rollback is written to status before any child moves (the next tick, at once,
+# moves them): moving stable first would change what a replayed tick observes, and it would decide
+# the same release a second time from another status.
+ACT_ON_RECORDED_DECISION = 0.1
+INVALID_QUERY = "InvalidAnalysisQuery"
 
 
 class IllegalTransition(RuntimeError):
@@ -158,6 +163,8 @@ def _serve(
     stable = observed.tracks.get(TRACK_STABLE)
     verdict = _serving_verdict(stable, status.phase)
     rollout = status.rollout or RolloutStatus()
+    if intent in ("promote-full", "abort") and rollout.candidate is not None:
+        events += gate.cancel(rollout)  # a manual decision ends a gate still running
     if intent == "promote-full" and rollout.candidate is not None:
         why = f"promoted in full by request {rollout.handled_request}"
         return _promote(spec, status, observed, now, "manual", why, events, updates)
@@ -166,15 +173,14 @@ def _serve(
         return _rollback(spec, status, observed, now, "Aborted", why, events, updates, tag="aborted")
     requeue = {Phase.DEPLOYING: POLL_WHILE_DEPLOYING, Phase.DEGRADED: POLL_WHILE_DEGRADED}.get(verdict.phase)
     if rollout.candidate is not None and verdict.phase in (Phase.HEALTHY, Phase.PROGRESSING):
-        held = _validation_hold(spec, status, observed)
-        if held is not None:
-            return _finish(status, observed, now, held, tuple(events), POLL_WHILE_DEPLOYING, updates)
-        return _progress(spec, status, observed, now, verdict, events, updates)
+        return _validation_hold(spec, status, observed, now, verdict, events, updates)
     actions = _steady_actions(status, observed)
     if rollout.candidate is not None:
         verdict = replace(
             verdict, progressing=(False, "StableNotReady", "the candidate waits for stable to be ready")
         )
+    elif rollout.aborted_version == model.version and (rejected := gate.rejected_message(rollout)):
+        verdict = replace(verdict, progressing=(False, "GateFailed", rejected))  # stays Healthy on stable
     elif rollout.aborted_version == model.version and verdict.phase == Phase.HEALTHY and rollout.last_outcome:
         message = f"{rollout.last_outcome}; `retry` or a newer version starts again"
         verdict = replace(verdict, phase=Phase.ROLLED_BACK, progressing=(False, "RolledBack", message))
@@ -196,6 +202,9 @@ def _progress(
     assert rollout is not None and rollout.candidate is not None
     stable_version, model_name = status.stable_version, status.model_name
     assert stable_version is not None and model_name is not None
+    problems = query_problems(spec, observed)
+    if problems and plan.before_traffic(status, rollout.candidate.version):
+        return _hold_on_queries(status, observed, now, problems, events, updates)
     if spec.strategy.canary is not None:
         result = canary.step(spec, spec.strategy.canary, rollout, observed, stable_version, now)
         stable_replicas: int | None = canary.expected_replicas(spec, result.rollout)[0]
@@ -236,6 +245,48 @@ def _progress(
     return _finish(status, observed, now, verdict, (*actions, *events), result.requeue_after, updates)
 
 
+def query_problems(spec: ModelDeploymentSpec, observed: Observed) -> list[str]:
+    """Analysis metrics that cannot be measured as written: unknown template variables (found here),
+    queries Prometheus refuses to parse (observed), each named with what is wrong."""
+    found: list[str] = []
+    for metric in spec.analysis.metrics if spec.analysis else []:
+        unknown = analysis.unknown_variables(metric.query or "")
+        if unknown:
+            known = ", ".join(analysis.TEMPLATE_VARIABLES)
+            found.append(f"metric {metric.name!r}: unknown template variables {unknown} (known: {known})")
+    found += [
+        f"metric {metric!r}: query does not parse: {error}" for metric, error in observed.query_problems
+    ]
+    return found
+
+
+def _hold_on_queries(
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    problems: list[str],
+    events: list[Action],
+    updates: dict[str, object],
+) -> Decision:
+    """Bad input in spec.analysis: the candidate waits before any traffic moves, stable serves on."""
+    rollout = status.rollout
+    assert rollout is not None and rollout.candidate is not None
+    message = f"version {rollout.candidate.version} waits: " + "; ".join(problems)
+    message = message[:1024]
+    verdict = _Verdict(
+        phase=Phase.DEGRADED,
+        ready=(True, "Available", ""),
+        progressing=(False, INVALID_QUERY, message),
+        degraded=(True, INVALID_QUERY, message),
+    )
+    previous = c.find(status.conditions, c.DEGRADED)
+    if previous is None or previous.status != "True" or previous.message != message:
+        events = [*events, EmitEvent("Warning", INVALID_QUERY, message)]
+    actions = _steady_actions(status, observed)
+    updates |= {"canary_version": rollout.candidate.version, "current_step": 0, "weights": _weights(observed)}
+    return _finish(status, observed, now, verdict, (*actions, *events), POLL_WHILE_DEGRADED, updates)
+
+
 def _promote(
     spec: ModelDeploymentSpec,
     status: ModelDeploymentStatus,
@@ -246,7 +297,8 @@ def _promote(
     events: list[Action],
     updates: dict[str, object],
 ) -> Decision:
-    """The candidate becomes stable, the champion alias moves to it, it is tagged promoted."""
+    """The candidate becomes stable, the champion alias moves to it, it is tagged promoted; the
+    children follow on the next tick (ACT_ON_RECORDED_DECISION)."""
     rollout = status.rollout
     assert rollout is not None and rollout.candidate is not None
     candidate = rollout.candidate
@@ -263,7 +315,6 @@ def _promote(
     actions: list[Action] = [
         MoveAlias(candidate.model_name, spec.registry.champion_alias, candidate.version),
         TagVersion(candidate.model_name, candidate.version, _outcome_tags("promoted", why, now)),
-        *_steady_actions(status, observed),
         EmitEvent("Normal", "Promoted", f"{candidate.model_name} {outcome}"),
     ]
     verdict = _Verdict(
@@ -273,7 +324,7 @@ def _promote(
         degraded=(False, "AsExpected", ""),
     )
     updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
-    return _finish(status, observed, now, verdict, (*actions, *events), POLL_WHILE_DEPLOYING, updates)
+    return _finish(status, observed, now, verdict, (*actions, *events), ACT_ON_RECORDED_DECISION, updates)
 
 
 def _rollback(
@@ -287,7 +338,8 @@ def _rollback(
     updates: dict[str, object],
     tag: str = "rolled_back",
 ) -> Decision:
-    """All traffic back to stable, the alias untouched, the candidate tagged; never a retraining."""
+    """All traffic back to stable (on the next tick, at once), the alias untouched, the candidate
+    tagged; never a retraining."""
     rollout = status.rollout
     assert rollout is not None and rollout.candidate is not None
     candidate = rollout.candidate
@@ -304,7 +356,6 @@ def _rollback(
     )
     reason_event = "CandidateRolledBack" if tag == "rolled_back" else "CandidateAborted"
     actions: list[Action] = [
-        *_steady_actions(status, observed),
         TagVersion(candidate.model_name, candidate.version, _outcome_tags(tag, why, now)),
         EmitEvent("Warning", reason_event, f"{candidate.model_name} {outcome}"),
     ]
@@ -315,7 +366,7 @@ def _rollback(
         degraded=(False, "AsExpected", ""),
     )
     updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
-    return _finish(status, observed, now, verdict, (*actions, *events), POLL_WHILE_DEPLOYING, updates)
+    return _finish(status, observed, now, verdict, (*actions, *events), ACT_ON_RECORDED_DECISION, updates)
 
 
 def _outcome_tags(outcome: str, why: str, now: datetime) -> tuple[tuple[str, str], ...]:
@@ -342,7 +393,8 @@ def _track_candidate(
         )
         message = f"candidate {current.version} withdrawn: the model resolves to {model.version} again"
         return status.model_copy(update={"rollout": withdrawn}), [
-            EmitEvent("Normal", "CandidateWithdrawn", message)
+            *gate.cancel(rollout),
+            EmitEvent("Normal", "CandidateWithdrawn", message),
         ]
     if current is not None and (current.model_name, current.version) == (model.name, model.version):
         return status, []
@@ -354,6 +406,8 @@ def _track_candidate(
         desired_weight=0,
         handled_request=rollout.handled_request,
         aborted_version=rollout.aborted_version,
+        # The same version again (a `retry` after a rejection): its gate's attempts go on counting.
+        gate=rollout.gate if rollout.gate is not None and rollout.gate.version == model.version else None,
     )
     if current is None:
         event = EmitEvent(
@@ -362,17 +416,39 @@ def _track_candidate(
     else:
         message = f"version {model.version} supersedes candidate {current.version}; the rollout restarts"
         event = EmitEvent("Normal", "Superseded", message)
-    return status.model_copy(update={"rollout": fresh}), [event]
+    return status.model_copy(update={"rollout": fresh}), [*gate.cancel(rollout), event]
 
 
 def _validation_hold(
-    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: Observed
-) -> _Verdict | None:
-    """The gate hook: a verdict that holds the candidate in Validating before any traffic moves.
-
-    No gate runs yet (spec.validation gets its Job with the gate feature): nothing holds.
-    """
-    return None
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    verdict: _Verdict,
+    events: list[Action],
+    updates: dict[str, object],
+) -> Decision:
+    """The gate hook (rollout.gate): Validating before any traffic moves, then the strategy or a rejection."""
+    rollout = status.rollout
+    assert rollout is not None
+    spec_changed = observed.generation != status.observed_generation
+    gated = gate.step(spec, rollout, observed.gate, observed.name, spec_changed, now)
+    status = status.model_copy(update={"rollout": gated.rollout})
+    events = [*events, *gated.actions]
+    if gated.outcome == "proceed":
+        return _progress(spec, status, observed, now, verdict, events, updates)
+    updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
+    steady = _steady_actions(status, observed)
+    if gated.outcome == "reject":
+        verdict = replace(verdict, progressing=(False, gated.reason, gated.message))
+        return _finish(status, observed, now, verdict, (*steady, *events), None, updates)
+    held = replace(
+        verdict,
+        phase=Phase.VALIDATING,
+        progressing=(True, gated.reason, gated.message),
+        degraded=(False, "AsExpected", ""),
+    )
+    return _finish(status, observed, now, held, (*steady, *events), gated.requeue_after, updates)
 
 
 def _weights(observed: Observed) -> Weights:

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mlrollout.api.gate import GateCouldNotRun, GateReport, GateRunning
 from mlrollout.api.status import Weights
 from mlrollout.rollout.analysis import Sample
+from mlrollout.rollout.experiment_observed import AbObservation, ShadowObservation
 
 RegistryReason = Literal["ModelNotFound", "RegistryUnreachable", "RegistryError"]
 
@@ -64,6 +66,12 @@ class Observed:
     active_track: str | None = None  # the live Service's track selector as read back (None: every track)
     preview_service_present: bool = False
     hpa_tracks: frozenset[str] = frozenset()  # tracks whose replicas an HPA owns
+    ab: AbObservation | None = None  # per-variant business metric since the A/B test started
+    shadow: ShadowObservation | None = None  # mirroring read back and compared since the window began
+    # (metric, Prometheus's parse error) of analysis queries checked before the candidate's first traffic
+    query_problems: tuple[tuple[str, str], ...] = ()
+    name: str = ""  # the ModelDeployment's name (children's deterministic names)
+    gate: GateReport | GateRunning | GateCouldNotRun | None = None  # the recorded gate Job, read back
 
 
 RequestAction = Literal["promote", "promote-full", "abort", "retry", "undo", "approve"]

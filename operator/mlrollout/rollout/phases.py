@@ -12,9 +12,13 @@ P = Phase
 TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
     # Pending may go straight to Healthy/Degraded: a restarted operator adopts children it made before.
     P.PENDING: frozenset({P.VALIDATING, P.DEPLOYING, P.HEALTHY, P.DEGRADED, P.FAILED}),
-    P.VALIDATING: frozenset({P.PENDING, P.DEPLOYING, P.PROGRESSING, P.HEALTHY, P.DEGRADED, P.FAILED}),
-    P.DEPLOYING: frozenset({P.HEALTHY, P.DEGRADED, P.FAILED, P.PROGRESSING}),
-    P.PROGRESSING: frozenset({P.HEALTHY, P.DEGRADED, P.ROLLED_BACK, P.DEPLOYING}),
+    # Validating -> Healthy: rejected at the gate; -> RolledBack: aborted by request while gated.
+    P.VALIDATING: frozenset(
+        {P.PENDING, P.DEPLOYING, P.PROGRESSING, P.HEALTHY, P.DEGRADED, P.ROLLED_BACK, P.FAILED}
+    ),
+    # -> Validating: a newer version arrives (after a promotion, or superseding a running canary).
+    P.DEPLOYING: frozenset({P.HEALTHY, P.DEGRADED, P.FAILED, P.PROGRESSING, P.VALIDATING}),
+    P.PROGRESSING: frozenset({P.HEALTHY, P.DEGRADED, P.ROLLED_BACK, P.DEPLOYING, P.VALIDATING}),
     P.HEALTHY: frozenset({P.DEPLOYING, P.DEGRADED, P.VALIDATING, P.PROGRESSING, P.RETRAINING}),
     P.DEGRADED: frozenset({P.HEALTHY, P.DEPLOYING, P.VALIDATING, P.PROGRESSING, P.ROLLED_BACK, P.FAILED}),
     P.ROLLED_BACK: frozenset({P.HEALTHY, P.DEPLOYING, P.DEGRADED, P.VALIDATING, P.PROGRESSING, P.RETRAINING}),

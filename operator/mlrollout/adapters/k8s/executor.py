@@ -23,7 +23,7 @@ MERGE = "application/merge-patch+json"
 log = logging.getLogger(__name__)
 
 # Grouped kinds go through the generic custom-objects endpoints (they return plain dicts).
-_GROUPED = {"Deployment": ("apps", "v1", "deployments")}
+_GROUPED = {"Deployment": ("apps", "v1", "deployments"), "Job": ("batch", "v1", "jobs")}
 
 
 @dataclass
@@ -133,6 +133,42 @@ class KubeExecutor:
     def delete_service(self, namespace: str, name: str) -> None:
         self._hashes.pop(("Service", namespace, name), None)
         _ignore_missing(lambda: self._core.delete_namespaced_service(name, namespace))
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Job as it is now (None: gone, so an apply creates it again)."""
+        self._hashes.pop(("Job", namespace, name), None)
+        try:
+            found: dict[str, Any] = self._objects.get_namespaced_custom_object(  # type: ignore[assignment]
+                "batch", "v1", namespace, "jobs", name
+            )
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        found["kind"] = "Job"
+        self._remember(found)
+        return found
+
+    def list_job_pods(self, job: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The pods of this Job object only (its controller-uid selector): never those of an older
+        Job that had the same name."""
+        namespace = str(job["metadata"]["namespace"])
+        match = ((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        if not match:
+            return []
+        selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
+        found = self._core.list_namespaced_pod(namespace, label_selector=selector)
+        items: list[dict[str, Any]] = self.api.sanitize_for_serialization(found.items)  # type: ignore[no-untyped-call]
+        return items
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Background propagation: its pods go too (a running gate is stopped)."""
+        self._hashes.pop(("Job", namespace, name), None)
+        _ignore_missing(
+            lambda: self._objects.delete_namespaced_custom_object(
+                "batch", "v1", namespace, "jobs", name, propagation_policy="Background"
+            )
+        )
 
     def read(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The ModelDeployment as the API server has it now (None once it is gone)."""
