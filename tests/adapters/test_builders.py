@@ -73,6 +73,12 @@ def test_spec_fields_reach_the_pod() -> None:
     assert c["imagePullPolicy"] == "Never"
     assert c["ports"][0]["containerPort"] == 9000
     assert c["args"][c["args"].index("--trusted-types") + 1] == "sklearn.tree._tree.Tree,numpy.dtype"
+    assert "--allow-code" not in c["args"]  # pyfunc code runs only where the user opted in
+
+
+def test_allow_code_is_an_explicit_opt_in() -> None:
+    c = container(builders.serving_deployment(OWNER, spec(allowCode=True), "stable", "m", "1"))
+    assert "--allow-code" in c["args"]
 
 
 @pytest.mark.parametrize(
@@ -131,3 +137,24 @@ def test_replica_ratio_service_selects_every_track() -> None:
     svc = builders.service(OWNER, spec(), selector_track=None)
     assert svc["spec"]["selector"] == {names.LABEL_DEPLOYMENT: OWNER.name}
     assert builders.spec_hash(svc) != builders.spec_hash(builders.service(OWNER, spec()))
+
+
+def test_feedback_token_comes_from_its_secret_and_outcomes_from_the_ab_metric() -> None:
+    plain = container(builders.serving_deployment(OWNER, spec(), "stable", "m", "1"))
+    assert not [e for e in plain["env"] if e["name"].startswith("MLROLLOUT_FEEDBACK")]
+    s = spec(feedback={"tokenSecret": {"name": "feedback-token"}})
+    env = {e["name"]: e for e in container(builders.serving_deployment(OWNER, s, "stable", "m", "1"))["env"]}
+    assert env["MLROLLOUT_FEEDBACK_TOKEN"] == {
+        "name": "MLROLLOUT_FEEDBACK_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "feedback-token", "key": "token"}},
+    }
+    ab = ModelDeploymentSpec.model_validate(
+        {
+            **s.model_dump(by_alias=True, exclude_none=True),
+            "strategy": {
+                "abTest": {"metric": {"name": "converted"}, "minimumDetectableEffect": 0.02},
+            },
+        }
+    )
+    env = {e["name"]: e for e in container(builders.serving_deployment(OWNER, ab, "stable", "m", "1"))["env"]}
+    assert env["MLROLLOUT_FEEDBACK_OUTCOMES"]["value"] == "converted=proportion"

@@ -72,6 +72,7 @@ def test_job_is_deterministic_bounded_and_least_privileged() -> None:
     config = GateJobConfig.model_validate_json(env[jobs.CONFIG_ENV])
     assert (config.model_name, config.version, config.attempt) == ("churn-classifier", "8", 2)
     assert config.trusted_types == ["sklearn.tree._tree.Tree"]
+    assert config.allow_code is False  # spec.serving.allowCode unset: the gate refuses pyfunc code too
     assert config.deployment == "ml/churn"
     assert config.validation.metrics[1].segment == "plan == 'p'"
     labels = j["spec"]["template"]["metadata"]["labels"]

@@ -30,7 +30,9 @@ SECRET = "registry-credentials"
 AUC = {"name": "roc_auc", "min": 0.84}
 
 
-def md_spec(models: ChurnModels, validation: dict[str, Any], champion: str = "champion") -> dict[str, Any]:
+def md_spec(
+    models: ChurnModels, validation: dict[str, Any], champion: str = "champion", allow_code: bool = False
+) -> dict[str, Any]:
     return {
         "model": {"name": models.name, "alias": "challenger"},
         "registry": {
@@ -38,7 +40,7 @@ def md_spec(models: ChurnModels, validation: dict[str, Any], champion: str = "ch
             "championAlias": champion,
             "credentialsSecret": SECRET,
         },
-        "serving": {"image": IMAGE},
+        "serving": {"image": IMAGE, **({"allowCode": True} if allow_code else {})},
         "validation": {"timeout": "5m", "backoffLimit": 0, **validation},
         "strategy": {"canary": {"steps": [{"setWeight": 10}]}},
     }
@@ -144,6 +146,7 @@ def test_gate_jobs_pass_reject_and_error_on_the_cluster(
             {"dataset": holdout, "metrics": [AUC], "latency": {"p99Ms": 250, "requests": 10}},
             "champion",
         ),
+        "code-not-allowed": ("slow", {"dataset": holdout, "metrics": [AUC]}, "champion"),
         "missing-dataset": (
             "good",
             {"dataset": {**holdout, "uri": s3_data["missing"]}, "metrics": [AUC]},
@@ -162,7 +165,8 @@ def test_gate_jobs_pass_reject_and_error_on_the_cluster(
     jobs: dict[str, str] = {}
     attempts: dict[str, int] = {}
     for scenario, (kind, validation, champion) in scenarios.items():
-        spec = ModelDeploymentSpec.model_validate(md_spec(m, validation, champion))
+        # The slow model is a models-from-code pyfunc: it loads only where spec.serving.allowCode says so.
+        spec = ModelDeploymentSpec.model_validate(md_spec(m, validation, champion, scenario == "slow"))
         # the same version gated again is a new attempt: a new Job name
         attempts[kind] = attempts.get(kind, 0) + 1
         manifest = gate_job(owner, spec, m.name, m.versions[kind], attempts[kind], IMAGE)
@@ -209,6 +213,9 @@ def test_gate_jobs_pass_reject_and_error_on_the_cluster(
     assert rep.outcome == "failed", rep
     assert checks["metric:roc_auc"].verdict == "passed"
     assert checks["latency:p99"].verdict == "failed" and checks["latency:p99"].value >= 500  # it sleeps 0.5 s
+
+    rep, _ = report("code-not-allowed")
+    assert rep.outcome == "error" and "allowCode" in (rep.reason or ""), rep
 
     rep, _ = report("missing-dataset")
     assert rep.outcome == "error" and "does not exist" in (rep.reason or ""), rep

@@ -66,7 +66,9 @@ def model_deployment(tracking_uri: str, replicas: int, prometheus: str) -> dict[
         "spec": {
             "model": {"name": MODEL, "alias": "challenger"},
             "registry": {"trackingUri": tracking_uri, "championAlias": "champion"},
-            "serving": {"image": RUNTIME_IMAGE, "replicas": replicas},
+            # The demo's bad release is a pyfunc model logged as code: loading it runs its code, which
+            # the runtime refuses unless the ModelDeployment opts in.
+            "serving": {"image": RUNTIME_IMAGE, "replicas": replicas, "allowCode": True},
             "strategy": {
                 "canary": {
                     "steps": [

@@ -207,7 +207,8 @@ def test_wrong_media_type(rf_client: TestClient) -> None:
     assert r.status_code == 415
 
 
-def test_feedback_counts_outcomes(rf_client: TestClient) -> None:
+def test_feedback_counts_outcomes(make_client: AppFactory, rf_path: Path) -> None:
+    rf_client = make_client(rf_path, model_name="rf", model_version="3", feedback_outcomes=("converted",))
     rid = rf_client.post("/invocations", json={"instances": ROWS[:1]}).headers["x-request-id"]
     assert rf_client.post("/feedback", json={"request_id": rid, "label": 1}).json() == {"accepted": 1}
     assert (

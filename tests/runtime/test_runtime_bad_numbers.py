@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
 from conftest import AppFactory
 
@@ -37,7 +38,7 @@ def test_scoring_refuses_out_of_range_numbers(make_client: AppFactory, rf_path: 
 def test_feedback_refuses_values_that_would_poison_counters(
     make_client: AppFactory, rf_path: Path, value: str
 ) -> None:
-    c = make_client(rf_path, model_name="rf", model_version="1")
+    c = make_client(rf_path, model_name="rf", model_version="1", feedback_outcomes=("revenue",))
     body = '{"request_id": "r1", "outcome": "revenue", "value": ' + value + "}"
     r = c.post("/feedback", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 400, r.text
@@ -45,3 +46,31 @@ def test_feedback_refuses_values_that_would_poison_counters(
     good = c.post("/feedback", json={"request_id": "r1", "outcome": "revenue", "value": 12.5})
     assert good.status_code == 200
     assert 'outcome="revenue"' in c.get("/metrics").text
+
+
+# From branch runtime-hardening: the same faults through dataframe_records and a NaN feedback value.
+COLS = [f"f{i}" for i in range(20)]
+
+
+def _records(value: str) -> bytes:
+    row = ", ".join(f'"{c}": {value if c == "f0" else "0.1"}' for c in COLS)
+    return f'{{"dataframe_records": [{{{row}}}]}}'.encode()
+
+
+@pytest.mark.parametrize("value", [HUGE, "-" + HUGE, "1e999", "-1e999", "Infinity", "-Infinity"])
+def test_records_refuse_numbers_out_of_float_range(rf_client: TestClient, value: str) -> None:
+    r = rf_client.post("/invocations", content=_records(value), headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "OUT_OF_RANGE"
+
+
+@pytest.mark.parametrize("value", [HUGE, "1e999", "-1e999", "Infinity", "NaN"])
+def test_feedback_rejects_non_finite_values(rf_client: TestClient, value: str) -> None:
+    body = f'{{"request_id": "r1", "outcome": "label", "value": {value}}}'.encode()
+    r = rf_client.post("/feedback", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert "finite" in r.json()["message"] or r.json()["error_code"] == "OUT_OF_RANGE"
+    sums = [
+        ln for ln in rf_client.get("/metrics").text.splitlines() if ln.startswith("mlrollout_feedback_value")
+    ]
+    assert not any(ln.endswith(("+Inf", "inf", "NaN")) for ln in sums), sums

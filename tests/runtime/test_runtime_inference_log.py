@@ -24,7 +24,12 @@ def test_predictions_and_labels_join_by_request_id(
 ) -> None:
     logdir = tmp_path / "log"
     c = make_client(
-        rf_path, model_name="rf", model_version="3", inference_log_uri=str(logdir), track="canary"
+        rf_path,
+        model_name="rf",
+        model_version="3",
+        inference_log_uri=str(logdir),
+        track="canary",
+        feedback_outcomes=("converted",),
     )
     rows = [[0.1 * i + j for i in range(20)] for j in range(3)]
     r = c.post("/invocations", json={"dataframe_split": {"columns": COLS, "data": rows}})

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import AppFactory
+from mlrollout.runtime.batching import MicroBatcher
 from mlrollout.runtime.config import ConfigWatcher, LiveConfig, Settings
 
 
@@ -49,11 +52,11 @@ def test_watcher_keeps_last_good_config(tmp_path: Path) -> None:
     seen: list[LiveConfig] = []
     w = ConfigWatcher(str(f), LiveConfig(), seen.append)
     assert w.poll() is not None  # missing file: defaults
-    f.write_text("track: green\n")
-    assert w.poll() is not None and seen[-1].track == "green"
+    f.write_text("track: preview\n")
+    assert w.poll() is not None and seen[-1].track == "preview"
     assert w.poll() is None  # unchanged
     f.write_text("track: [oops\n")
-    assert w.poll() is None and seen[-1].track == "green"
+    assert w.poll() is None and seen[-1].track == "preview"
 
 
 def test_running_app_reloads_track_batching_mirroring(
@@ -127,3 +130,55 @@ def test_injected_faults_answer_500_and_are_counted_without_restart(
     while c.get("/config").json()["faults"]["errorRate"] != 0.0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert c.post("/invocations", json=row).status_code == 200
+
+
+def test_watcher_applies_on_the_event_loop_and_keeps_the_old_config_when_apply_fails(
+    make_client: AppFactory,
+    rf_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    applied_on_loop: list[bool] = []
+    real = MicroBatcher.configure
+
+    def configure(self: MicroBatcher, max_batch_size: int, max_delay_ms: float) -> None:
+        try:
+            asyncio.get_running_loop()
+            applied_on_loop.append(True)
+        except RuntimeError:  # a worker thread has no running loop
+            applied_on_loop.append(False)
+        if max_batch_size == 13:  # stands for any failure while applying
+            raise RuntimeError("cannot apply")
+        real(self, max_batch_size, max_delay_ms)
+
+    monkeypatch.setattr(MicroBatcher, "configure", configure)
+    f = tmp_path / "live.yaml"
+    f.write_text("track: canary\nbatching: {maxBatchSize: 8}\n")
+    c = make_client(rf_path, model_name="rf", model_version="4", config_file=str(f))
+
+    def wait_for(pred: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 30
+        while not pred() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pred()
+
+    def swap(text: str) -> None:
+        new = tmp_path / "live.yaml.new"
+        new.write_text(text)
+        os.replace(new, f)
+
+    assert c.get("/config").json()["batching"]["maxBatchSize"] == 8
+    swap("track: preview\nbatching: {maxBatchSize: 13}\n")
+    wait_for(lambda: "could not apply live config" in caplog.text)
+    cfg = c.get("/config").json()
+    assert (cfg["track"], cfg["batching"]["maxBatchSize"]) == ("canary", 8)  # the old one, whole
+    assert c.app.state.runtime.batcher.max_batch_size == 8  # type: ignore[attr-defined]
+    text = c.get("/metrics").text
+    assert 'mlrollout_model_ready{model="rf",track="canary",version="4"} 1.0' in text
+    assert c.post("/invocations", json={"instances": [[0.0] * 20]}).status_code == 200
+    # The watcher lives on: the next good config is applied.
+    swap("track: preview\nbatching: {maxBatchSize: 5}\n")
+    wait_for(lambda: c.get("/config").json()["track"] == "preview")
+    assert c.app.state.runtime.batcher.max_batch_size == 5  # type: ignore[attr-defined]
+    assert applied_on_loop and all(applied_on_loop), applied_on_loop

@@ -59,9 +59,11 @@ def test_pyfunc_fallback_and_its_pickle_guard(tmp_path: Path) -> None:
         mlflow.pyfunc.save_model(
             str(tmp_path / "py"), python_model=Doubler(), signature=infer_signature(x, x["a"] * 2)
         )
-    with pytest.raises(ModelLoadError, match="pickle"):
+    with pytest.raises(ModelLoadError, match=r"pyfunc.*--allow-code"):
         load_model(str(tmp_path / "py"))
-    m = load_model(str(tmp_path / "py"), allow_pickle=True)
+    with pytest.raises(ModelLoadError, match="pickle"):
+        load_model(str(tmp_path / "py"), allow_code=True)
+    m = load_model(str(tmp_path / "py"), allow_pickle=True, allow_code=True)
     assert m.flavor == "pyfunc"
     from mlrollout.runtime.schema import Batch
 
@@ -110,3 +112,45 @@ def register_forest(tracking_uri: str, name: str) -> tuple[str, str, str]:
             )
     version = str(info.registered_model_version)
     return f"models:/{name}/{version}", version, f"runs:/{run.info.run_id}/model"
+
+
+def _evil_model(root: Path) -> Path:
+    """The reproduction from issue 7: a six-line MLmodel whose loader_module writes a file."""
+    model = root / "evil"
+    (model / "code").mkdir(parents=True)
+    marker = root / "pwned"
+    (model / "code" / "evil_loader.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "def _load_pyfunc(path):\n    raise RuntimeError('never a model')\n"
+    )
+    (model / "MLmodel").write_text(
+        "flavors:\n"
+        "  python_function:\n"
+        "    loader_module: evil_loader\n"
+        "    code: code\n"
+        "    env: conda.yaml\n"
+        "    python_version: 3.11.0\n"
+    )
+    return marker
+
+
+def test_arbitrary_loader_module_is_refused_by_default(tmp_path: Path) -> None:
+    marker = _evil_model(tmp_path)
+    with pytest.raises(ModelLoadError, match=r"pyfunc.*evil_loader.*--allow-code"):
+        load_model(str(tmp_path / "evil"))
+    assert not marker.exists(), "the loader module ran without --allow-code"
+
+
+def test_runtime_start_up_refuses_code_with_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlrollout.runtime.__main__ import main
+
+    for var in ("MLROLLOUT_ALLOW_CODE", "MLROLLOUT_ALLOW_PICKLE"):
+        monkeypatch.delenv(var, raising=False)
+    marker = _evil_model(tmp_path)
+    assert main([str(tmp_path / "evil"), "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert "python_function" in err or "pyfunc" in err
+    assert "--allow-code" in err
+    assert not marker.exists()

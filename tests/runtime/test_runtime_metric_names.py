@@ -30,7 +30,9 @@ EXPECTED = {
 def test_names_are_pinned() -> None:
     assert set(n.ALL_METRICS) == EXPECTED
     assert n.BASE_LABELS == ("model", "version", "track")
-    assert n.TRACKS == ("stable", "canary", "preview", "blue", "green", "shadow")
+    from mlrollout.api import names
+
+    assert n.TRACKS == names.TRACKS == ("stable", "canary", "preview", "shadow")
     for name in n.ALL_METRICS:
         assert re.fullmatch(r"mlrollout_[a-z_]+", name)
 

@@ -75,20 +75,26 @@ app.kubernetes.io/component: operator
 Namespaced rules of the operator: its own resource, the children it manages, read-only Pods, Events.
 */}}
 {{- define "mlrollout.namespacedRules" -}}
+# Exactly the verbs the operator's code (and Kopf) uses: tests/charts derives them from the source.
 - apiGroups: ["mlrollout.io"]
   resources: ["modeldeployments"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["mlrollout.io"]
   resources: ["modeldeployments/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
+# Children carry an ownerReference with blockOwnerDeletion, which needs update on finalizers.
 - apiGroups: ["mlrollout.io"]
   resources: ["modeldeployments/finalizers"]
   verbs: ["update"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["create", "get", "list", "watch", "patch", "update", "delete"]
+  verbs: ["create", "list", "patch", "delete"]
 - apiGroups: [""]
-  resources: ["services", "configmaps"]
+  resources: ["services"]
+  verbs: ["create", "get", "patch", "delete"]
+# Monitor CronJobs and their ConfigMaps (reserved while the monitor wiring is merged).
+- apiGroups: [""]
+  resources: ["configmaps"]
   verbs: ["create", "get", "list", "watch", "patch", "update", "delete"]
 # Gate Jobs: applied (server-side apply: create + patch), read back, deleted when superseded; their
 # pods are listed for the termination message that carries the result.
@@ -101,9 +107,13 @@ Namespaced rules of the operator: its own resource, the children it manages, rea
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
+# Read only: a Deployment an HPA scales gets no replica count from the operator.
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["list"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- if .Values.rbac.gatewayAPI }}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]

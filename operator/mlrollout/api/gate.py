@@ -51,6 +51,7 @@ class GateJobConfig(ApiModel):
     tracking_uri: str
     champion_alias: str = "champion"
     trusted_types: list[str] = Field(default_factory=list)
+    allow_code: bool = Field(default=False, description="spec.serving.allowCode: pyfunc models may load.")
     validation: Validation
     deployment: str = Field(default="", description="namespace/name of the ModelDeployment, for the report.")
     attempt: int = Field(default=1, ge=1)

@@ -50,6 +50,23 @@ class EnvVar(ApiModel):
     value: str = Field(default="", max_length=32768)
 
 
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+class SecretKey(ApiModel):
+    name: str = Field(min_length=1, max_length=253, pattern=_DNS_SUBDOMAIN)
+    key: str = Field(default="token", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class Feedback(ApiModel):
+    token_secret: SecretKey | None = Field(
+        default=None,
+        description="A Secret key holding a shared token: POST /feedback then needs "
+        "`Authorization: Bearer <token>` (401 otherwise). Unset: anyone who reaches the Service may "
+        "send feedback (outcome names and values are validated either way).",
+    )
+
+
 class Serving(ApiModel):
     image: str = Field(min_length=1, max_length=1024, pattern=r"^\S+$")
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
@@ -65,6 +82,14 @@ class Serving(ApiModel):
         max_length=64,
         description="skops types the runtime may load beyond its safe defaults, e.g. "
         "sklearn.tree._tree.Tree for tree ensembles; the model is refused otherwise (never unpickled).",
+    )
+    feedback: Feedback | None = None
+    allow_code: bool = Field(
+        default=False,
+        description="Serve (and gate) MLflow pyfunc models, e.g. models-from-code: loading one imports "
+        "its loader module and runs code shipped with the artifact. Off by default: only scikit-learn "
+        "models saved with skops (types trusted) are loaded, anything else is refused at start-up. "
+        "Pickled artifacts stay refused either way.",
     )
 
     cel_rules = (

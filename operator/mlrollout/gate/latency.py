@@ -69,6 +69,7 @@ def measure(
     requests: int,
     trusted_types: Sequence[str] = (),
     workdir: str | None = None,
+    allow_code: bool = False,
 ) -> list[float]:
     """Milliseconds per request, client side, over `requests` sequential single-row requests."""
     if not rows:
@@ -79,6 +80,8 @@ def measure(
     argv += ["--cache-dir", str(work / "cache"), "--log-level", "warning"]
     if trusted_types:
         argv += ["--trusted-types", ",".join(trusted_types)]
+    if allow_code:  # the user opted in (spec.serving.allowCode): serve the pyfunc like its pods would
+        argv.append("--allow-code")
     # Only this process's own settings reach the app: no inherited MLROLLOUT_* (e.g. the pod's host).
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLROLLOUT_")}
     log = work / "serving.log"

@@ -66,18 +66,32 @@ class GateRegistry:
                 f"MLflow at {self.tracking_uri}: alias {alias!r} of {name}: {exc}"[:600]
             ) from exc
 
-    def load(self, name: str, version: str, cache_dir: str, trusted_types: tuple[str, ...]) -> LoadedModel:
-        """Download and load like a serving pod: skops with trusted types only, never a pickle."""
+    def load(
+        self,
+        name: str,
+        version: str,
+        cache_dir: str,
+        trusted_types: tuple[str, ...],
+        allow_code: bool = False,
+    ) -> LoadedModel:
+        """Download and load like a serving pod: skops with trusted types (pyfunc only with allow_code),
+        never a pickle."""
         uri = f"models:/{name}/{version}"
         try:
             local = resolve_local(uri, cache_dir)
             return load_model(
-                local, cache_dir=cache_dir, trusted_types=trusted_types, name=name, version=version
+                local,
+                cache_dir=cache_dir,
+                trusted_types=trusted_types,
+                allow_code=allow_code,
+                name=name,
+                version=version,
             )
         except ModelLoadError as exc:
-            # A download may work next time; a pickle or an untrusted type never will.
+            # A download may work next time; a pickle, code without allowCode or an untrusted type never will.
             permanent = "cannot download" not in str(exc)
-            raise CouldNotRun(f"cannot load {uri}: {exc}"[:800], bad_input=permanent) from exc
+            hint = " (spec.serving.allowCode)" if "--allow-code" in str(exc) else ""
+            raise CouldNotRun(f"cannot load {uri}{hint}: {exc}"[:800], bad_input=permanent) from exc
 
     def training_data_uri(self, info: VersionInfo) -> str | None:
         """From the version's lineage: its tag, its run's tag, or the source of a dataset the run logged."""

@@ -66,7 +66,7 @@ class GateRun:
         t0 = time.perf_counter()
         self.registry = GateRegistry(c.tracking_uri)
         self.info = self.registry.version(c.model_name, c.version)
-        model = self.registry.load(c.model_name, c.version, self.cache_dir, self.trusted)
+        model = self.registry.load(c.model_name, c.version, self.cache_dir, self.trusted, c.allow_code)
         self._timed("load_model", t0)
         self.context["run_id"] = self.info.run_id
         champ_model, champ_version = self._champion()
@@ -106,7 +106,7 @@ class GateRun:
         self.context["champion"] = {"alias": c.champion_alias, "version": version}
         if version is None or version == c.version:
             return None, version or ""
-        return self.registry.load(c.model_name, version, self.cache_dir, self.trusted), version
+        return self.registry.load(c.model_name, version, self.cache_dir, self.trusted, c.allow_code), version
 
     def _champion_check(
         self, task: Task, preds: Predictions, holdout: pd.DataFrame, model: LoadedModel | None, version: str
@@ -157,7 +157,15 @@ class GateRun:
         rows = json.loads(sample.to_json(orient="split", date_format="iso", index=False))["data"]
         t0 = time.perf_counter()
         try:
-            samples = latency.measure(model.path, columns, rows, spec.requests, self.trusted, self.cache_dir)
+            samples = latency.measure(
+                model.path,
+                columns,
+                rows,
+                spec.requests,
+                self.trusted,
+                self.cache_dir,
+                allow_code=self.config.allow_code,
+            )
         except CouldNotRun as exc:
             return error(latency.NAME, exc.reason)
         finally:

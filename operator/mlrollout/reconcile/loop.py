@@ -146,13 +146,14 @@ def _observe_children(
     meta = body["metadata"]
     annotations = meta.get("annotations") or {}
     deployments = world.executor.list_deployments(owner)
+    hpa_tracks = hpa_scaled_tracks(owner, world.executor.hpa_targets(owner.namespace))
     service = world.executor.read_service(owner)
     selector = ((service or {}).get("spec") or {}).get("selector") or {}
     preview = world.executor.read_service(owner, names.preview_service_name(owner.name))
     return Observed(
         generation=int(meta.get("generation", 1)),
         model=model,
-        tracks=observe.tracks(deployments, owner, spec, pinned),
+        tracks=observe.tracks(deployments, owner, spec, pinned, hpa_tracks),
         service_present=service is not None,
         active_track=selector.get(names.LABEL_TRACK),
         preview_service_present=preview is not None,
@@ -160,9 +161,14 @@ def _observe_children(
         deleting=bool(meta.get("deletionTimestamp")),
         request=requests.parse(annotations.get(names.ANNOTATION_REQUEST)),
         weights=world.router(spec).get_weights(deployments),
+        hpa_tracks=hpa_tracks,
         name=owner.name,
         gate=_observe_gate(owner, status, world),
     )
+
+
+def hpa_scaled_tracks(owner: Owner, hpa_targets: frozenset[str]) -> frozenset[str]:
+    return frozenset(t for t in names.TRACKS if names.serving_name(owner.name, t) in hpa_targets)
 
 
 def _observe_gate(owner: Owner, status: ModelDeploymentStatus, world: World) -> GateResult | None:

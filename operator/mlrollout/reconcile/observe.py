@@ -17,8 +17,10 @@ def tracks(
     owner: Owner,
     spec: ModelDeploymentSpec | None,
     pinned: Mapping[str, tuple[str, str]],
+    hpa_tracks: frozenset[str] = frozenset(),
 ) -> dict[str, TrackState]:
-    """TrackState per track label; `pinned` maps a track to the (model, version) it should serve."""
+    """TrackState per track label; `pinned` maps a track to the (model, version) it should serve;
+    the replicas of `hpa_tracks` are their HPA's, never part of what the operator applies."""
     found: dict[str, TrackState] = {}
     for deployment in deployments:
         meta = deployment.get("metadata", {})
@@ -28,7 +30,9 @@ def tracks(
         want = pinned.get(track)
         replicas = (deployment.get("spec") or {}).get("replicas")
         desired_hash = (
-            _desired_hash(owner, spec, track, want, replicas) if spec is not None and want else None
+            _desired_hash(owner, spec, track, want, None if track in hpa_tracks else replicas)
+            if spec is not None and want
+            else None
         )
         actual_hash = (meta.get("annotations") or {}).get(names.ANNOTATION_SPEC_HASH)
         found[track] = _track_state(

@@ -10,9 +10,17 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from mlrollout.runtime.config import TRACKS, Settings
-from mlrollout.runtime.loading import ModelLoadError, load_model, parse_model_uri, resolve_local
+from mlrollout.runtime.loading import (
+    LoadedModel,
+    ModelLoadError,
+    check_model,
+    load_model,
+    parse_model_uri,
+    resolve_local,
+)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -41,6 +49,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="allow loading pickle/cloudpickle models (runs code from the artifact)",
     )
+    p.add_argument(
+        "--allow-code",
+        action="store_true",
+        default=None,
+        help="allow pyfunc models (imports the model's loader_module and code directory)",
+    )
     p.add_argument("--max-body-bytes", type=int)
     p.add_argument("--max-batch-size", type=int)
     p.add_argument("--max-delay-ms", type=float)
@@ -66,6 +80,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
         trusted_types=trusted,
         trust_declared_types=args.trust_declared_types,
         allow_pickle=args.allow_pickle,
+        allow_code=args.allow_code,
         max_body_bytes=args.max_body_bytes,
         max_batch_size=args.max_batch_size,
         max_delay_ms=args.max_delay_ms,
@@ -81,23 +96,36 @@ def build_settings(args: argparse.Namespace) -> Settings:
     return s
 
 
-def prepare(s: Settings) -> Settings:
-    """Download once and load once in the parent: workers start from a local copy, and a model that
-    cannot load stops the process with a clear message instead of a crash loop of workers."""
+def prepare(s: Settings) -> tuple[Settings, LoadedModel | None]:
+    """Download once, then load once: with one worker the model is loaded here and served by this
+    process; with several, each worker loads it and this process only checks that it would load
+    (every refusal, nothing deserialized), so that a model that cannot load stops the process with a
+    clear message instead of a crash loop of workers."""
     if not s.model_uri:
         raise ModelLoadError("no model: pass a model URI or set MLROLLOUT_MODEL_URI")
     name, version = parse_model_uri(s.model_uri)
     local = resolve_local(s.model_uri, s.cache_dir)
+    s = replace(s, model_uri=local, model_name=s.model_name or name, model_version=s.model_version or version)
+    if s.workers > 1:
+        check_model(
+            local,
+            trusted_types=s.trusted_types,
+            allow_pickle=s.allow_pickle,
+            allow_code=s.allow_code,
+            trust_declared_types=s.trust_declared_types,
+        )
+        return s, None
     model = load_model(
         local,
         cache_dir=s.cache_dir,
         trusted_types=s.trusted_types,
         allow_pickle=s.allow_pickle,
+        allow_code=s.allow_code,
         trust_declared_types=s.trust_declared_types,
-        name=s.model_name or name,
-        version=s.model_version or version,
+        name=s.model_name,
+        version=s.model_version,
     )
-    return replace(s, model_uri=local, model_name=model.name, model_version=model.version)
+    return replace(s, model_name=model.name, model_version=model.version), model
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     s = build_settings(args)
     try:
-        s = prepare(s)
+        s, model = prepare(s)
     except ModelLoadError as exc:
         print(f"mlrollout-runtime: cannot load the model: {exc}", file=sys.stderr)
         return 2
@@ -121,10 +149,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.update(s.to_env())
     import uvicorn
 
+    from mlrollout.runtime.app import create_app
+
+    # One worker: this process serves the model it loaded. Several: each worker loads it (spawned
+    # processes share no memory with this one), from the local copy downloaded above.
+    target: Any = create_app(s, model) if model is not None else "mlrollout.runtime.app:create_app_from_env"
     try:
         uvicorn.run(
-            "mlrollout.runtime.app:create_app_from_env",
-            factory=True,
+            target,
+            factory=model is None,
             host=s.host,
             port=s.port,
             workers=s.workers,

@@ -9,38 +9,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 from typing import Any
 
-import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mlrollout.runtime import feedback as fb
 from mlrollout.runtime import jsonio, openapi
-from mlrollout.runtime.batching import MicroBatcher
-from mlrollout.runtime.config import ConfigWatcher, LiveConfig, Settings
+from mlrollout.runtime.config import Settings
 from mlrollout.runtime.config import dumps as config_dumps
-from mlrollout.runtime.inference_log import InferenceLog
-from mlrollout.runtime.loading import (
-    LoadedModel,
-    ModelLoadError,
-    load_model,
-    parse_model_uri,
-    predict_checked,
-)
-from mlrollout.runtime.metrics import Metrics
-from mlrollout.runtime.mirroring import Mirror, agree
-from mlrollout.runtime.schema import Batch, InputError
+from mlrollout.runtime.loading import LoadedModel
+from mlrollout.runtime.schema import InputError
 from mlrollout.runtime.scoring import ScoringApp, read_body
+from mlrollout.runtime.worker import Runtime
 
-# Feedback values feed counters that never go down: one absurd value would poison them for good.
-MAX_FEEDBACK_VALUE = 1e12
 log = logging.getLogger("mlrollout.runtime")
 JSON = "application/json"
 
@@ -56,212 +44,6 @@ def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = 
 
 def error_response(status: int, message: str, code: str = "BAD_REQUEST") -> Response:
     return json_response({"error_code": code, "message": message}, status)
-
-
-class Runtime:
-    """Everything one worker process holds: model, batcher, metrics, log, mirror, live config."""
-
-    def __init__(self, settings: Settings, model: LoadedModel | None = None) -> None:
-        self.settings = settings
-        self.live = LiveConfig.from_settings(settings)
-        self.model = model
-        self.load_error = ""
-        self.name, self.version = default_identity(settings)
-        self.metrics: Metrics | None = None
-        self.batcher: MicroBatcher | None = None
-        self.mirror = Mirror(settings.mirror_max_in_flight)
-        self.log: InferenceLog | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        if model is not None:
-            self._adopt(model)
-
-    @property
-    def ready(self) -> bool:
-        return self.model is not None and self.batcher is not None
-
-    # -- lifecycle -----------------------------------------------------------------------------------
-
-    def _adopt(self, model: LoadedModel) -> None:
-        self.model = model
-        self.name, self.version = model.name, model.version
-
-    def _load(self) -> None:
-        s = self.settings
-        try:
-            model = load_model(
-                s.model_uri,
-                cache_dir=s.cache_dir,
-                trusted_types=s.trusted_types,
-                allow_pickle=s.allow_pickle,
-                trust_declared_types=s.trust_declared_types,
-                name=s.model_name,
-                version=s.model_version,
-            )
-        except ModelLoadError as exc:
-            self.load_error = str(exc)
-            log.error("model not loaded: %s", exc)
-            return
-        except Exception as exc:
-            self.load_error = f"{type(exc).__name__}: {exc}"
-            log.exception("model not loaded")
-            return
-        self._adopt(model)
-
-    async def startup(self) -> None:
-        if self.model is None and self.settings.model_uri:
-            await asyncio.to_thread(self._load)
-        model = self.model
-        self.metrics = Metrics(self.name, self.version, self.live.track)
-        s = self.settings
-        if s.inference_log_uri:
-            self.log = InferenceLog(
-                s.inference_log_uri,
-                s.inference_log_rotate_rows,
-                s.inference_log_rotate_seconds,
-                s.inference_log_queue,
-                on_drop=self.metrics.log_dropped.labels(*self.metrics.labels).inc,
-            )
-            self.log.start()
-        self.apply(self.live)
-        if s.config_file:
-            watcher = ConfigWatcher(s.config_file, LiveConfig.from_settings(s), self.apply)
-            watcher.poll()
-            self._tasks.append(asyncio.get_running_loop().create_task(watcher.run()))
-        if model is None:
-            self.metrics.ready.labels(*self.metrics.labels).set(0)
-            return
-        self.metrics.load_seconds.labels(*self.metrics.labels).set(model.load_seconds)
-        self.metrics.info.labels(*self.metrics.labels, model.flavor).set(1)
-        m = model
-        self.batcher = MicroBatcher(
-            lambda b: predict_checked(m, b),
-            self.live.max_batch_size,
-            self.live.max_delay_ms,
-            on_batch=self._on_batch,
-        )
-        self.batcher.start()
-        self.metrics.ready.labels(*self.metrics.labels).set(1)
-
-    async def shutdown(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        if self.batcher is not None:
-            await self.batcher.stop()
-        await self.mirror.close()
-        if self.log is not None:
-            await asyncio.to_thread(self.log.close)
-        if self.metrics is not None:
-            self.metrics.ready.labels(*self.metrics.labels).set(0)
-
-    def apply(self, cfg: LiveConfig) -> None:
-        """Live config (ConfigMap reload): track, batching, mirroring; no restart."""
-        old_track = self.live.track
-        self.live = cfg
-        if self.metrics is not None and cfg.track != old_track:
-            self.metrics.ready.labels(*self.metrics.labels).set(0)
-            self.metrics.set_track(cfg.track)
-            self.metrics.ready.labels(*self.metrics.labels).set(1 if self.ready else 0)
-        if self.batcher is not None:
-            self.batcher.configure(cfg.max_batch_size, cfg.max_delay_ms)
-        self.mirror.configure(cfg.mirror_url, cfg.mirror_fraction, cfg.mirror_timeout_ms)
-        log.info(
-            "live config: track=%s batch=%d/%.1fms mirror=%s@%.3f faults=%.3f/+%.0fms",
-            cfg.track,
-            cfg.max_batch_size,
-            cfg.max_delay_ms,
-            cfg.mirror_url or "-",
-            cfg.mirror_fraction,
-            cfg.fault_error_rate,
-            cfg.fault_extra_latency_ms,
-        )
-
-    def _on_batch(self, size: int) -> None:
-        # Called from the event loop thread (after the executor future resolves).
-        if self.metrics is not None:
-            self.metrics.d_batch.observe(size)
-
-    # -- prediction ------------------------------------------------------------------------------------
-
-    async def predict(self, batch: Batch) -> np.ndarray[Any, Any]:
-        if self.batcher is None:
-            raise InputError(f"model not ready: {self.load_error or 'loading'}", status=503, code="NOT_READY")
-        return await self.batcher.submit(batch)
-
-    def after_prediction(
-        self, path: str, mirrored: bool, body: bytes, rid: str, batch: Batch, preds: list[Any], seconds: float
-    ) -> None:
-        m = self.model
-        assert m is not None and self.metrics is not None
-        self.metrics.predicted(preds, m.task == "classification")
-        if self.log is not None:
-            self.log.log_predictions(
-                rid,
-                self.name,
-                self.version,
-                self.live.track,
-                batch.records(m.schema.names or _frame_cols(batch)),
-                preds,
-                latency_ms=round(seconds * 1000, 3),
-            )
-        if not mirrored and self.mirror.sampled():
-            records = batch.records(m.schema.names or _frame_cols(batch)) if self.log is not None else []
-            # The shadow serves another version of the same model: drop a version pin from the path.
-            self.mirror.send(
-                path.split("/versions/")[0] + "/infer" if "/versions/" in path else path,
-                body,
-                rid,
-                preds,
-                lambda result, primary, shadow, secs: self._shadow_report(
-                    rid, records, result, primary, shadow, secs
-                ),
-            )
-
-    def _shadow_report(
-        self,
-        rid: str,
-        records: list[dict[str, Any]],
-        result: str,
-        primary: list[Any],
-        shadow: list[Any] | None,
-        seconds: float,
-    ) -> None:
-        mt = self.metrics
-        if mt is None:
-            return
-        mt.shadow_requests.labels(*mt.labels, result).inc()
-        if result == "dropped":
-            return
-        mt.shadow_duration.labels(*mt.labels).observe(seconds)
-        if shadow is None:
-            return
-        agreed = sum(1 for a, b in zip(primary, shadow, strict=False) if agree(a, b))
-        mt.shadow_compared.labels(*mt.labels).inc(len(primary))
-        mt.shadow_agreement.labels(*mt.labels).inc(agreed)
-        if self.log is not None:
-            self.log.log_predictions(
-                rid,
-                self.name,
-                self.version,
-                "shadow",
-                records,
-                shadow,
-                kind="shadow",
-                latency_ms=round(seconds * 1000, 3),
-            )
-
-
-def default_identity(s: Settings) -> tuple[str, str]:
-    """Name and version to label metrics with before (or without) a loaded model."""
-    try:
-        reg_name, reg_version = parse_model_uri(s.model_uri)
-    except ModelLoadError:
-        reg_name, reg_version = "", ""
-    name = s.model_name or reg_name or s.model_uri.rstrip("/").rsplit("/", 1)[-1]
-    return name, s.model_version or reg_version or "0"
-
-
-def _frame_cols(batch: Batch) -> list[str]:
-    return [str(c) for c in batch.frame.columns] if batch.frame is not None else []
 
 
 def create_app(settings: Settings | None = None, model: LoadedModel | None = None) -> ScoringApp:
@@ -348,59 +130,36 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     async def feedback(request: Request) -> Response:
         status = 200
         try:
+            if not fb.authorized(settings.feedback_token, request.headers.get("authorization")):
+                raise InputError(
+                    "feedback needs the shared token: Authorization: Bearer <token>",
+                    status=401,
+                    code="UNAUTHENTICATED",
+                )
             body = await read_body(
                 request.receive,
                 request.headers.get("content-length", "").encode() or None,
                 settings.max_body_bytes,
             )
-            doc = jsonio.loads(body)
-            items = doc.get("feedback", [doc]) if isinstance(doc, dict) else doc
-            if not isinstance(items, list) or not items:
-                raise InputError("body must be {request_id, label | outcome [, value]} or {feedback: [...]}")
-            parsed = []
-            for i, it in enumerate(items):
-                if (
-                    not isinstance(it, dict)
-                    or not isinstance(it.get("request_id"), str)
-                    or not it["request_id"]
-                ):
-                    raise InputError(f"feedback item {i}: needs a non-empty string request_id")
-                if "label" not in it and "outcome" not in it:
-                    raise InputError(f"feedback item {i}: needs a label or an outcome")
-                outcome = it.get("outcome", "label")
-                if not isinstance(outcome, str) or not outcome or len(outcome) > 64:
-                    raise InputError(f"feedback item {i}: outcome must be a short string")
-                value = it.get("value")
-                if value is not None and (
-                    isinstance(value, bool)
-                    or not isinstance(value, int | float)
-                    or not math.isfinite(value)
-                    or abs(value) > MAX_FEEDBACK_VALUE
-                ):
-                    raise InputError(
-                        f"feedback item {i}: value must be a finite number within ±{MAX_FEEDBACK_VALUE:g}"
-                    )
-                parsed.append((it["request_id"], it.get("label"), outcome, value))
-            mt = rt.metrics
-            for req_id, label, outcome, value in parsed:
-                if mt is not None:
-                    mt.feedback.labels(*mt.labels, outcome).inc()
-                    if value is not None:
-                        mt.feedback_value.labels(*mt.labels, outcome).inc(max(0.0, float(value)))
-                if rt.log is not None:
-                    rt.log.log_label(
-                        req_id,
-                        rt.name,
-                        rt.version,
-                        rt.live.track,
-                        label=label,
-                        outcome=outcome,
-                        value=None if value is None else float(value),
-                    )
-            return json_response({"accepted": len(parsed)})
+            items = fb.parse(jsonio.loads(body), rt.outcomes)
+            index = rt.requests
+            if index is not None:
+                unseen = {it.request_id for it in items if not index.served_here(it.request_id)}
+                for rid in unseen:
+                    if not await asyncio.to_thread(index.known, rid):
+                        raise InputError(
+                            f"unknown request id {rid!r}: not in the inference log of {rt.name} "
+                            f"(rows reach storage every {settings.inference_log_rotate_seconds:g}s; "
+                            "retry later for a request served just now)",
+                            status=404,
+                            code="UNKNOWN_REQUEST_ID",
+                        )
+            rt.record_feedback(items)
+            return json_response({"accepted": len(items)})
         except InputError as exc:
             status = exc.status
-            return error_response(exc.status, exc.message, exc.code)
+            headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
+            return json_response({"error_code": exc.code, "message": exc.message}, exc.status, headers)
         finally:
             if rt.metrics is not None and status != 200:
                 rt.metrics.request(status, 0.0)

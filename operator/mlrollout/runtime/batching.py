@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mlrollout.runtime.schema import Batch, concat
+from mlrollout.runtime.schema import Batch, InputError, concat
 
 PredictFn = Callable[[Batch], np.ndarray[Any, Any]]
 
@@ -29,8 +29,10 @@ class MicroBatcher:
         max_batch_size: int = 32,
         max_delay_ms: float = 2.0,
         on_batch: Callable[[int], None] | None = None,
+        max_queue: int = 128,
     ) -> None:
         self.predict = predict
+        self.max_queue = max(1, max_queue)
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay_ms / 1000.0
         self.on_batch = on_batch
@@ -57,6 +59,13 @@ class MicroBatcher:
         self.pool.shutdown(wait=False)
 
     async def submit(self, batch: Batch) -> np.ndarray[Any, Any]:
+        if self.queue.qsize() >= self.max_queue:
+            # The model is behind: refuse now rather than queue without bound (memory, latency).
+            raise InputError(
+                f"overloaded: {self.queue.qsize()} requests already wait for the model; retry later",
+                status=503,
+                code="OVERLOADED",
+            )
         fut: asyncio.Future[np.ndarray[Any, Any]] = asyncio.get_running_loop().create_future()
         self.queue.put_nowait((batch, fut))
         if self._task is None:

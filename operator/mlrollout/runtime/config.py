@@ -18,10 +18,12 @@ from typing import Any
 
 import yaml
 
+from mlrollout.api import names
+
 log = logging.getLogger("mlrollout.runtime.config")
 
 ENV_PREFIX = "MLROLLOUT_"
-TRACKS = ("stable", "canary", "preview", "blue", "green", "shadow")  # preview: blue-green's new version
+TRACKS = names.TRACKS  # the one list, shared with the operator
 
 
 def _env_bool(value: str) -> bool:
@@ -39,10 +41,16 @@ class Settings:
     track: str = "stable"
     trusted_types: tuple[str, ...] = ()  # skops types to trust, e.g. sklearn.tree._tree.Tree; none by default
     trust_declared_types: bool = False  # also trust the skops_trusted_types written in MLmodel
-    allow_pickle: bool = False
+    allow_pickle: bool = False  # pickle/cloudpickle artifacts run code when loaded: opt-in only
+    allow_code: bool = False  # pyfunc models import their loader_module / code dir: opt-in only
     max_body_bytes: int = 10 * 1024 * 1024
     max_batch_size: int = 32
     max_delay_ms: float = 2.0
+    # Load shedding, per worker: scoring requests in flight (reading, queued, predicting) and
+    # requests waiting for the model; beyond either a 503 with Retry-After. Memory stays bounded by
+    # max_concurrency x max_body_bytes whatever the offered load.
+    max_concurrency: int = 256
+    max_queue: int = 128
     inference_log_uri: str = ""  # directory or fsspec URI; empty disables the log
     inference_log_rotate_rows: int = 50_000
     inference_log_rotate_seconds: float = 60.0
@@ -52,6 +60,10 @@ class Settings:
     mirror_fraction: float = 0.0
     mirror_timeout_ms: float = 1000.0
     mirror_max_in_flight: int = 64
+    # /feedback: outcome names besides `label` (name[=proportion|mean]), and an optional bearer
+    # token (from a Secret); with the inference log on, request ids must be ones this model served.
+    feedback_outcomes: tuple[str, ...] = ()
+    feedback_token: str = ""
     cache_dir: str = "/tmp/mlrollout"
     metrics_dir: str = ""  # prometheus multiprocess dir; set by the launcher when workers > 1
 
@@ -162,7 +174,12 @@ def parse_document(text: str) -> dict[str, Any]:
 
 
 class ConfigWatcher:
-    """Polls the mounted file; ConfigMap volumes swap a symlink, so compare content, not inode."""
+    """Polls the mounted file; ConfigMap volumes swap a symlink, so compare content, not inode.
+
+    The file is read off the event loop; the new config is applied on it (the runtime's state is
+    the loop's). A config that does not parse, or whose apply raises, is logged and the previous
+    one stays in force; the watcher itself never stops.
+    """
 
     def __init__(
         self, path: str, base: LiveConfig, on_change: Callable[[LiveConfig], None], interval: float = 1.0
@@ -173,11 +190,14 @@ class ConfigWatcher:
         self.interval = interval
         self._last: str | None = None
 
-    def poll(self) -> LiveConfig | None:
+    def read(self) -> str:
         try:
-            text = self.path.read_text()
+            return self.path.read_text()
         except OSError:
-            text = ""
+            return ""
+
+    def consider(self, text: str) -> LiveConfig | None:
+        """The config applied, or None (unchanged, invalid, or its apply failed)."""
         if text == self._last:
             return None
         self._last = text
@@ -187,12 +207,22 @@ class ConfigWatcher:
             # Keep serving with the last good settings: a typo in a ConfigMap must not take pods down.
             log.error("ignoring invalid live config %s: %s", self.path, exc)
             return None
-        self.on_change(cfg)
+        try:
+            self.on_change(cfg)
+        except Exception:
+            log.exception("could not apply live config %s; the previous config stays in force", self.path)
+            return None
         return cfg
+
+    def poll(self) -> LiveConfig | None:
+        return self.consider(self.read())
 
     async def run(self) -> None:
         while True:
-            await asyncio.to_thread(self.poll)
+            try:
+                self.consider(await asyncio.to_thread(self.read))
+            except Exception:  # pragma: no cover - consider() already catches; never let the task die
+                log.exception("live config watcher")
             await asyncio.sleep(self.interval)
 
 

@@ -1,6 +1,10 @@
-"""Load an MLflow model: a scikit-learn fast path (skops, trusted types checked) or a pyfunc fallback.
+"""Load an MLflow model: an allow-list, not a deny-list.
 
-Nothing is ever unpickled silently: pickle/cloudpickle artifacts load only with allow_pickle.
+Served by default: only the scikit-learn flavor saved with skops, whose types are all trusted.
+Everything that runs code from the artifact needs an explicit opt-in, refused at start-up otherwise:
+- pickle/cloudpickle artifacts (sklearn or pyfunc PythonModel): allow_pickle (--allow-pickle);
+- any pyfunc model (its loader_module is imported, its `code` directory put on sys.path, a
+  models-from-code file executed): allow_code (--allow-code).
 """
 
 from __future__ import annotations
@@ -130,24 +134,36 @@ class PyfuncPredictor:
         return arr
 
 
+def _untrusted_refusal(path: Path, trusted: tuple[str, ...]) -> list[str]:
+    """The file's non-default types (all of them trusted), or the refusal naming those that are not."""
+    import skops.io
+
+    untrusted = list(skops.io.get_untrusted_types(file=str(path)))
+    refused = [t for t in untrusted if t not in trusted]
+    if refused:
+        raise ModelLoadError(
+            f"{path.name}: skops file contains types that are not trusted: {refused}; "
+            "review them and add them to --trusted-types (MLROLLOUT_TRUSTED_TYPES) to load"
+        )
+    return untrusted
+
+
+def _pickle_refusal(name: str, fmt: str) -> str:
+    return (
+        f"{name}: the model is saved with {fmt}, which runs arbitrary code when loaded; "
+        "re-log it with serialization_format='skops' or start with --allow-pickle if you trust it"
+    )
+
+
 def load_sklearn_artifact(path: Path, fmt: str, trusted: tuple[str, ...], allow_pickle: bool) -> Any:
     if fmt == "skops":
         import skops.io
 
-        untrusted = skops.io.get_untrusted_types(file=str(path))
-        refused = [t for t in untrusted if t not in trusted]
-        if refused:
-            raise ModelLoadError(
-                f"{path.name}: skops file contains types that are not trusted: {refused}; "
-                "review them and add them to --trusted-types (MLROLLOUT_TRUSTED_TYPES) to load"
-            )
+        untrusted = _untrusted_refusal(path, trusted)
         return skops.io.load(str(path), trusted=untrusted)
     if fmt in PICKLE_FORMATS:
         if not allow_pickle:
-            raise ModelLoadError(
-                f"{path.name}: the model is saved with {fmt}, which runs arbitrary code when loaded; "
-                "re-log it with serialization_format='skops' or start with --allow-pickle if you trust it"
-            )
+            raise ModelLoadError(_pickle_refusal(path.name, fmt))
         log.warning("unpickling %s (%s) because --allow-pickle is set", path, fmt)
         if fmt == "cloudpickle":
             import cloudpickle
@@ -161,6 +177,16 @@ def load_sklearn_artifact(path: Path, fmt: str, trusted: tuple[str, ...], allow_
     raise ModelLoadError(f"{path.name}: unknown scikit-learn serialization format {fmt!r}")
 
 
+def _pyfunc_runs_code_refusal(uri: str, pyfunc_conf: dict[str, Any]) -> str:
+    loader = str(pyfunc_conf.get("loader_module", "?"))
+    extra = f" and its code directory {pyfunc_conf['code']!r}" if pyfunc_conf.get("code") else ""
+    return (
+        f"{uri!r}: refusing the pyfunc flavor (loader_module {loader!r}{extra}): loading it runs code "
+        "from the artifact; only scikit-learn models saved with skops are served by default. "
+        "Start with --allow-code (MLROLLOUT_ALLOW_CODE=true) if you trust this model"
+    )
+
+
 def _pyfunc_unpickles(pyfunc_conf: dict[str, Any]) -> bool:
     """Custom PythonModel flavors keep a cloudpickled object unless logged as models-from-code."""
     if pyfunc_conf.get("loader_module") == "mlflow.pyfunc.model":
@@ -169,12 +195,72 @@ def _pyfunc_unpickles(pyfunc_conf: dict[str, Any]) -> bool:
     return bool(pyfunc_conf.get("loader_module") == "mlflow.sklearn")
 
 
+def _read_mlmodel(local: Path) -> dict[str, Any]:
+    # Read MLmodel as YAML: importing mlflow costs seconds per worker process.
+    meta = yaml.safe_load((local / "MLmodel").read_text()) or {}
+    if not isinstance(meta, dict):
+        raise ModelLoadError(f"{local}: MLmodel is not a mapping")
+    return meta
+
+
+def _sklearn_artifact(local: Path, conf: dict[str, Any]) -> tuple[Path, str]:
+    fmt = str(conf.get("serialization_format", "cloudpickle"))
+    return local / str(conf.get("pickled_model", "model.pkl")), fmt
+
+
+def _trusted(
+    conf: dict[str, Any], trusted_types: tuple[str, ...], trust_declared_types: bool
+) -> tuple[str, ...]:
+    # Types the artifact itself declares are trusted only on request: the file's author wrote them.
+    declared = tuple(conf.get("skops_trusted_types") or ()) if trust_declared_types else ()
+    return tuple(trusted_types) + declared
+
+
+def check_model(
+    local: str,
+    *,
+    trusted_types: tuple[str, ...] = (),
+    allow_pickle: bool = False,
+    allow_code: bool = False,
+    trust_declared_types: bool = False,
+) -> None:
+    """Every refusal load_model would make, without building the model (nothing deserialized, no
+    code imported): the launcher's start-up check when workers load the model themselves."""
+    path = Path(local)
+    flavors: dict[str, Any] = _read_mlmodel(path).get("flavors") or {}
+    if "sklearn" in flavors:
+        artifact, fmt = _sklearn_artifact(path, flavors["sklearn"])
+        trusted = _trusted(flavors["sklearn"], trusted_types, trust_declared_types)
+        if fmt == "skops":
+            _untrusted_refusal(artifact, trusted)
+        elif fmt in PICKLE_FORMATS and not allow_pickle:
+            raise ModelLoadError(_pickle_refusal(artifact.name, fmt))
+        elif fmt not in PICKLE_FORMATS:
+            raise ModelLoadError(f"{artifact.name}: unknown scikit-learn serialization format {fmt!r}")
+        return
+    _check_pyfunc(local, flavors, allow_pickle, allow_code)
+
+
+def _check_pyfunc(uri: str, flavors: dict[str, Any], allow_pickle: bool, allow_code: bool) -> dict[str, Any]:
+    pyconf = flavors.get("python_function")
+    if pyconf is None:
+        raise ModelLoadError(f"{uri!r}: the model has neither a sklearn nor a python_function flavor")
+    if not allow_code:
+        raise ModelLoadError(_pyfunc_runs_code_refusal(uri, pyconf))
+    if _pyfunc_unpickles(pyconf) and not allow_pickle:
+        raise ModelLoadError(
+            f"{uri!r}: this pyfunc model is stored as a pickle; start with --allow-pickle if you trust it"
+        )
+    return dict(pyconf)
+
+
 def load_model(
     uri: str,
     *,
     cache_dir: str = "/tmp/mlrollout",
     trusted_types: tuple[str, ...] = (),
     allow_pickle: bool = False,
+    allow_code: bool = False,
     trust_declared_types: bool = False,
     name: str = "",
     version: str = "",
@@ -182,8 +268,7 @@ def load_model(
     t0 = time.perf_counter()
     reg_name, reg_version = parse_model_uri(uri)
     local = Path(resolve_local(uri, cache_dir))
-    # Read MLmodel as YAML: importing mlflow costs seconds per worker process.
-    meta = yaml.safe_load((local / "MLmodel").read_text()) or {}
+    meta = _read_mlmodel(local)
     schema = InputSchema.from_mlmodel(meta)
     flavors: dict[str, Any] = meta.get("flavors") or {}
     name = name or reg_name or local.name
@@ -191,25 +276,17 @@ def load_model(
     predictor: Predictor
     if "sklearn" in flavors:
         conf = flavors["sklearn"]
-        fmt = str(conf.get("serialization_format", "cloudpickle"))
-        artifact = local / str(conf.get("pickled_model", "model.pkl"))
-        # Types the artifact itself declares are trusted only on request: the file's author wrote them.
-        declared = tuple(conf.get("skops_trusted_types") or ()) if trust_declared_types else ()
-        trusted = tuple(trusted_types) + declared
-        est = load_sklearn_artifact(artifact, fmt, trusted, allow_pickle)
+        artifact, fmt = _sklearn_artifact(local, conf)
+        est = load_sklearn_artifact(
+            artifact, fmt, _trusted(conf, trusted_types, trust_declared_types), allow_pickle
+        )
         predictor, flavor = SklearnPredictor(est, schema), "sklearn"
         classes = list(getattr(est, "classes_", []))
         task = "classification" if classes else ("regression" if hasattr(est, "predict") else "unknown")
         if classes:
             classes = [c.item() if isinstance(c, np.generic) else c for c in classes]
     else:
-        pyconf = flavors.get("python_function")
-        if pyconf is None:
-            raise ModelLoadError(f"{uri!r}: the model has neither a sklearn nor a python_function flavor")
-        if _pyfunc_unpickles(pyconf) and not allow_pickle:
-            raise ModelLoadError(
-                f"{uri!r}: this pyfunc model is stored as a pickle; start with --allow-pickle if you trust it"
-            )
+        _check_pyfunc(uri, flavors, allow_pickle, allow_code)
         import mlflow.pyfunc
 
         try:
@@ -217,6 +294,11 @@ def load_model(
         except Exception as exc:
             raise ModelLoadError(f"{uri!r}: pyfunc load failed: {exc}") from exc
         predictor, flavor, classes, task = PyfuncPredictor(pyfunc, schema), "pyfunc", [], "unknown"
+    seconds = time.perf_counter() - t0
+    # One line per load: start-up loads the model once per serving process (tests count them).
+    log.info(
+        "loaded model %s version %s (%s) in %.2fs in pid %d", name, version, flavor, seconds, os.getpid()
+    )
     return LoadedModel(
         name=name,
         version=str(version),
@@ -225,7 +307,7 @@ def load_model(
         predictor=predictor,
         task=task,
         classes=classes,
-        load_seconds=time.perf_counter() - t0,
+        load_seconds=seconds,
         path=str(local),
     )
 

@@ -19,7 +19,8 @@ LABEL_SHADOW_VERSION: Final = "shadow_version"
 LABEL_RESULT: Final = "result"  # shadow mirroring: agree | disagree | error | dropped
 BASE_LABELS: Final = (LABEL_MODEL, LABEL_VERSION, LABEL_TRACK)
 
-TRACKS: Final = ("stable", "canary", "preview", "blue", "green", "shadow")
+# Kept import-free: a test pins it equal to mlrollout.api.names.TRACKS, the one list of tracks.
+TRACKS: Final = ("stable", "canary", "preview", "shadow")
 
 # Counters (exposed with the _total suffix).
 REQUESTS_TOTAL: Final = "mlrollout_requests_total"  # {model,version,track,code}

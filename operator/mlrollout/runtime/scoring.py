@@ -7,9 +7,11 @@ the per-request cost with one row per request); every other path goes to the Sta
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlrollout.runtime import jsonio
@@ -18,8 +20,8 @@ from mlrollout.runtime.schema import InputError, oip_datatype
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from mlrollout.runtime.app import Runtime
     from mlrollout.runtime.config import LiveConfig
+    from mlrollout.runtime.worker import Runtime
 
 log = logging.getLogger("mlrollout.runtime")
 
@@ -28,6 +30,7 @@ Receive = Any
 Send = Any
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+RETRY_AFTER_SECONDS = 1
 
 
 def request_id(given: bytes | None) -> str:
@@ -54,6 +57,7 @@ class ScoringApp:
         self.app = app
         self.runtime = runtime
         self.state = app.state  # tests and tools reach the runtime as app.state.runtime
+        self.in_flight = 0  # scoring requests between arrival and answer (this worker)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -75,7 +79,33 @@ class ScoringApp:
         rt = self.runtime
         headers = dict(scope["headers"])
         rid = request_id(headers.get(b"x-request-id"))
+        if self.in_flight >= rt.settings.max_concurrency:
+            # Shed before reading the body: an overloaded worker spends nothing more on it.
+            msg = f"overloaded: {self.in_flight} requests in flight; retry later"
+            await respond(send, 503, jsonio.dumps({"error_code": "OVERLOADED", "message": msg}), rid)
+            if rt.metrics is not None:
+                rt.metrics.request(503, time.perf_counter() - t0)
+            return
+        self.in_flight += 1
+        try:
+            await self._score(scope, receive, send, path, target, headers, rid, t0)
+        finally:
+            self.in_flight -= 1
+
+    async def _score(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        target: tuple[str, str | None] | None,
+        headers: dict[bytes, bytes],
+        rid: str,
+        t0: float,
+    ) -> None:
+        rt = self.runtime
         status = 200
+        after: Callable[[], None] | None = None
         try:
             if target is not None:
                 name, want = target
@@ -121,10 +151,12 @@ class ScoringApp:
                 }
             else:
                 payload = {"predictions": preds}
+            if rt.requests is not None:  # before the answer: feedback may follow at once
+                rt.requests.remember(rid)
             await respond(send, 200, jsonio.dumps(payload), rid)
-            rt.after_prediction(
-                path, b"x-mlrollout-mirrored" in headers, body, rid, batch, preds, time.perf_counter() - t0
-            )
+            elapsed = time.perf_counter() - t0
+            mirrored = b"x-mlrollout-mirrored" in headers
+            after = functools.partial(rt.after_prediction, path, mirrored, body, rid, batch, preds, elapsed)
         except InputError as exc:
             status = exc.status
             await respond(
@@ -147,6 +179,13 @@ class ScoringApp:
         finally:
             if rt.metrics is not None:
                 rt.metrics.request(status, time.perf_counter() - t0)
+        # Outside the error handler: the response is sent, so a failure here must neither start a
+        # second response nor count a 500 for a request that got its 200.
+        if after is not None:
+            try:
+                after()
+            except Exception:
+                log.exception("post-response work (inference log, mirroring) failed for %s", rid)
 
 
 class InjectedFault(RuntimeError):
@@ -183,15 +222,12 @@ async def read_body(receive: Receive, length: bytes | None, limit: int) -> bytes
 
 
 async def respond(send: Send, status: int, body: bytes, rid: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                *_JSON_HEADERS,
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", rid.encode("latin-1")),
-            ],
-        }
-    )
+    headers = [
+        *_JSON_HEADERS,
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", rid.encode("latin-1")),
+    ]
+    if status == 503:  # overloaded or not ready yet: both pass
+        headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

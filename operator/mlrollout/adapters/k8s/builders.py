@@ -75,10 +75,20 @@ def serving_deployment(
             },
         },
     }
-    if hpa_owned:
-        del manifest["spec"]["replicas"]
     manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
-    return manifest
+    return without_replicas(manifest) if hpa_owned else manifest
+
+
+def without_replicas(manifest: Manifest) -> Manifest:
+    """The same Deployment with `replicas` left to its HorizontalPodAutoscaler (server-side apply then
+    gives up the field instead of resetting it every tick), hash recomputed."""
+    out: Manifest = {
+        **manifest,
+        "metadata": {**manifest["metadata"], "annotations": dict(manifest["metadata"]["annotations"])},
+        "spec": {k: v for k, v in manifest["spec"].items() if k != "replicas"},
+    }
+    out["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(out)
+    return out
 
 
 def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: str) -> Manifest:
@@ -96,6 +106,8 @@ def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: s
     ]
     if serving.trusted_types:
         args += ["--trusted-types", ",".join(serving.trusted_types)]
+    if serving.allow_code:
+        args.append("--allow-code")
     if serving.batching is not None:
         args += ["--max-batch-size", str(serving.batching.max_batch_size)]
         args += ["--max-delay-ms", str(serving.batching.max_delay_ms)]
@@ -110,6 +122,7 @@ def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: s
             {"name": "MLROLLOUT_MODEL_VERSION", "value": version},
             {"name": "MLROLLOUT_TRACK", "value": track},
             *({"name": e.name, "value": e.value} for e in serving.env),
+            *feedback_env(spec),
         ],
         "ports": [{"name": names.SERVING_PORT_NAME, "containerPort": serving.port, "protocol": "TCP"}],
         "readinessProbe": _probe("/health", serving.port, period=5),
@@ -142,6 +155,20 @@ def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: s
     if serving.node_selector:
         pod["nodeSelector"] = dict(serving.node_selector)
     return pod
+
+
+def feedback_env(spec: ModelDeploymentSpec) -> list[Manifest]:
+    """/feedback's bounds: the A/B metric is the one outcome besides `label`; the token stays in its
+    Secret (secretKeyRef: never in the Deployment, status or logs)."""
+    env: list[Manifest] = []
+    ab = spec.strategy.ab_test
+    if ab is not None:
+        env.append({"name": "MLROLLOUT_FEEDBACK_OUTCOMES", "value": f"{ab.metric.name}={ab.metric.kind}"})
+    secret = spec.serving.feedback.token_secret if spec.serving.feedback else None
+    if secret is not None:
+        ref = {"name": secret.name, "key": secret.key}
+        env.append({"name": "MLROLLOUT_FEEDBACK_TOKEN", "valueFrom": {"secretKeyRef": ref}})
+    return env
 
 
 def _probe(path: str, port: int, period: int, failures: int = 3) -> Manifest:

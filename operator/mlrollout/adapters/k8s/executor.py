@@ -23,11 +23,7 @@ MERGE = "application/merge-patch+json"
 log = logging.getLogger(__name__)
 
 # Grouped kinds go through the generic custom-objects endpoints (they return plain dicts).
-_GROUPED = {
-    "Deployment": ("apps", "v1", "deployments"),
-    "Event": ("events.k8s.io", "v1", "events"),
-    "Job": ("batch", "v1", "jobs"),
-}
+_GROUPED = {"Deployment": ("apps", "v1", "deployments"), "Job": ("batch", "v1", "jobs")}
 
 
 @dataclass
@@ -37,6 +33,8 @@ class KubeExecutor:
     # Spec-hash annotations of children as last read: an apply with the same hash is skipped, so an
     # unchanged tick writes nothing (and never fights an HPA or anyone else over fields).
     _hashes: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # Deployments an HPA scales, per namespace, as last read: their replicas are never applied.
+    _hpa_targets: dict[str, frozenset[str]] = field(default_factory=dict)
     writes: int = 0
 
     def _remember(self, obj: Mapping[str, Any]) -> None:
@@ -56,9 +54,27 @@ class KubeExecutor:
     def _core(self) -> client.CoreV1Api:
         return client.CoreV1Api(self.api)
 
+    def hpa_targets(self, namespace: str) -> frozenset[str]:
+        """Names of the Deployments a HorizontalPodAutoscaler in `namespace` targets (read now)."""
+        found: dict[str, Any] = self._objects.list_namespaced_custom_object(  # type: ignore[assignment]
+            "autoscaling", "v2", namespace, "horizontalpodautoscalers"
+        )
+        targets = frozenset(
+            str(ref.get("name"))
+            for hpa in found.get("items", [])
+            for ref in [(hpa.get("spec") or {}).get("scaleTargetRef") or {}]
+            if ref.get("kind") == "Deployment" and str(ref.get("apiVersion", "apps/v1")).startswith("apps/")
+        )
+        self._hpa_targets[namespace] = targets
+        return targets
+
     def apply(self, manifest: builders.Manifest) -> None:
-        meta = manifest["metadata"]
         kind = manifest["kind"]
+        if kind == "Deployment" and manifest["metadata"]["name"] in self._hpa_targets.get(
+            manifest["metadata"]["namespace"], frozenset()
+        ):
+            manifest = builders.without_replicas(manifest)
+        meta = manifest["metadata"]
         key = (kind, meta["namespace"], meta["name"])
         wanted = meta.get("annotations", {}).get(names.ANNOTATION_SPEC_HASH)
         if wanted and self._hashes.get(key) == wanted:

@@ -44,6 +44,7 @@ def gate_config(
         tracking_uri=spec.registry.tracking_uri,
         champion_alias=spec.registry.champion_alias,
         trusted_types=list(spec.serving.trusted_types),
+        allow_code=spec.serving.allow_code,
         validation=spec.validation,
         deployment=f"{owner.namespace}/{owner.name}",
         attempt=attempt,
