@@ -16,6 +16,7 @@ class Settings:
     verbose: bool
     peering: str | None
     instance: str
+    job_service_account: str = "mlrollout-job"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -28,4 +29,5 @@ class Settings:
             verbose=env.get("MLROLLOUT_VERBOSE", "") not in {"", "0", "false"},
             peering=env.get("MLROLLOUT_PEERING") or None,
             instance=env.get("POD_NAME") or "mlrollout-operator",
+            job_service_account=env.get("MLROLLOUT_JOB_SERVICE_ACCOUNT") or "mlrollout-job",
         )

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from mlrollout.adapters.k8s import builders
+from mlrollout.adapters.k8s import builders, monitor
 from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.adapters.traffic.replica_ratio import ReplicaRatioRouter
@@ -24,9 +24,11 @@ from mlrollout.api.status import ModelDeploymentStatus, Phase
 from mlrollout.reconcile import observe
 from mlrollout.rollout import backoff, plan, requests
 from mlrollout.rollout.actions import (
+    ApplyMonitor,
     ApplyPreviewService,
     ApplyService,
     ApplyServing,
+    DeleteMonitor,
     DeletePreviewService,
     DeleteService,
     DeleteServing,
@@ -68,6 +70,7 @@ class World:
     executor: KubeExecutor
     registry: Callable[[str], Registry]
     metrics: Callable[[str], MetricsSource] | None = None
+    job_service_account: str = monitor.DEFAULT_SERVICE_ACCOUNT  # the chart's Jobs' ServiceAccount
 
     def router(self, spec: ModelDeploymentSpec | None) -> TrafficRouter:
         return ReplicaRatioRouter(self.executor)
@@ -154,6 +157,7 @@ def _observe_children(
         deleting=bool(meta.get("deletionTimestamp")),
         request=requests.parse(annotations.get(names.ANNOTATION_REQUEST)),
         weights=world.router(spec).get_weights(deployments),
+        monitor_present=world.executor.monitor_present(owner, monitor.monitor_name(owner)),
     )
 
 
@@ -215,6 +219,17 @@ def _act(
                 world.executor.delete_deployment(owner.namespace, names.serving_name(owner.name, track))
             case DeleteService():
                 world.executor.delete_service(owner.namespace, names.service_name(owner.name))
+            case ApplyMonitor(model_name=model_name, version=version):
+                assert spec is not None
+                # the ConfigMap first: a Job the CronJob starts at once must find its config
+                world.executor.apply(monitor.monitor_config_map(owner, spec, model_name, version))
+                world.executor.apply(
+                    monitor.monitor_cronjob(
+                        owner, spec, model_name, version, spec.serving.image, world.job_service_account
+                    )
+                )
+            case DeleteMonitor():
+                world.executor.delete_monitor(owner.namespace, monitor.monitor_name(owner))
             case EmitEvent():
                 events.append(action)
     raw_status = body.get("status") or {}

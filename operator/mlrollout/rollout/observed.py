@@ -64,6 +64,7 @@ class Observed:
     active_track: str | None = None  # the live Service's track selector as read back (None: every track)
     preview_service_present: bool = False
     hpa_tracks: frozenset[str] = frozenset()  # tracks whose replicas an HPA owns
+    monitor_present: bool = False  # the monitor's CronJob or its ConfigMap exists
 
 
 RequestAction = Literal["promote", "promote-full", "abort", "retry", "undo", "approve"]

@@ -23,7 +23,11 @@ MERGE = "application/merge-patch+json"
 log = logging.getLogger(__name__)
 
 # Grouped kinds go through the generic custom-objects endpoints (they return plain dicts).
-_GROUPED = {"Deployment": ("apps", "v1", "deployments"), "Event": ("events.k8s.io", "v1", "events")}
+_GROUPED = {
+    "Deployment": ("apps", "v1", "deployments"),
+    "Event": ("events.k8s.io", "v1", "events"),
+    "CronJob": ("batch", "v1", "cronjobs"),
+}
 
 
 @dataclass
@@ -62,8 +66,13 @@ class KubeExecutor:
         self.writes += 1
         self._hashes.pop(key, None)
         common: dict[str, Any] = {"field_manager": names.FIELD_MANAGER, "force": True, "_content_type": APPLY}
-        if kind == "Service":
-            self._core.patch_namespaced_service(meta["name"], meta["namespace"], manifest, **common)
+        if kind in ("Service", "ConfigMap"):
+            patch = (
+                self._core.patch_namespaced_service
+                if kind == "Service"
+                else self._core.patch_namespaced_config_map
+            )
+            patch(meta["name"], meta["namespace"], manifest, **common)
             if wanted:
                 self._hashes[key] = wanted
             return
@@ -113,6 +122,39 @@ class KubeExecutor:
     def delete_service(self, namespace: str, name: str) -> None:
         self._hashes.pop(("Service", namespace, name), None)
         _ignore_missing(lambda: self._core.delete_namespaced_service(name, namespace))
+
+    def monitor_present(self, owner: Owner, name: str) -> bool:
+        """Whether the monitor's CronJob or ConfigMap (both named `name`) exists; their hashes are
+        remembered, so an unchanged apply is skipped and a deleted one is made again."""
+        present = False
+        for kind in ("CronJob", "ConfigMap"):
+            self._hashes.pop((kind, owner.namespace, name), None)
+            try:
+                if kind == "CronJob":
+                    body: dict[str, Any] = self._objects.get_namespaced_custom_object(  # type: ignore[assignment]
+                        "batch", "v1", owner.namespace, "cronjobs", name
+                    )
+                else:
+                    found = self._core.read_namespaced_config_map(name, owner.namespace)
+                    body = self.api.sanitize_for_serialization(found)  # type: ignore[no-untyped-call]
+            except client.ApiException as e:
+                if e.status == 404:
+                    continue
+                raise
+            present = True
+            self._remember(body | {"kind": kind})
+        return present
+
+    def delete_monitor(self, namespace: str, name: str) -> None:
+        """The CronJob (its Jobs and pods follow in the background) and its ConfigMap."""
+        self._hashes.pop(("CronJob", namespace, name), None)
+        self._hashes.pop(("ConfigMap", namespace, name), None)
+        _ignore_missing(
+            lambda: self._objects.delete_namespaced_custom_object(
+                "batch", "v1", namespace, "cronjobs", name, propagation_policy="Background"
+            )
+        )
+        _ignore_missing(lambda: self._core.delete_namespaced_config_map(name, namespace))
 
     def read(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The ModelDeployment as the API server has it now (None once it is gone)."""
