@@ -340,10 +340,11 @@ def run(config: MonitorConfig, now: datetime) -> dict[str, Any]:
     if performance is not None and performance.message:
         notes.append(f"performance: {performance.message}")
     report_uri = None
-    if result.verdict != "Insufficient":
+    to_mlflow = bool(config.model_name and config.version and config.tracking_uri)
+    if result.verdict != "Insufficient" and (config.report_dir or to_mlflow):
         html = report_html(config, reference, current, features)
         report_uri = write_report(config, html, now)
-        if config.model_name and config.version and config.tracking_uri:
+        if to_mlflow:
             try:
                 report_uri = log_report(config, html, result.verdict, now)
             except Exception as e:  # the verdict still counts without its report
