@@ -17,6 +17,7 @@ from harness.controlplane import ControlPlane, bin_dir
 from harness.kube import KubeEnv, external_kubeconfig
 from harness.podnet import PodNetwork
 from harness.procs import HarnessError
+from harness.s3 import S3Server
 from harness.services import MLflowServer, Prometheus
 
 
@@ -132,3 +133,15 @@ def namespace(kube: KubeEnv) -> Iterator[str]:
     name = kube.create_namespace()
     yield name
     kube.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def s3_server(session_dir: Path, pod_network: Any) -> Iterator[S3Server]:
+    """moto's S3 server; on the pod network's host side when there is one, so pods reach it too."""
+    host = pod_network.host_ip if pod_network else "127.0.0.1"
+    try:
+        server = S3Server(session_dir / "s3", host=host).start()
+    except HarnessError as e:
+        pytest.fail(f"harness: {e}", pytrace=False)
+    yield server
+    server.stop()

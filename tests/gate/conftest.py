@@ -1,4 +1,4 @@
-"""Fixtures of the gate tests. `s3_server` belongs in tests/conftest.py once other tests need it."""
+"""Fixtures of the gate tests (`s3_server` is in tests/conftest.py: the monitor tests use it too)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from harness.procs import HarnessError
-from harness.s3 import S3Server
 from harness.services import MLflowServer
-
-
-@pytest.fixture(scope="session")
-def s3_server(session_dir: Path, pod_network: Any) -> Iterator[S3Server]:
-    host = pod_network.host_ip if pod_network else "127.0.0.1"  # reachable from executed pods too
-    try:
-        server = S3Server(session_dir / "s3", host=host).start()
-    except HarnessError as e:
-        pytest.fail(f"harness: {e}", pytrace=False)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)
