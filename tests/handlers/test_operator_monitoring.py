@@ -21,6 +21,7 @@ import pytest
 from kubernetes import client
 from operator_support import Cluster, OperatorProcess, Registry, eventually, unique
 
+from harness import cronjob
 from harness.kube import KubeEnv
 from harness.traffic import cluster_ip, ready_pods
 from mlrollout.adapters.k8s.monitor import monitor_name
@@ -82,40 +83,10 @@ def log_rows(folder: Path) -> int:
     return sum(len(pd.read_parquet(f)) for f in folder.rglob("*.parquet")) if folder.exists() else 0
 
 
-def run_monitor_job(kube: KubeEnv, namespace: str, md: str, attempt: int) -> dict[str, Any]:
-    """A Job from the CronJob's jobTemplate (what `kubectl create job --from=cronjob/...` creates)."""
-    batch = client.BatchV1Api(kube.api_client())
-    cron = batch.read_namespaced_cron_job(monitor_name_of(md), namespace)
-    template = kube.api_client().sanitize_for_serialization(cron.spec.job_template)
-    name = f"{cron.metadata.name}-manual-{attempt}"
-    body = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "labels": template.get("metadata", {}).get("labels", {}),
-            "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
-            "ownerReferences": [
-                {
-                    "apiVersion": "batch/v1",
-                    "kind": "CronJob",
-                    "name": cron.metadata.name,
-                    "uid": cron.metadata.uid,
-                    "controller": True,
-                }
-            ],
-        },
-        "spec": template["spec"],
-    }
-    batch.create_namespaced_job(namespace, body)
-
-    def finished() -> Any:
-        job = batch.read_namespaced_job(name, namespace)
-        return job if (job.status.succeeded or job.status.failed) else None
-
-    job = eventually(finished, 300, f"monitor Job {name} to finish")
-    assert job.status.succeeded, f"monitor Job {name} failed"
-    return dict(template)
+def run_monitor_job(kube: KubeEnv, namespace: str, md: str, attempt: int) -> None:
+    api = kube.api_client()
+    job = cronjob.trigger(api, namespace, monitor_name_of(md), f"manual-{attempt}")
+    assert cronjob.wait(api, namespace, job), f"monitor Job {job} failed"
 
 
 def monitor_name_of(md: str) -> str:
@@ -159,8 +130,8 @@ def test_drift_verdict_labels_and_report_through_the_operator(
         "schedule": NEVER,
         "referenceUri": str(reference),
         "inferenceLogUri": str(log_root),
-        "drift": {"minSamples": 150, "window": "1h"},
-        "performance": {"metric": "accuracy", "labelDelay": "0s", "minSamples": 100},
+        "drift": {"minSamples": 150, "window": "1h", "pValue": 0.01},
+        "performance": {"metric": "accuracy", "min": 0.5, "labelDelay": "0s", "minSamples": 100},
     }
     cluster.create_md(
         md,
@@ -217,7 +188,7 @@ def test_drift_verdict_labels_and_report_through_the_operator(
     shutil.rmtree(log_dir)
     time.sleep(1.5)  # the writer's rotation: anything buffered before the cut lands now
     shutil.rmtree(log_dir, ignore_errors=True)
-    shifted = rows(400, 3, 1.5)
+    shifted = rows(400, 6, 1.5)
     sent = send(address, shifted)
     eventually(lambda: log_rows(log_dir) >= 400, 60, "the shifted rows in the log")
     run_monitor_job(kube, namespace, md, 2)

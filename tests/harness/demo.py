@@ -321,6 +321,9 @@ def main() -> None:
                 + "\n".join("     " + x for x in r.stdout.splitlines())
             )
 
+        from harness.demo_monitor import show_monitoring
+
+        show_monitoring(cp, NS, "churn", address)
         say("Events recorded on the ModelDeployment")
         show(cp, "get", "events", "-n", NS, "--field-selector", "involvedObject.kind=ModelDeployment")
 
