@@ -12,7 +12,7 @@ from harness.procs import HarnessError
 
 def trigger(api: client.ApiClient, namespace: str, cronjob: str, suffix: str) -> str:
     """A Job named `<cronjob>-<suffix>` from the CronJob's jobTemplate, owned by the CronJob."""
-    batch = client.BatchV1Api(api)
+    batch: Any = client.BatchV1Api(api)
     cron = batch.read_namespaced_cron_job(cronjob, namespace)
     template: dict[str, Any] = api.sanitize_for_serialization(cron.spec.job_template)  # type: ignore[no-untyped-call]
     meta = template.get("metadata") or {}
@@ -42,7 +42,7 @@ def trigger(api: client.ApiClient, namespace: str, cronjob: str, suffix: str) ->
 
 def wait(api: client.ApiClient, namespace: str, job: str, timeout: float = 300) -> bool:
     """True when the Job succeeded, False when it failed; raises when it is still running at `timeout`."""
-    batch = client.BatchV1Api(api)
+    batch: Any = client.BatchV1Api(api)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = batch.read_namespaced_job(job, namespace).status

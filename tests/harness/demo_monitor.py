@@ -63,18 +63,17 @@ def _drift_condition(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_monitor(cp: ControlPlane, ns: str, name: str, attempt: int, want: str) -> dict[str, Any]:
-    api = config.new_client_from_config(str(cp.kubeconfig))
+    api = config.new_client_from_config(str(cp.kubeconfig))  # type: ignore[no-untyped-call]
     job = cronjob.trigger(api, ns, f"{name}-monitor", f"demo-{attempt}")
     print(f"   $ kubectl create job {job} --from=cronjob/{name}-monitor   (the schedule would do it hourly)")
     if not cronjob.wait(api, ns, job):
         raise HarnessError(f"monitor Job {job} failed: {cp.kubectl('logs', f'job/{job}', '-n', ns).stdout}")
-    return dict(
-        eventually(
-            what=f"the {want} verdict in status",
-            check=lambda: (b := _md(cp, ns, name)) and _drift_condition(b).get("reason") == want and b,
-            timeout=60,
-        )
-    )
+
+    def verdict() -> dict[str, Any] | None:
+        body = _md(cp, ns, name)
+        return body if _drift_condition(body).get("reason") == want else None
+
+    return dict(eventually(what=f"the {want} verdict in status", check=verdict, timeout=60))
 
 
 def show_monitoring(cp: ControlPlane, ns: str, name: str, address: str) -> None:

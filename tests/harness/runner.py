@@ -251,9 +251,9 @@ class PodRunner:
             if v is None:
                 continue
             if v.host_path is not None:  # the same host directory in every pod that names it
-                host = Path(v.host_path.path)
-                host.mkdir(parents=True, exist_ok=True)
-                mounts.append((host, vm.mount_path))
+                host_dir = Path(v.host_path.path)
+                host_dir.mkdir(parents=True, exist_ok=True)
+                mounts.append((host_dir, vm.mount_path))
                 continue
             src = rp.root / "volumes" / vm.name
             if src.exists():
