@@ -101,10 +101,11 @@ def _show(cp: ControlPlane, ns: str, name: str, address: str, root: Path) -> Non
     cp.kubectl("patch", "modeldeployment", name, "-n", ns, "--type=merge", "-p", json.dumps(patch))
     print(f"   spec.monitoring = {json.dumps(monitoring)}")
     eventually(
-        what="the serving pods to write the inference log, and the monitor CronJob",
+        what="the serving pods to roll (they log now) and the monitor CronJob",
         check=lambda: (
             cp.kubectl("get", "cronjob", f"{name}-monitor", "-n", ns).returncode == 0
             and _md(cp, ns, name).get("status", {}).get("phase") == "Healthy"
+            and _only_new_pods(cp, ns, name)
             and _try_send(address)
         ),
         timeout=240,
@@ -137,6 +138,17 @@ def _show(cp: ControlPlane, ns: str, name: str, address: str, root: Path) -> Non
     print(f"   Evidently report logged to MLflow on version {version}: {report}")
     events = cp.kubectl("get", "events", "-n", ns, "--field-selector", "reason=DriftDetected")
     print(events.stdout.rstrip())
+
+
+def _only_new_pods(cp: ControlPlane, ns: str, name: str) -> bool:
+    """Every serving pod has the inference log: the old ones (without it) are gone."""
+    r = cp.kubectl("get", "pods", "-n", ns, "-l", f"mlrollout.io/deployment={name}", "-o", "json")
+    pods = json.loads(r.stdout).get("items", []) if r.returncode == 0 else []
+    return bool(pods) and all(
+        any(e.get("name") == "MLROLLOUT_INFERENCE_LOG_URI" for e in p["spec"]["containers"][0].get("env", []))
+        and p["status"].get("phase") == "Running"
+        for p in pods
+    )
 
 
 def _try_send(address: str) -> bool:
