@@ -221,3 +221,13 @@ def test_only_a_drift_verdict_without_a_problem_is_drift(verdict: str | None, re
     assert (flag == "True") == (verdict == "Drift" and reason in (None, "InsufficientData"))
     if reason not in (None, "InsufficientData"):
         assert why == reason
+
+
+def test_performance_outside_its_bounds_is_said() -> None:
+    monitored = {**RUN, "verdict": "NoDrift", "performance": {"accuracy": 0.62}, "labelledSamples": 300}
+    bounded = spec({**MONITORING, "performance": {"metric": "accuracy", "min": 0.8}})
+    _, reason, message = drift(decide(bounded, healthy(**monitored), observed(present=True), NOW).status)
+    assert reason == "NoDrift" and "accuracy 0.62 below min 0.8" in message
+    fine = {**monitored, "performance": {"accuracy": 0.9}}
+    _, _, message = drift(decide(bounded, healthy(**fine), observed(present=True), NOW).status)
+    assert "below" not in message

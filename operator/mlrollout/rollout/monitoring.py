@@ -91,7 +91,20 @@ def reading(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> Reading
     if m.verdict is None:
         return "Unknown", AWAITING, m.message or "no verdict yet"
     flag, reason = _VERDICT_REASONS[m.verdict]
-    return flag, reason, _describe(m)
+    return flag, reason, "; ".join(x for x in (_describe(m), _off_bounds(spec, m)) if x)[:1024]
+
+
+def _off_bounds(spec: ModelDeploymentSpec, m: MonitoringStatus) -> str:
+    """The performance metric against spec.monitoring.performance's bounds (retraining acts on it)."""
+    check = spec.monitoring.performance if spec.monitoring else None
+    value = (m.performance or {}).get(check.metric) if check else None
+    if check is None or value is None:
+        return ""
+    if check.min is not None and value < check.min:
+        return f"{check.metric} {value:.3g} below min {check.min:g}"
+    if check.max is not None and value > check.max:
+        return f"{check.metric} {value:.3g} above max {check.max:g}"
+    return ""
 
 
 def _describe(m: MonitoringStatus) -> str:
