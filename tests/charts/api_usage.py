@@ -94,9 +94,13 @@ def scan_source(source: str, where: str = "<source>") -> Rights:
 
 
 def _calls(func: ast.AST) -> Iterable[ast.Call]:
+    called = {id(n.func) for n in ast.walk(func) if isinstance(n, ast.Call)}
     for node in ast.walk(func):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             yield node
+        elif isinstance(node, ast.Attribute) and id(node) not in called and CALL.match(node.attr):
+            # A client method taken as a value and called later: its target cannot be read here.
+            raise Unresolved(f"line {node.lineno}: {node.attr} is referenced, not called: call it directly")
 
 
 def _targets(

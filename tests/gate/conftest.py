@@ -1,4 +1,4 @@
-"""Fixtures of the gate tests (`s3_server` lives in tests/conftest.py: the operator tests use it too)."""
+"""Fixtures of the gate tests (`s3_server` lives in tests/conftest.py: others use it too)."""
 
 from __future__ import annotations
 

@@ -337,6 +337,10 @@ def main() -> None:
         from harness.demo_gate import show_gate
 
         show_gate(cp, mlflow.uri, address)
+
+        from harness.demo_monitor import show_monitoring
+
+        show_monitoring(cp, NS, "churn", address)
         say("Events recorded on the ModelDeployment")
         show(cp, "get", "events", "-n", NS, "--field-selector", "involvedObject.kind=ModelDeployment")
 

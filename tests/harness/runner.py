@@ -1,7 +1,7 @@
 """The test-side pod runner: a small kubelet for pods whose image lives under RUNNER_REGISTRY.
 
 It runs the container's real command as a local process, with the pod's env (values, fieldRefs,
-ConfigMap and Secret keys), its volumes (emptyDir, ConfigMap, Secret, the service-account token)
+ConfigMap and Secret keys), its volumes (emptyDir, ConfigMap, Secret, hostPath, the service-account token)
 bind-mounted at their mount paths in a private mount namespace, and, with a PodNetwork, a network
 namespace of its own whose address is the pod IP (without one: a loopback address). The pod IP is
 also exported as MLROLLOUT_HOST, the address the process should bind. It reports
@@ -249,6 +249,11 @@ class PodRunner:
         for vm in c.volume_mounts or []:
             v = volumes.get(vm.name)
             if v is None:
+                continue
+            if v.host_path is not None:  # the same host directory in every pod that names it
+                host_dir = Path(v.host_path.path)
+                host_dir.mkdir(parents=True, exist_ok=True)
+                mounts.append((host_dir, vm.mount_path))
                 continue
             src = rp.root / "volumes" / vm.name
             if src.exists():

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mlrollout.adapters.k8s.builders import serving_deployment
 from mlrollout.adapters.k8s.monitor import monitor_config_map, monitor_cronjob
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.api.spec import ModelDeploymentSpec
@@ -34,12 +35,13 @@ def spec(
 MONITORING = {
     "schedule": "*/15 * * * *",
     "referenceUri": "s3://data/churn/reference.parquet",
+    "inferenceLogUri": "s3://logs/",
     "drift": {"pValue": 0.01, "minEffectSize": 0.2, "minSamples": 500, "window": "2h"},
 }
 
 
 def test_cronjob_schedule_and_safety() -> None:
-    cj = monitor_cronjob(OWNER, spec(MONITORING), "churn-classifier", "7", "runtime:1")
+    cj = monitor_cronjob(OWNER, spec(MONITORING), "churn-classifier", "7", "runtime:1", "mlrollout-job")
     assert cj["kind"] == "CronJob" and cj["metadata"]["name"] == "churn-monitor"
     assert cj["metadata"]["ownerReferences"] == [OWNER.reference()]
     s = cj["spec"]
@@ -47,7 +49,10 @@ def test_cronjob_schedule_and_safety() -> None:
     assert s["concurrencyPolicy"] == "Forbid"
     assert s["successfulJobsHistoryLimit"] >= 1 and s["failedJobsHistoryLimit"] >= 1
     pod = s["jobTemplate"]["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == "churn-monitor" and pod["restartPolicy"] == "Never"
+    assert pod["serviceAccountName"] == "mlrollout-job" and pod["restartPolicy"] == "Never"
+    # the replica-ratio Service selects every pod with the deployment label: never a monitor pod
+    assert "mlrollout.io/deployment" not in s["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert cj["metadata"]["annotations"]["mlrollout.io/spec-hash"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     (c,) = pod["containers"]
     assert c["image"] == "runtime:1"
@@ -67,7 +72,7 @@ def test_suspend_default_schedule_and_no_credentials() -> None:
 
 
 def test_config_map_is_what_the_job_reads(tmp_path: Path) -> None:
-    cm = monitor_config_map(OWNER, spec(MONITORING), "7", "s3://logs/churn", report_dir="s3://reports/churn")
+    cm = monitor_config_map(OWNER, spec(MONITORING), "churn-classifier", "7", report_dir="s3://reports/churn")
     assert cm["metadata"]["name"] == "churn-monitor" and cm["metadata"]["ownerReferences"] == [
         OWNER.reference()
     ]
@@ -76,7 +81,8 @@ def test_config_map_is_what_the_job_reads(tmp_path: Path) -> None:
     config = MonitorConfig.load(str(path))
     assert (config.namespace, config.name, config.version) == ("ml", "churn", "7")
     assert config.reference_uri == "s3://data/churn/reference.parquet"
-    assert config.inference_log_uri == "s3://logs/churn" and config.report_dir == "s3://reports/churn"
+    assert config.inference_log_uri == "s3://logs/ml/churn" and config.report_dir == "s3://reports/churn"
+    assert config.model_name == "churn-classifier"
     assert config.window_seconds == 7200
     assert (config.settings.p_value, config.settings.min_effect_size, config.settings.min_samples) == (
         0.01,
@@ -84,3 +90,54 @@ def test_config_map_is_what_the_job_reads(tmp_path: Path) -> None:
         500,
     )
     assert "secret" not in json.dumps(cm["data"]).lower()
+
+
+def test_serving_pods_write_where_the_monitor_reads_an_object_store() -> None:
+    s = spec(MONITORING)
+    deployment = serving_deployment(OWNER, s, "stable", "churn-classifier", "7")
+    (model,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in model["env"]}
+    config = json.loads(monitor_config_map(OWNER, s, "churn-classifier", "7")["data"]["monitor.json"])
+    assert env["MLROLLOUT_INFERENCE_LOG_URI"] == config["inferenceLogUri"] == "s3://logs/ml/churn"
+    # an object store needs no volume; both sides get the registry credentials (AWS_* for fsspec)
+    assert [v["name"] for v in deployment["spec"]["template"]["spec"]["volumes"]] == ["tmp"]
+    assert model["envFrom"] == [{"secretRef": {"name": "mlflow-creds"}}]
+
+
+def test_a_local_path_is_the_same_host_directory_on_both_sides() -> None:
+    s = spec({**MONITORING, "inferenceLogUri": "/var/lib/mlrollout/log"})
+    pod = serving_deployment(OWNER, s, "stable", "m", "7")["spec"]["template"]["spec"]
+    cron = monitor_cronjob(OWNER, s, "m", "7", "runtime:1")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    host = {
+        "name": "inference-log",
+        "hostPath": {"path": "/var/lib/mlrollout/log", "type": "DirectoryOrCreate"},
+    }
+    assert host in pod["volumes"] and host in cron["volumes"]
+    (writer,), (reader,) = pod["containers"], cron["containers"]
+    assert {"name": "inference-log", "mountPath": "/var/lib/mlrollout/log", "readOnly": False} in writer[
+        "volumeMounts"
+    ]
+    assert {"name": "inference-log", "mountPath": "/var/lib/mlrollout/log", "readOnly": True} in reader[
+        "volumeMounts"
+    ]
+    config = json.loads(monitor_config_map(OWNER, s, "m", "7")["data"]["monitor.json"])
+    env = {e["name"]: e["value"] for e in writer["env"]}
+    assert (
+        env["MLROLLOUT_INFERENCE_LOG_URI"] == config["inferenceLogUri"] == "/var/lib/mlrollout/log/ml/churn"
+    )
+
+
+def test_no_monitoring_no_log_wiring() -> None:
+    pod = serving_deployment(OWNER, spec(None), "stable", "m", "7")["spec"]["template"]["spec"]
+    (model,) = pod["containers"]
+    assert "MLROLLOUT_INFERENCE_LOG_URI" not in {e["name"] for e in model["env"]}
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+
+
+def test_performance_settings_reach_the_job(tmp_path: Path) -> None:
+    s = spec({**MONITORING, "performance": {"metric": "accuracy", "min": 0.8, "labelDelay": "30m"}})
+    path = tmp_path / "monitor.json"
+    path.write_text(monitor_config_map(OWNER, s, "m", "7")["data"]["monitor.json"])
+    config = MonitorConfig.load(str(path))
+    assert config.performance is not None
+    assert (config.performance.metric, config.performance.label_delay_seconds) == ("accuracy", 1800)

@@ -92,18 +92,18 @@ Namespaced rules of the operator: its own resource, the children it manages, rea
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["create", "get", "patch", "delete"]
-# Monitor CronJobs and their ConfigMaps (reserved while the monitor wiring is merged).
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["create", "get", "list", "watch", "patch", "update", "delete"]
 # Gate Jobs: applied (server-side apply: create + patch), read back, deleted when superseded; their
 # pods are listed for the termination message that carries the result.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["create", "get", "patch", "delete"]
+# The monitor's CronJob and its config: server-side apply (create + patch), read back, delete.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create", "get", "patch", "delete"]
 - apiGroups: ["batch"]
   resources: ["cronjobs"]
-  verbs: ["create", "get", "list", "watch", "patch", "update", "delete"]
+  verbs: ["create", "get", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]

@@ -16,6 +16,7 @@ PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 PAUSED = "Paused"
 CONDITION_TYPES = (READY, PROGRESSING, DEGRADED, PAUSED)
+DRIFT = "Drift"  # only with spec.monitoring: the monitor's last verdict on the stable version
 
 
 class Condition(BaseModel):

@@ -95,6 +95,16 @@ class PerformanceCheck(ApiModel):
 class Monitoring(ApiModel):
     schedule: Cron = "0 * * * *"
     reference_uri: str | None = Field(default=None, max_length=2048)
+    inference_log_uri: str | None = Field(
+        default=None,
+        max_length=1024,
+        pattern=r"^(/|[a-z][a-z0-9+.-]*://)\S*$",
+        description=(
+            "Where the serving pods write their inference log and the monitor reads it: an fsspec URI "
+            "(s3://bucket/prefix, credentials from spec.registry.credentialsSecret) or an absolute "
+            "local path (a hostPath volume: single-node clusters and demos only)."
+        ),
+    )
     drift: DriftCheck | None = None
     performance: PerformanceCheck | None = None
     suspend: bool = False
@@ -164,9 +174,7 @@ class RetrainTrigger(ApiModel):
     )
 
 
-Estimator = Literal[
-    "logistic_regression", "random_forest", "gradient_boosting", "linear_regression", "ridge"
-]
+Estimator = Literal["logistic_regression", "random_forest", "gradient_boosting", "linear_regression", "ridge"]
 
 
 TrainMetric = Literal["roc_auc", "accuracy", "f1", "log_loss", "r2", "rmse", "mae"]

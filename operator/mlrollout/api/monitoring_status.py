@@ -35,8 +35,21 @@ class MonitoringStatus(ApiModel):
     drift_share: float | None = Field(default=None, ge=0.0, le=1.0)
     columns: list[ColumnDrift] = Field(default_factory=list, max_length=32)
     prediction_drift: ColumnDrift | None = None
-    performance: dict[str, float] | None = None
+    performance: dict[str, float] | None = Field(
+        default=None,
+        description="accuracy, f1, roc_auc (classification) or mae, rmse, r2 over labelled rows.",
+    )
     labelled_samples: int | None = Field(default=None, ge=0)
+    performance_window_end: datetime | None = Field(
+        default=None, description="Predictions up to now - labelDelay are joined to their labels."
+    )
     importance_stability: float | None = None
     report_uri: str | None = Field(default=None, max_length=2048)
+    reason: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[A-Z][A-Za-z]*$",
+        description="Why the last run gave no verdict (NoReference, BadReference, BadWindow, "
+        "ColumnsMismatch, StoreUnreachable, InsufficientData); the previous verdict is kept.",
+    )
     message: str | None = Field(default=None, max_length=1024)

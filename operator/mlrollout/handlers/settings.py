@@ -18,6 +18,7 @@ class Settings:
     instance: str
     # Shard selector: only ModelDeployments with these labels (None: the label is present, any value).
     selector: tuple[tuple[str, str | None], ...] = ()
+    job_service_account: str = "mlrollout-job"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -31,6 +32,7 @@ class Settings:
             peering=env.get("MLROLLOUT_PEERING") or None,
             instance=env.get("POD_NAME") or "mlrollout-operator",
             selector=parse_selector(env.get("MLROLLOUT_SELECTOR", "")),
+            job_service_account=env.get("MLROLLOUT_JOB_SERVICE_ACCOUNT") or "mlrollout-job",
         )
 
 

@@ -53,7 +53,12 @@ def world() -> World:
     global _world
     if _world is None:
         executor = KubeExecutor(_api_client(), instance=SETTINGS.instance)
-        _world = World(executor=executor, registry=lambda uri: MlflowRegistry(uri), metrics=_metrics())
+        _world = World(
+            executor=executor,
+            registry=lambda uri: MlflowRegistry(uri),
+            metrics=_metrics(),
+            job_service_account=SETTINGS.job_service_account,
+        )
     return _world
 
 

@@ -1,10 +1,12 @@
 """`mlrollout monitor --config <file>`: one drift run, the verdict into status.monitoring.
 
 Reads the reference and the window of the runtime's inference log (Parquet, through fsspec),
-decides with `stats/`, writes Evidently's HTML report (drawn with our tests) and patches ONLY
-status.monitoring through the status subresource. Bad input (missing reference, corrupt file,
-mismatched columns, too few rows) is reported in status.monitoring.message with the previous
-verdict kept; the exit code is non-zero only when the run could not report at all.
+decides with `stats/`, joins the labels posted to /feedback (performance once `labelDelay` has
+passed), writes Evidently's HTML report (drawn with our tests), logs it to MLflow on the serving
+version and patches ONLY status.monitoring through the status subresource. Bad input (missing
+reference, corrupt file, mismatched columns, an unreachable store) is reported in
+status.monitoring.reason/message with the previous verdict kept; too few rows is "Insufficient".
+The exit code is non-zero only when the run could not report at all.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import yaml
 
 from mlrollout.api.monitoring_status import ColumnDrift, MonitoringStatus
 from mlrollout.api.names import GROUP, PLURAL, VERSION
+from mlrollout.monitor.performance import Performance, PerformanceSettings, evaluate
 from mlrollout.monitor.stats.drift import (
     ColumnResult,
     DriftResult,
@@ -35,10 +38,17 @@ from mlrollout.monitor.stats.drift import (
 INPUT_PREFIX = "input."
 PREDICTION = "prediction"
 MAX_COLUMNS = 32
+REPORT_ARTIFACT_DIR = "mlrollout-monitor"
+REPORT_TAG = "mlrollout.monitor.report"
+VERDICT_TAG = "mlrollout.monitor.verdict"
 
 
 class BadInput(Exception):
-    """The run happened but its input cannot give a verdict; the message goes into status."""
+    """The run happened but its input cannot give a verdict; reason and message go into status."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,10 @@ class MonitorConfig:
     window_seconds: float | None = None
     version: str | None = None
     report_dir: str | None = None
+    model_name: str | None = None
+    tracking_uri: str | None = None
+    columns: tuple[str, ...] | None = None
+    performance: PerformanceSettings | None = None
 
     @classmethod
     def load(cls, path: str) -> MonitorConfig:
@@ -70,40 +84,85 @@ class MonitorConfig:
             window_seconds=float(raw["windowSeconds"]) if raw.get("windowSeconds") else None,
             version=str(raw["version"]) if raw.get("version") is not None else None,
             report_dir=raw.get("reportDir"),
+            model_name=str(raw["modelName"]) if raw.get("modelName") else None,
+            tracking_uri=str(raw["trackingUri"]) if raw.get("trackingUri") else None,
+            columns=tuple(str(c) for c in raw["columns"]) if raw.get("columns") else None,
+            performance=_performance(raw.get("performance")),
         )
 
 
-def _read_parquet(uri: str) -> pd.DataFrame:
+def _performance(raw: Any) -> PerformanceSettings | None:
+    if not isinstance(raw, dict):
+        return None
+    return PerformanceSettings(
+        metric=str(raw["metric"]) if raw.get("metric") else None,
+        label_delay_seconds=float(raw.get("labelDelaySeconds", 3600)),
+        min_samples=int(raw.get("minSamples", 100)),
+    )
+
+
+def _read_parquet(uri: str, reason: str) -> pd.DataFrame:
     try:
         with fsspec.open(uri, "rb") as f:
             return pd.read_parquet(f)
     except FileNotFoundError as e:
-        raise BadInput(f"not found: {uri}") from e
+        raise BadInput("NoReference" if reason == "BadReference" else reason, f"not found: {uri}") from e
     except Exception as e:  # pyarrow raises several types for a damaged file
-        raise BadInput(f"cannot read Parquet {uri}: {type(e).__name__}") from e
+        raise BadInput(reason, f"cannot read Parquet {uri}: {type(e).__name__}") from e
 
 
 def read_reference(uri: str) -> pd.DataFrame:
     if not uri:
-        raise BadInput("no reference data: set spec.monitoring.referenceUri")
-    return _read_parquet(uri)
+        raise BadInput("NoReference", "no reference data: set spec.monitoring.referenceUri")
+    return _read_parquet(uri, "BadReference")
+
+
+def read_stream(uri: str, stream: str = "predictions") -> pd.DataFrame:
+    """One stream of the inference log (a directory written by the runtime, or a glob), timestamps
+    as epoch seconds (the runtime writes them as UTC timestamps)."""
+    pattern = uri if any(ch in uri for ch in "*?[") else f"{uri.rstrip('/')}/{stream}/**/*.parquet"
+    try:
+        fs, _, paths = fsspec.get_fs_token_paths(pattern)
+    except Exception as e:  # botocore, aiohttp and OSError all mean: cannot reach the store
+        raise BadInput("StoreUnreachable", f"cannot list {pattern}: {type(e).__name__}: {e}"[:500]) from e
+    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
+    files = sorted(p if protocol == "file" else f"{protocol}://{p}" for p in paths)
+    frames = [_epoch_seconds(_read_parquet(p, "BadWindow")) for p in files]
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _epoch_seconds(frame: pd.DataFrame) -> pd.DataFrame:
+    if "timestamp" in frame and pd.api.types.is_datetime64_any_dtype(frame["timestamp"]):
+        stamps = pd.to_datetime(frame["timestamp"], utc=True)
+        return frame.assign(timestamp=(stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds())
+    return frame
+
+
+def in_window(
+    log: pd.DataFrame,
+    end: datetime,
+    window_seconds: float | None,
+    version: str | None,
+    closed: bool = False,
+) -> pd.DataFrame:
+    """Primary predictions of `version` from end - window on (up to `end` too when `closed`)."""
+    if "timestamp" in log:
+        if window_seconds is not None:
+            log = log[log["timestamp"] >= (end - timedelta(seconds=window_seconds)).timestamp()]
+        if closed:
+            log = log[log["timestamp"] <= end.timestamp()]
+    if version is not None and "version" in log:
+        log = log[log["version"].astype(str) == version]
+    if "kind" in log:  # mirrored (shadow) traffic is not what users were served
+        log = log[log["kind"].isna() | (log["kind"] == "primary")]
+    return log
 
 
 def read_window(uri: str, now: datetime, window_seconds: float | None, version: str | None) -> pd.DataFrame:
-    """Prediction rows of the inference log (a directory written by the runtime, or a glob)."""
-    pattern = uri if any(ch in uri for ch in "*?[") else f"{uri.rstrip('/')}/predictions/**/*.parquet"
-    fs, _, paths = fsspec.get_fs_token_paths(pattern)
-    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
-    files = sorted(p if protocol == "file" else f"{protocol}://{p}" for p in paths)
-    frames = [_read_parquet(p) for p in files]
-    if not frames:
-        return pd.DataFrame()
-    log = pd.concat(frames, ignore_index=True)
-    if window_seconds is not None and "timestamp" in log:
-        log = log[log["timestamp"] >= (now - timedelta(seconds=window_seconds)).timestamp()]
-    if version is not None and "version" in log:
-        log = log[log["version"].astype(str) == version]
-    return log
+    """Prediction rows of the inference log in the window ending now."""
+    return in_window(read_stream(uri), now, window_seconds, version)
 
 
 def inputs_of(log: pd.DataFrame) -> pd.DataFrame:
@@ -115,15 +174,21 @@ def inputs_of(log: pd.DataFrame) -> pd.DataFrame:
 
 
 def compute(
-    config: MonitorConfig, now: datetime
+    config: MonitorConfig, now: datetime, log: pd.DataFrame | None = None
 ) -> tuple[DriftResult, pd.DataFrame, pd.DataFrame, list[str]]:
     reference = read_reference(config.reference_uri)
-    current = inputs_of(read_window(config.inference_log_uri, now, config.window_seconds, config.version))
+    log = read_stream(config.inference_log_uri) if log is None else log
+    current = inputs_of(in_window(log, now, config.window_seconds, config.version))
     features = [c for c in reference.columns if c != PREDICTION]
     if len(current) and set(features) != set(current.columns) - {PREDICTION}:
         missing = sorted(set(features) - set(current.columns))
         extra = sorted(set(current.columns) - set(features) - {PREDICTION})
-        raise BadInput(f"reference columns differ from the model's inputs: missing {missing}, extra {extra}")
+        raise BadInput(
+            "ColumnsMismatch",
+            f"reference columns differ from the model's inputs: missing {missing}, extra {extra}",
+        )
+    if config.columns:
+        features = [c for c in features if c in config.columns]
     if not len(current):
         current = pd.DataFrame(columns=list(reference.columns))
     prediction = PREDICTION if PREDICTION in reference and PREDICTION in current else None
@@ -144,8 +209,14 @@ def _column(r: ColumnResult) -> ColumnDrift:
 
 
 def status_of(
-    result: DriftResult, now: datetime, config: MonitorConfig, report_uri: str | None
+    result: DriftResult,
+    now: datetime,
+    config: MonitorConfig,
+    report_uri: str | None,
+    performance: Performance | None = None,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
+    message = "; ".join(m for m in (result.message, *notes) if m) or None
     status = MonitoringStatus(
         verdict=result.verdict,
         version=config.version,
@@ -157,26 +228,83 @@ def status_of(
         columns=[_column(c) for c in most_drifted(result.columns, MAX_COLUMNS)],
         prediction_drift=_column(result.prediction) if result.prediction else None,
         report_uri=report_uri,
-        message=result.message,
+        reason="InsufficientData" if result.verdict == "Insufficient" else None,
+        message=message[:1024] if message else None,
+        performance=performance.figures or None if performance else None,
+        labelled_samples=performance.samples if performance else None,
+        performance_window_end=_label_cutoff(config, now) if performance else None,
     )
     # explicit nulls clear stale fields from a previous run in a merge patch
     return status.model_dump(mode="json", by_alias=True)
 
 
-def write_report(
-    config: MonitorConfig, reference: pd.DataFrame, current: pd.DataFrame, features: list[str], now: datetime
-) -> str | None:
-    if not config.report_dir:
+def _label_cutoff(config: MonitorConfig, now: datetime) -> datetime:
+    delay = config.performance.label_delay_seconds if config.performance else 3600.0
+    return now - timedelta(seconds=delay)
+
+
+def performance_of(config: MonitorConfig, log: pd.DataFrame, now: datetime) -> Performance | None:
+    """Figures over predictions old enough for their labels (None when no label was ever posted)."""
+    labels = read_stream(config.inference_log_uri, "labels")
+    if labels.empty and config.performance is None:
         return None
+    settings = config.performance or PerformanceSettings()
+    window = in_window(log, _label_cutoff(config, now), config.window_seconds, config.version, closed=True)
+    return evaluate(window, labels, settings)
+
+
+def report_html(
+    config: MonitorConfig, reference: pd.DataFrame, current: pd.DataFrame, features: list[str]
+) -> str:
     from mlrollout.monitor.evidently_tests import drift_report  # Evidently is slow to import
 
-    uri = f"{config.report_dir.rstrip('/')}/{config.name}-{now:%Y%m%dT%H%M%SZ}.html"
     columns = features + ([PREDICTION] if PREDICTION in reference and PREDICTION in current else [])
-    html = drift_report(reference, current, config.settings, columns).get_html_str(as_iframe=False)
+    return str(drift_report(reference, current, config.settings, columns).get_html_str(as_iframe=False))
+
+
+def report_name(config: MonitorConfig, now: datetime) -> str:
+    return f"{config.name}-drift-{now:%Y%m%dT%H%M%SZ}.html"
+
+
+def write_report(config: MonitorConfig, html: str, now: datetime) -> str | None:
+    if not config.report_dir:
+        return None
+    uri = f"{config.report_dir.rstrip('/')}/{report_name(config, now)}"
     fs, path = fsspec.core.url_to_fs(uri)
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     with fs.open(path, "w", encoding="utf-8") as f:
         f.write(html)
+    return uri
+
+
+def log_report(config: MonitorConfig, html: str, verdict: str, now: datetime) -> str:
+    """The report as an artifact of the serving version's run (a run of its own when the version has
+    none), the version tagged with its address and the verdict; returns the artifact's URI."""
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    assert config.model_name and config.version and config.tracking_uri
+    client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+    model_version = client.get_model_version(config.model_name, config.version)
+    run_id = model_version.run_id
+    if not run_id:
+        experiment_name = f"mlrollout-monitor/{config.namespace}/{config.name}"
+        experiment = client.get_experiment_by_name(experiment_name)
+        experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
+        run_id = client.create_run(
+            experiment_id, run_name=f"{config.model_name} v{config.version}"
+        ).info.run_id
+        client.set_terminated(run_id)
+    name = report_name(config, now)
+    with tempfile.TemporaryDirectory() as folder:  # /tmp is the pod's emptyDir
+        path = os.path.join(folder, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(html)
+        client.log_artifact(run_id, path, artifact_path=REPORT_ARTIFACT_DIR)
+    uri = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{REPORT_ARTIFACT_DIR}/{name}"
+    client.set_model_version_tag(config.model_name, config.version, REPORT_TAG, uri)
+    client.set_model_version_tag(config.model_name, config.version, VERDICT_TAG, verdict)
     return uri
 
 
@@ -201,15 +329,27 @@ def patch_monitoring(config: MonitorConfig, monitoring: dict[str, Any]) -> None:
 
 
 def run(config: MonitorConfig, now: datetime) -> dict[str, Any]:
-    """The status.monitoring patch for one run (bad input: message only, verdict untouched)."""
+    """The status.monitoring patch for one run (bad input: reason and message, verdict untouched)."""
     try:
-        result, reference, current, features = compute(config, now)
+        log = read_stream(config.inference_log_uri)
+        result, reference, current, features = compute(config, now, log)
+        performance = performance_of(config, log, now)
     except BadInput as e:
-        return {"lastRun": now.isoformat(), "message": str(e)[:1024]}
-    report_uri = (
-        write_report(config, reference, current, features, now) if result.verdict != "Insufficient" else None
-    )
-    return status_of(result, now, config, report_uri)
+        return {"lastRun": now.isoformat(), "reason": e.reason, "message": str(e)[:1024]}
+    notes: list[str] = []
+    if performance is not None and performance.message:
+        notes.append(f"performance: {performance.message}")
+    report_uri = None
+    to_mlflow = bool(config.model_name and config.version and config.tracking_uri)
+    if result.verdict != "Insufficient" and (config.report_dir or to_mlflow):
+        html = report_html(config, reference, current, features)
+        report_uri = write_report(config, html, now)
+        if to_mlflow:
+            try:
+                report_uri = log_report(config, html, result.verdict, now)
+            except Exception as e:  # the verdict still counts without its report
+                notes.append(f"report not logged to MLflow: {type(e).__name__}: {e}"[:300])
+    return status_of(result, now, config, report_uri, performance, notes)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from mlrollout.adapters.k8s import builders, jobs
+from mlrollout.adapters.k8s import builders, jobs, monitor
 from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.adapters.traffic.replica_ratio import ReplicaRatioRouter
@@ -25,10 +25,12 @@ from mlrollout.reconcile import observe
 from mlrollout.rollout import backoff, plan, requests
 from mlrollout.rollout.actions import (
     ApplyGateJob,
+    ApplyMonitor,
     ApplyPreviewService,
     ApplyService,
     ApplyServing,
     DeleteJob,
+    DeleteMonitor,
     DeletePreviewService,
     DeleteService,
     DeleteServing,
@@ -73,6 +75,7 @@ class World:
     executor: KubeExecutor
     registry: Callable[[str], Registry]
     metrics: Callable[[str], MetricsSource] | None = None
+    job_service_account: str = monitor.DEFAULT_SERVICE_ACCOUNT  # the chart's Jobs' ServiceAccount
 
     def router(self, spec: ModelDeploymentSpec | None) -> TrafficRouter:
         return ReplicaRatioRouter(self.executor)
@@ -164,6 +167,7 @@ def _observe_children(
         hpa_tracks=hpa_tracks,
         name=owner.name,
         gate=_observe_gate(owner, status, world),
+        monitor_present=world.executor.monitor_present(owner, monitor.monitor_name(owner)),
     )
 
 
@@ -268,6 +272,17 @@ def _act(
                 world.executor.delete_deployment(owner.namespace, names.serving_name(owner.name, track))
             case DeleteService():
                 world.executor.delete_service(owner.namespace, names.service_name(owner.name))
+            case ApplyMonitor(model_name=model_name, version=version):
+                assert spec is not None
+                # the ConfigMap first: a Job the CronJob starts at once must find its config
+                world.executor.apply(monitor.monitor_config_map(owner, spec, model_name, version))
+                world.executor.apply(
+                    monitor.monitor_cronjob(
+                        owner, spec, model_name, version, spec.serving.image, world.job_service_account
+                    )
+                )
+            case DeleteMonitor():
+                world.executor.delete_monitor(owner.namespace, monitor.monitor_name(owner))
             case EmitEvent():
                 events.append(action)
     raw_status = body.get("status") or {}

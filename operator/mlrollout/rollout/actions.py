@@ -94,6 +94,19 @@ class DeleteService:
 
 
 @dataclass(frozen=True)
+class ApplyMonitor:
+    """The monitor's CronJob and its config for the serving (stable) version, from spec.monitoring."""
+
+    model_name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class DeleteMonitor:
+    """spec.monitoring removed, or the object deleted: the CronJob (its Jobs with it) and config go."""
+
+
+@dataclass(frozen=True)
 class EmitEvent:
     type: Literal["Normal", "Warning"]
     reason: str
@@ -113,5 +126,7 @@ Action = (
     | DeleteJob
     | DeleteServing
     | DeleteService
+    | ApplyMonitor
+    | DeleteMonitor
     | EmitEvent
 )

@@ -22,7 +22,7 @@ from mlrollout.api.status import (
     RolloutStatus,
     Weights,
 )
-from mlrollout.rollout import analysis, backoff, bluegreen, canary, gate, plan, requests
+from mlrollout.rollout import analysis, backoff, bluegreen, canary, gate, monitoring, plan, requests
 from mlrollout.rollout.actions import (
     Action,
     ApplyService,
@@ -74,6 +74,12 @@ def decide(
 ) -> Decision:
     if observed.deleting:
         return terminate(status, observed, now)
+    return monitoring.attach(spec, observed, _decide(spec, status, observed, now), now)
+
+
+def _decide(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: Observed, now: datetime
+) -> Decision:
     if observed.paused:
         return _finish(status, observed, now, _paused(status), (), None, updates={})
     if isinstance(observed.model, RegistryProblem):
@@ -90,6 +96,7 @@ def terminate(status: ModelDeploymentStatus, observed: Observed, now: datetime) 
         actions.append(DeleteService())
     if observed.preview_service_present:
         actions.append(DeletePreviewService())
+    actions += monitoring.on_delete(observed)
     left = len(actions)
     verdict = _Verdict(
         phase=Phase.TERMINATING,

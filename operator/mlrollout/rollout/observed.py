@@ -72,6 +72,7 @@ class Observed:
     query_problems: tuple[tuple[str, str], ...] = ()
     name: str = ""  # the ModelDeployment's name (children's deterministic names)
     gate: GateReport | GateRunning | GateCouldNotRun | None = None  # the recorded gate Job, read back
+    monitor_present: bool = False  # the monitor's CronJob or its ConfigMap exists
 
 
 RequestAction = Literal["promote", "promote-full", "abort", "retry", "undo", "approve"]

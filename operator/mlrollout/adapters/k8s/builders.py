@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+from mlrollout.adapters.k8s import inference_log
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.api import names
 from mlrollout.api.serving import Resources
@@ -71,7 +72,7 @@ def serving_deployment(
                         "prometheus.io/path": "/metrics",
                     },
                 },
-                "spec": _pod_spec(spec, track, model_name, version),
+                "spec": _pod_spec(owner, spec, track, model_name, version),
             },
         },
     }
@@ -91,8 +92,9 @@ def without_replicas(manifest: Manifest) -> Manifest:
     return out
 
 
-def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: str) -> Manifest:
+def _pod_spec(owner: Owner, spec: ModelDeploymentSpec, track: str, model_name: str, version: str) -> Manifest:
     serving = spec.serving
+    log_volumes, log_mounts = inference_log.volumes(spec, read_only=False)
     args = [
         model_uri(model_name, version),
         "--port",
@@ -121,6 +123,7 @@ def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: s
             {"name": "MLROLLOUT_MODEL_NAME", "value": model_name},
             {"name": "MLROLLOUT_MODEL_VERSION", "value": version},
             {"name": "MLROLLOUT_TRACK", "value": track},
+            *inference_log.env(owner, spec),
             *({"name": e.name, "value": e.value} for e in serving.env),
             *feedback_env(spec),
         ],
@@ -133,7 +136,7 @@ def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: s
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *log_mounts],
     }
     if serving.image_pull_policy:
         container["imagePullPolicy"] = serving.image_pull_policy
@@ -143,7 +146,7 @@ def _pod_spec(spec: ModelDeploymentSpec, track: str, model_name: str, version: s
         container["envFrom"] = [{"secretRef": {"name": spec.registry.credentials_secret}}]
     pod: Manifest = {
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, *log_volumes],
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 65534,

@@ -1,32 +1,37 @@
 """Pure builders of the monitor's children: its ConfigMap (the Job's config) and its CronJob.
 
 The CronJob runs `mlrollout monitor --config /etc/mlrollout/monitor.json` in the runtime image, as
-non-root with a read-only root filesystem, under its own ServiceAccount (which may only patch
-status.monitoring; the operator creates it and its Role).
+non-root with a read-only root filesystem, under the Jobs' ServiceAccount (the chart creates it in
+each job namespace; its Role reads ModelDeployments and patches their status, and an admission
+policy keeps it to status.monitoring). It reads the inference log where the serving pods write it
+(`inference_log`) and logs its report to MLflow on the serving version.
 """
 
 from __future__ import annotations
 
 import json
 
-from mlrollout.adapters.k8s.builders import Manifest, common_labels
+from mlrollout.adapters.k8s import inference_log
+from mlrollout.adapters.k8s.builders import Manifest, common_labels, spec_hash
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.api import names
 from mlrollout.api.base import parse_duration
-from mlrollout.api.loop import DriftCheck
+from mlrollout.api.loop import DriftCheck, PerformanceCheck
 from mlrollout.api.spec import ModelDeploymentSpec
 
 CONFIG_DIR = "/etc/mlrollout"
 CONFIG_FILE = "monitor.json"
 DEFAULT_DRIFT_SHARE = 0.5
+DEFAULT_SERVICE_ACCOUNT = "mlrollout-job"
+LABEL_MONITOR_OF = f"{names.GROUP}/monitor-of"
 
 
 def monitor_name(owner: Owner) -> str:
-    return f"{owner.name}-monitor"
+    return names.child_name(owner.name, "monitor")
 
 
 def monitor_config(
-    owner: Owner, spec: ModelDeploymentSpec, version: str, inference_log_uri: str, report_dir: str | None
+    owner: Owner, spec: ModelDeploymentSpec, model_name: str, version: str, report_dir: str | None = None
 ) -> dict[str, object]:
     """The Job's config (the keys `mlrollout.monitor.job.MonitorConfig.load` reads)."""
     monitoring = spec.monitoring
@@ -34,53 +39,73 @@ def monitor_config(
     config: dict[str, object] = {
         "namespace": owner.namespace,
         "name": owner.name,
+        "modelName": model_name,
         "referenceUri": monitoring.reference_uri if monitoring else None,
-        "inferenceLogUri": inference_log_uri,
+        "inferenceLogUri": inference_log.log_uri(owner, spec),
         "version": version,
         "windowSeconds": parse_duration(drift.window).total_seconds(),
         "minSamples": drift.min_samples,
         "pValue": drift.p_value,
         "minEffectSize": drift.min_effect_size,
         "driftShare": DEFAULT_DRIFT_SHARE,
+        "trackingUri": spec.registry.tracking_uri,
     }
+    if drift.columns:
+        config["columns"] = list(drift.columns)
+    performance: PerformanceCheck | None = monitoring.performance if monitoring else None
+    if performance is not None:
+        config["performance"] = {
+            "metric": performance.metric,
+            "labelDelaySeconds": parse_duration(performance.label_delay).total_seconds(),
+            "minSamples": performance.min_samples,
+        }
     if report_dir:
         config["reportDir"] = report_dir
     return config
 
 
 def monitor_config_map(
-    owner: Owner,
-    spec: ModelDeploymentSpec,
-    version: str,
-    inference_log_uri: str,
-    report_dir: str | None = None,
+    owner: Owner, spec: ModelDeploymentSpec, model_name: str, version: str, report_dir: str | None = None
 ) -> Manifest:
-    return {
+    manifest: Manifest = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
             "name": monitor_name(owner),
             "namespace": owner.namespace,
             "labels": common_labels(owner),
+            "annotations": {},
             "ownerReferences": [owner.reference()],
         },
         "data": {
             CONFIG_FILE: json.dumps(
-                monitor_config(owner, spec, version, inference_log_uri, report_dir), sort_keys=True
+                monitor_config(owner, spec, model_name, version, report_dir), sort_keys=True
             )
         },
     }
+    manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
+    return manifest
 
 
 def monitor_cronjob(
-    owner: Owner, spec: ModelDeploymentSpec, model_name: str, version: str, image: str
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    model_name: str,
+    version: str,
+    image: str,
+    service_account: str = DEFAULT_SERVICE_ACCOUNT,
 ) -> Manifest:
     """The CronJob from spec.monitoring (schedule, suspend), one run at a time."""
     monitoring = spec.monitoring
+    log_volumes, log_mounts = inference_log.volumes(spec, read_only=True)
     labels = {
         **common_labels(owner),
         names.LABEL_MODEL_NAME: names.label_value(model_name),
         names.LABEL_MODEL_VERSION: names.label_value(version),
+    }
+    # Not the deployment label: a Service selecting every track by it must never pick these pods.
+    pod_labels = {k: v for k, v in labels.items() if k != names.LABEL_DEPLOYMENT} | {
+        LABEL_MONITOR_OF: owner.name
     }
     container: Manifest = {
         "name": "monitor",
@@ -96,17 +121,19 @@ def monitor_cronjob(
         "volumeMounts": [
             {"name": "tmp", "mountPath": "/tmp"},
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            *log_mounts,
         ],
     }
     if spec.registry.credentials_secret:
         container["envFrom"] = [{"secretRef": {"name": spec.registry.credentials_secret}}]
     pod: Manifest = {
-        "serviceAccountName": monitor_name(owner),
+        "serviceAccountName": service_account,
         "restartPolicy": "Never",
         "containers": [container],
         "volumes": [
             {"name": "tmp", "emptyDir": {}},
             {"name": "config", "configMap": {"name": monitor_name(owner)}},
+            *log_volumes,
         ],
         "securityContext": {
             "runAsNonRoot": True,
@@ -114,13 +141,14 @@ def monitor_cronjob(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
-    return {
+    manifest: Manifest = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
         "metadata": {
             "name": monitor_name(owner),
             "namespace": owner.namespace,
             "labels": labels,
+            "annotations": {},
             "ownerReferences": [owner.reference()],
         },
         "spec": {
@@ -133,8 +161,10 @@ def monitor_cronjob(
                 "spec": {
                     "backoffLimit": 2,
                     "ttlSecondsAfterFinished": 86400,
-                    "template": {"metadata": {"labels": labels}, "spec": pod},
+                    "template": {"metadata": {"labels": pod_labels}, "spec": pod},
                 }
             },
         },
     }
+    manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
+    return manifest
