@@ -245,3 +245,17 @@ def test_replica_split_keeps_capacity_and_approximates_the_weight(total: int, we
     assert (canary > 0) == (weight > 0) and (stable > 0) == (weight < 100)
     if 0 < weight < 100 and total >= 10:
         assert abs(served_weight(stable, canary) - weight) <= 10
+
+
+def test_a_deleted_canary_deployment_is_made_again_and_the_rollout_holds_its_step() -> None:
+    """The replica-ratio router's objects are the operator's own Deployments: one deleted by hand
+    mid-rollout is applied again at its step's weight; the step neither advances nor promotes."""
+    cluster = settled(FakeCluster(spec([{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]), "7", NOW))
+    cluster.samples = good()
+    cluster.run(4)
+    assert cluster.status.rollout is not None and cluster.status.rollout.step_index == 1
+    del cluster.tracks["canary"]
+    cluster.run(2)
+    assert cluster.status.rollout is not None and cluster.status.rollout.step_index == 1
+    assert cluster.tracks["canary"].version == "8" and cluster.status.stable_version == "7"
+    assert cluster.alias_moves == [] and "Promoted" not in cluster.reasons()
