@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from mlrollout.adapters.k8s import inference_log
+from mlrollout.adapters.k8s import inference_log, pods
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.api import names
 from mlrollout.api.serving import Resources
@@ -130,28 +130,13 @@ def _pod_spec(owner: Owner, spec: ModelDeploymentSpec, track: str, model_name: s
         "ports": [{"name": names.SERVING_PORT_NAME, "containerPort": serving.port, "protocol": "TCP"}],
         "readinessProbe": _probe("/health", serving.port, period=5),
         "livenessProbe": _probe("/ping", serving.port, period=10, failures=6),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *log_mounts],
     }
-    if serving.image_pull_policy:
-        container["imagePullPolicy"] = serving.image_pull_policy
     if serving.resources is not None:
         container["resources"] = _resources(serving.resources)
-    if spec.registry.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": spec.registry.credentials_secret}}]
     pod: Manifest = {
-        "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}, *log_volumes],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 65534,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "containers": [pods.hardened(spec, container, mounts=log_mounts)],
+        "volumes": [dict(pods.TMP_VOLUME), *log_volumes],
+        "securityContext": pods.pod_security(),
     }
     if serving.service_account_name:
         pod["serviceAccountName"] = serving.service_account_name

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from mlrollout.adapters.k8s.builders import Manifest, _resources, common_labels, model_uri, spec_hash
 from mlrollout.adapters.k8s.owner import Owner
+from mlrollout.adapters.k8s.pods import fail_at_once_on, hardened, job_pod, terminated, true_conditions
 from mlrollout.api import names
 from mlrollout.api.base import parse_duration
 from mlrollout.api.gate import GateCouldNotRun, GateJobConfig, GateReport, GateRunning
@@ -65,48 +66,26 @@ def gate_job(
         names.LABEL_MODEL_VERSION: names.label_value(version),
         LABEL_ATTEMPT: str(attempt),
     }
-    container: Manifest = {
-        "name": COMPONENT_GATE,
-        "image": image,
-        "command": ["mlrollout", "gate"],
-        "env": [
-            {"name": CONFIG_ENV, "value": config.model_dump_json(by_alias=True, exclude_none=True)},
-            {"name": "MLFLOW_TRACKING_URI", "value": spec.registry.tracking_uri},
-            {"name": "MLROLLOUT_TERMINATION_LOG", "value": TERMINATION_LOG},
-            {"name": "HOME", "value": "/tmp"},
-            *({"name": e.name, "value": e.value} for e in spec.serving.env),
-        ],
-        "resources": _resources(validation.resources) if validation.resources else DEFAULT_RESOURCES,
-        "terminationMessagePath": TERMINATION_LOG,
-        # A crash before the report is written still leaves its last log lines as the message.
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
+    container = hardened(
+        spec,
+        {
+            "name": COMPONENT_GATE,
+            "image": image,
+            "command": ["mlrollout", "gate"],
+            "env": [
+                {"name": CONFIG_ENV, "value": config.model_dump_json(by_alias=True, exclude_none=True)},
+                {"name": "MLFLOW_TRACKING_URI", "value": spec.registry.tracking_uri},
+                {"name": "MLROLLOUT_TERMINATION_LOG", "value": TERMINATION_LOG},
+                {"name": "HOME", "value": "/tmp"},
+                *({"name": e.name, "value": e.value} for e in spec.serving.env),
+            ],
+            "resources": _resources(validation.resources) if validation.resources else DEFAULT_RESOURCES,
+            "terminationMessagePath": TERMINATION_LOG,
+            # A crash before the report is written still leaves its last log lines as the message.
+            "terminationMessagePolicy": "FallbackToLogsOnError",
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-    }
-    if spec.serving.image_pull_policy:
-        container["imagePullPolicy"] = spec.serving.image_pull_policy
-    if spec.registry.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": spec.registry.credentials_secret}}]
-    pod: Manifest = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 65534,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-    }
-    if validation.service_account_name:
-        pod["serviceAccountName"] = validation.service_account_name
-    if spec.serving.node_selector:
-        pod["nodeSelector"] = dict(spec.serving.node_selector)
+    )
+    pod = job_pod(spec, container, validation.service_account_name)
     manifest: Manifest = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -120,19 +99,7 @@ def gate_job(
         "spec": {
             "backoffLimit": validation.backoff_limit,
             "activeDeadlineSeconds": max(1, int(parse_duration(validation.timeout).total_seconds())),
-            # Bad input fails the same way every time: no retry.
-            "podFailurePolicy": {
-                "rules": [
-                    {
-                        "action": "FailJob",
-                        "onExitCodes": {
-                            "containerName": COMPONENT_GATE,
-                            "operator": "In",
-                            "values": [EXIT_BAD_INPUT],
-                        },
-                    }
-                ]
-            },
+            "podFailurePolicy": fail_at_once_on(COMPONENT_GATE, EXIT_BAD_INPUT),
             "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }
@@ -141,22 +108,6 @@ def gate_job(
 
 
 # -- reading the result ------------------------------------------------------------------------------
-
-
-def _conditions(job: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    return {
-        str(c.get("type")): c
-        for c in (job.get("status") or {}).get("conditions") or []
-        if str(c.get("status")) == "True"
-    }
-
-
-def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        state = cs.get("state") or {}
-        if state.get("terminated"):
-            return dict(state["terminated"])
-    return None
 
 
 def _report(message: str) -> GateReport | None:
@@ -181,11 +132,11 @@ def read_gate_result(
     finished without any report (deadline exceeded, pod killed, crash) is GateCouldNotRun.
     """
     name = str((job.get("metadata") or {}).get("name", ""))
-    conditions = _conditions(job)
+    conditions = true_conditions(job)
     reports: list[GateReport] = []
     failures: list[str] = []
     for pod in _newest_first(pods):
-        term = _terminated(pod)
+        term = terminated(pod)
         if term is None:
             continue
         rep = _report(str(term.get("message") or ""))

@@ -14,6 +14,7 @@ import json
 from mlrollout.adapters.k8s import inference_log
 from mlrollout.adapters.k8s.builders import Manifest, common_labels, spec_hash
 from mlrollout.adapters.k8s.owner import Owner
+from mlrollout.adapters.k8s.pods import hardened, job_pod
 from mlrollout.api import names
 from mlrollout.api.base import parse_duration
 from mlrollout.api.loop import DriftCheck, PerformanceCheck
@@ -107,40 +108,19 @@ def monitor_cronjob(
     pod_labels = {k: v for k, v in labels.items() if k != names.LABEL_DEPLOYMENT} | {
         LABEL_MONITOR_OF: owner.name
     }
-    container: Manifest = {
-        "name": "monitor",
-        "image": image,
-        "command": ["mlrollout", "monitor", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
-        "env": [{"name": "MLFLOW_TRACKING_URI", "value": spec.registry.tracking_uri}],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
+    container = hardened(
+        spec,
+        {
+            "name": "monitor",
+            "image": image,
+            "command": ["mlrollout", "monitor", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+            "env": [{"name": "MLFLOW_TRACKING_URI", "value": spec.registry.tracking_uri}],
         },
-        "volumeMounts": [
-            {"name": "tmp", "mountPath": "/tmp"},
-            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            *log_mounts,
-        ],
-    }
-    if spec.registry.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": spec.registry.credentials_secret}}]
-    pod: Manifest = {
-        "serviceAccountName": service_account,
-        "restartPolicy": "Never",
-        "containers": [container],
-        "volumes": [
-            {"name": "tmp", "emptyDir": {}},
-            {"name": "config", "configMap": {"name": monitor_name(owner)}},
-            *log_volumes,
-        ],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 65534,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-    }
+        mounts=[{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, *log_mounts],
+    )
+    # The one Job with an API token: it patches status.monitoring (the chart's policy allows no more).
+    config_volume = {"name": "config", "configMap": {"name": monitor_name(owner)}}
+    pod = job_pod(spec, container, service_account, api_token=True, volumes=[config_volume, *log_volumes])
     manifest: Manifest = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from mlrollout.adapters.k8s.builders import Manifest, _resources, common_labels, spec_hash
 from mlrollout.adapters.k8s.owner import Owner
+from mlrollout.adapters.k8s.pods import fail_at_once_on, hardened, job_pod, terminated, true_conditions
 from mlrollout.api import names
 from mlrollout.api import training as tr
 from mlrollout.api.base import parse_duration
@@ -118,42 +119,19 @@ def train_job(
         names.LABEL_MODEL_NAME: names.label_value(model_name),
         LABEL_ATTEMPT: str(attempt),
     }
-    container: Manifest = {
-        "name": COMPONENT_TRAIN,
-        "image": container_image,
-        "command": command,
-        "env": env,
-        "resources": _resources(job.resources) if job.resources else DEFAULT_RESOURCES,
-        "terminationMessagePath": TERMINATION_LOG,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
+    container = hardened(
+        spec,
+        {
+            "name": COMPONENT_TRAIN,
+            "image": container_image,
+            "command": command,
+            "env": env,
+            "resources": _resources(job.resources) if job.resources else DEFAULT_RESOURCES,
+            "terminationMessagePath": TERMINATION_LOG,
+            "terminationMessagePolicy": "FallbackToLogsOnError",
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-    }
-    if spec.serving.image_pull_policy:
-        container["imagePullPolicy"] = spec.serving.image_pull_policy
-    if spec.registry.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": spec.registry.credentials_secret}}]
-    pod: Manifest = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 65534,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-    }
-    account = job.service_account_name or service_account
-    if account:
-        pod["serviceAccountName"] = account
-    if spec.serving.node_selector:
-        pod["nodeSelector"] = dict(spec.serving.node_selector)
+    )
+    pod = job_pod(spec, container, job.service_account_name or service_account)
     job_spec: Manifest = {
         "backoffLimit": job.backoff_limit,
         "activeDeadlineSeconds": max(1, int(parse_duration(job.timeout).total_seconds())),
@@ -161,18 +139,7 @@ def train_job(
     }
     if builtin is not None:
         # Bad input fails the same way every time: no retry. (A user's command has no such contract.)
-        job_spec["podFailurePolicy"] = {
-            "rules": [
-                {
-                    "action": "FailJob",
-                    "onExitCodes": {
-                        "containerName": COMPONENT_TRAIN,
-                        "operator": "In",
-                        "values": [EXIT_BAD_INPUT],
-                    },
-                }
-            ]
-        }
+        job_spec["podFailurePolicy"] = fail_at_once_on(COMPONENT_TRAIN, EXIT_BAD_INPUT)
         if builtin.parallelism > 1:
             # Pod index 0 registers the model; the others run trials of the shared study.
             job_spec.update(
@@ -197,24 +164,6 @@ def train_job(
 # -- reading the result ------------------------------------------------------------------------------
 
 
-def _finished_conditions(job: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    return {
-        str(c.get("type")): c
-        for c in (job.get("status") or {}).get("conditions") or []
-        if str(c.get("status")) == "True"
-    }
-
-
-def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        if cs.get("name") not in (None, COMPONENT_TRAIN):
-            continue
-        state = cs.get("state") or {}
-        if state.get("terminated"):
-            return dict(state["terminated"])
-    return None
-
-
 def _report(message: str) -> TrainReport | None:
     try:
         return TrainReport.model_validate(json.loads(message))
@@ -232,7 +181,7 @@ def read_train_result(
 ) -> TrainReport | TrainRunning | TrainCouldNotRun:
     """Running until the Job finishes; then the registering pod's report, or why there is none."""
     name = str((job.get("metadata") or {}).get("name", ""))
-    conditions = _finished_conditions(job)
+    conditions = true_conditions(job)
     newest = sorted(
         (p for p in pods if _completion_index(p) == "0"),
         key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""),
@@ -241,7 +190,7 @@ def read_train_result(
     reports: list[TrainReport] = []
     failures: list[str] = []
     for pod in newest:
-        term = _terminated(pod)
+        term = terminated(pod, COMPONENT_TRAIN)
         if term is None:
             continue
         report = _report(str(term.get("message") or ""))
