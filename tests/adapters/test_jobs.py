@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mlrollout.adapters.k8s import jobs
+from mlrollout.adapters.k8s import jobs, pods
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.api import names
 from mlrollout.api.gate import GateCouldNotRun, GateJobConfig, GateReport, GateRunning
@@ -75,8 +75,11 @@ def test_job_is_deterministic_bounded_and_least_privileged() -> None:
     assert config.allow_code is False  # spec.serving.allowCode unset: the gate refuses pyfunc code too
     assert config.deployment == "ml/churn"
     assert config.validation.metrics[1].segment == "plan == 'p'"
+    assert j["metadata"]["labels"][names.LABEL_DEPLOYMENT] == "churn"
     labels = j["spec"]["template"]["metadata"]["labels"]
-    assert labels[names.LABEL_DEPLOYMENT] == "churn" and labels[jobs.LABEL_ATTEMPT] == "2"
+    # The live Service selects every track by the deployment label during a canary: never a gate pod.
+    assert names.LABEL_DEPLOYMENT not in labels and labels[pods.LABEL_JOB_OF] == "churn"
+    assert labels[jobs.LABEL_ATTEMPT] == "2"
 
 
 def test_job_resources_and_service_account_from_the_spec() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mlrollout.adapters.k8s import training
+from mlrollout.adapters.k8s import pods, training
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.api import names
 from mlrollout.api.spec import ModelDeploymentSpec
@@ -227,3 +227,9 @@ def test_report_fits_a_termination_message() -> None:
         reference_uri="s3://" + "x" * 2000,
     )
     assert len(_json(report)) < 4096
+
+
+def test_training_pods_are_never_endpoints_of_the_live_service() -> None:
+    manifest = build(BUILTIN)
+    labels = manifest["spec"]["template"]["metadata"]["labels"]
+    assert names.LABEL_DEPLOYMENT not in labels and labels[pods.LABEL_JOB_OF] == "churn"

@@ -16,7 +16,14 @@ from pydantic import ValidationError
 
 from mlrollout.adapters.k8s.builders import Manifest, _resources, common_labels, model_uri, spec_hash
 from mlrollout.adapters.k8s.owner import Owner
-from mlrollout.adapters.k8s.pods import fail_at_once_on, hardened, job_pod, terminated, true_conditions
+from mlrollout.adapters.k8s.pods import (
+    fail_at_once_on,
+    hardened,
+    job_pod,
+    job_pod_labels,
+    terminated,
+    true_conditions,
+)
 from mlrollout.api import names
 from mlrollout.api.base import parse_duration
 from mlrollout.api.gate import GateCouldNotRun, GateJobConfig, GateReport, GateRunning
@@ -100,7 +107,7 @@ def gate_job(
             "backoffLimit": validation.backoff_limit,
             "activeDeadlineSeconds": max(1, int(parse_duration(validation.timeout).total_seconds())),
             "podFailurePolicy": fail_at_once_on(COMPONENT_GATE, EXIT_BAD_INPUT),
-            "template": {"metadata": {"labels": labels}, "spec": pod},
+            "template": {"metadata": {"labels": job_pod_labels(labels, owner.name)}, "spec": pod},
         },
     }
     manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)

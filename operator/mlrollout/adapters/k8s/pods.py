@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlrollout.api import names
 from mlrollout.api.spec import ModelDeploymentSpec
 
 Manifest = dict[str, Any]
 
 NOBODY = 65534
+LABEL_JOB_OF = "mlrollout.io/job-of"
 TMP_VOLUME: Manifest = {"name": "tmp", "emptyDir": {}}
 TMP_MOUNT: Manifest = {"name": "tmp", "mountPath": "/tmp"}
 
@@ -68,6 +70,14 @@ def job_pod(
     if spec.serving.node_selector:
         pod["nodeSelector"] = dict(spec.serving.node_selector)
     return pod
+
+
+def job_pod_labels(labels: Mapping[str, str], owner_name: str) -> dict[str, str]:
+    """A Job's pod labels: not the deployment label, which the live Service selects every track by
+    during a canary (a gate or training pod must never become one of its endpoints), but
+    `mlrollout.io/job-of` to find them by."""
+    kept = {k: v for k, v in labels.items() if k != names.LABEL_DEPLOYMENT}
+    return kept | {LABEL_JOB_OF: owner_name}
 
 
 def fail_at_once_on(container_name: str, exit_code: int) -> Manifest:

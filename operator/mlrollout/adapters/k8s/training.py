@@ -23,7 +23,14 @@ from pydantic import ValidationError
 
 from mlrollout.adapters.k8s.builders import Manifest, _resources, common_labels, spec_hash
 from mlrollout.adapters.k8s.owner import Owner
-from mlrollout.adapters.k8s.pods import fail_at_once_on, hardened, job_pod, terminated, true_conditions
+from mlrollout.adapters.k8s.pods import (
+    fail_at_once_on,
+    hardened,
+    job_pod,
+    job_pod_labels,
+    terminated,
+    true_conditions,
+)
 from mlrollout.api import names
 from mlrollout.api import training as tr
 from mlrollout.api.base import parse_duration
@@ -135,7 +142,7 @@ def train_job(
     job_spec: Manifest = {
         "backoffLimit": job.backoff_limit,
         "activeDeadlineSeconds": max(1, int(parse_duration(job.timeout).total_seconds())),
-        "template": {"metadata": {"labels": labels}, "spec": pod},
+        "template": {"metadata": {"labels": job_pod_labels(labels, owner.name)}, "spec": pod},
     }
     if builtin is not None:
         # Bad input fails the same way every time: no retry. (A user's command has no such contract.)
