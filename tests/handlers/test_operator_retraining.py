@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from mlrollout.api import names
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 IMAGE = "mlrollout.local/runtime:test"  # serving pods and Jobs run for real under the pod runner
+REPO = Path(__file__).resolve().parents[2]
 SECRET = "registry-credentials"  # the S3 credentials reach the training pod as they reach serving pods
 
 
@@ -28,7 +30,9 @@ def md_spec(model: str, uri: str, dataset: str) -> dict[str, Any]:
     return {
         "model": {"name": model, "alias": "champion"},
         "registry": {"trackingUri": uri, "credentialsSecret": SECRET},
-        "serving": {"image": IMAGE, "replicas": 1},
+        # The built-in trainer's skops file holds numpy.dtype objects, which the runtime refuses
+        # unless trusted (its default allow-list does not name them).
+        "serving": {"image": IMAGE, "replicas": 1, "trustedTypes": ["numpy.dtype"]},
         "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
         "monitoring": {"drift": {}},
         "retraining": {
@@ -89,6 +93,10 @@ def test_drift_on_a_healthy_model_is_retrained_and_rolled_out_by_the_operator(
         "stringData": s3_server.env(),
     }
     kube.apply(secret, cluster.namespace)
+    # The Jobs' ServiceAccount (the chart's mlrollout-job); without it the Job can create no pod.
+    kube.kubectl(
+        "apply", "-k", str(REPO / "manifests" / "job-serviceaccount"), "-n", cluster.namespace, check=True
+    )
     model = f"churn-{uuid.uuid4().hex[:6]}"
     first = register(registry.uri, model, "good", train)
     registry.set_alias(model, "champion", first)
