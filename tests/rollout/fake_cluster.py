@@ -11,12 +11,14 @@ from datetime import datetime, timedelta
 
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import ModelDeploymentStatus, Weights
+from mlrollout.api.training import TrainResult, TrainRunning, train_job_name
 from mlrollout.rollout import decide
 from mlrollout.rollout.actions import (
     Action,
     ApplyPreviewService,
     ApplyService,
     ApplyServing,
+    ApplyTrainJob,
     DeletePreviewService,
     DeleteServing,
     EmitEvent,
@@ -50,6 +52,12 @@ class FakeCluster:
     rolling: set[str] = field(default_factory=set)  # tracks whose new version is not observed rolled out yet
     event_names: set[str] = field(default_factory=set)
     query_problems: tuple[tuple[str, str], ...] = ()  # what Prometheus says of the queries it parsed
+    name: str = ""  # the ModelDeployment's name
+    # Training Jobs: each applied one finishes with the next of `train_outcomes` (none left: running).
+    train_outcomes: list[TrainResult] = field(default_factory=list)
+    train_jobs: dict[str, TrainResult] = field(default_factory=dict)
+    trainings: list[ApplyTrainJob] = field(default_factory=list)
+    follow_alias: bool = False  # the model ref names the alias the promotions move
 
     def observed(self) -> Observed:
         tracks = dict(self.tracks)
@@ -74,7 +82,13 @@ class FakeCluster:
             active_track=self.selector,
             preview_service_present=self.preview_service,
             query_problems=self.query_problems,
+            name=self.name,
+            training=self._training(),
         )
+
+    def _training(self) -> TrainResult | None:
+        state = self.status.retraining
+        return self.train_jobs.get(state.job) if state is not None and state.job else None
 
     def tick(self, apply: bool = True, write_status: bool = True) -> Decision:
         decision = decide(self.spec, self.status, self.observed(), self.now)
@@ -109,6 +123,14 @@ class FakeCluster:
             case MoveAlias(version=version):
                 if not self.alias_moves or self.alias_moves[-1] != version:  # read first, as the executor
                     self.alias_moves.append(version)
+                if self.follow_alias:
+                    self.version = version
+            case ApplyTrainJob(attempt=attempt):
+                job = train_job_name(self.name, attempt)
+                if job not in self.train_jobs:  # applying is idempotent
+                    self.trainings.append(action)
+                    outcome = self.train_outcomes.pop(0) if self.train_outcomes else None
+                    self.train_jobs[job] = outcome or TrainRunning(job=job)
             case TagVersion(version=version, tags=tags):
                 self.tags.setdefault(version, {}).update(dict(tags))
             case EmitEvent(type=type_, reason=reason, message=message):

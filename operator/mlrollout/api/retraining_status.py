@@ -1,7 +1,6 @@
 """`status.retraining`: the operator's record of retraining, so a restarted operator never trains twice.
 
 Written by the operator only (the training Job reports through its registered version and its exit).
-The lead hooks it into ModelDeploymentStatus as `retraining: RetrainingStatus | None`.
 """
 
 from __future__ import annotations
@@ -38,3 +37,8 @@ class RetrainingStatus(ApiModel):
     failures: int = Field(default=0, ge=0, description="Failed trainings in a row.")
     next_attempt_at: datetime | None = None
     message: str | None = Field(default=None, max_length=1024)
+    approved_by: str | None = Field(
+        default=None,
+        max_length=128,
+        description="id of the `approve` request that let `version` go to its gates (autoDeploy: false).",
+    )

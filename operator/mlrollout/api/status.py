@@ -13,6 +13,7 @@ from mlrollout.api.conditions import Condition
 from mlrollout.api.experiment_status import AbTestStatus, ShadowStatus
 from mlrollout.api.gate import GateStatus
 from mlrollout.api.monitoring_status import MonitoringStatus
+from mlrollout.api.retraining_status import RetrainingStatus
 
 
 class Phase(StrEnum):
@@ -147,6 +148,9 @@ class ModelDeploymentStatus(ApiModel):
     rollout: RolloutStatus | None = None
     monitoring: MonitoringStatus | None = Field(
         default=None, description="Written by the monitor Job only; the operator never writes it."
+    )
+    retraining: RetrainingStatus | None = Field(
+        default=None, description="The last training started by spec.retraining, and what came of it."
     )
     history: list[HistoryEntry] = Field(default_factory=list, max_length=50)
     retry: RetryState | None = None

@@ -123,18 +123,20 @@ async def on_change(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
 @kopf.on.event(*RESOURCE, labels=LABELS)
 async def on_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     """Every state the watch shows feeds /metrics (the monitor's status writes too). A user's change
-    (spec, a request, a pause) wakes the object's daemon at once; the operator's own status writes
-    do not (they would spin the loop)."""
+    (spec, a request, a pause) and a new monitor run wake the object's daemon at once; the
+    operator's own status writes do not (they would spin the loop)."""
     if type == "DELETED":
         metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
         return
     metrics.observe(body)
     uid = body.metadata["uid"]
     annotations = body.metadata.annotations
+    monitoring = (body.get("status") or {}).get("monitoring") or {}
     key = (
         body.metadata.get("generation"),
         annotations.get(names.ANNOTATION_REQUEST),
         annotations.get(names.ANNOTATION_PAUSED),
+        monitoring.get("lastRun"),  # a new monitor verdict may start a retraining
     )
     if _seen.get(uid) != key:
         _seen[uid] = key

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from mlrollout.adapters.k8s import builders, jobs, monitor
+from mlrollout.adapters.k8s import builders, jobs, monitor, training
 from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.adapters.traffic.replica_ratio import ReplicaRatioRouter
@@ -21,6 +21,7 @@ from mlrollout.api import names
 from mlrollout.api.serving import ModelRef
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import ModelDeploymentStatus, Phase
+from mlrollout.api.training import TrainResult
 from mlrollout.reconcile import observe
 from mlrollout.rollout import backoff, plan, requests
 from mlrollout.rollout.actions import (
@@ -29,6 +30,7 @@ from mlrollout.rollout.actions import (
     ApplyPreviewService,
     ApplyService,
     ApplyServing,
+    ApplyTrainJob,
     DeleteJob,
     DeleteMonitor,
     DeletePreviewService,
@@ -168,6 +170,8 @@ def _observe_children(
         name=owner.name,
         gate=_observe_gate(owner, status, world),
         monitor_present=world.executor.monitor_present(owner, monitor.monitor_name(owner)),
+        training=_observe_training(owner, status, world),
+        created_at=_created_at(meta),
     )
 
 
@@ -184,6 +188,24 @@ def _observe_gate(owner: Owner, status: ModelDeploymentStatus, world: World) -> 
     if job is None:
         return None
     return jobs.read_gate_result(job, world.executor.list_job_pods(job))
+
+
+def _observe_training(owner: Owner, status: ModelDeploymentStatus, world: World) -> TrainResult | None:
+    """The running training Job and its pods, parsed (None: no training running, or its Job is gone)."""
+    state = status.retraining
+    if state is None or state.state != "Training" or state.job is None:
+        return None
+    job = world.executor.read_job(owner.namespace, state.job)
+    if job is None:
+        return None
+    return training.read_train_result(job, world.executor.list_job_pods(job))
+
+
+def _created_at(meta: Mapping[str, Any]) -> datetime | None:
+    raw = meta.get("creationTimestamp")
+    if not isinstance(raw, str):
+        return None
+    return datetime.fromisoformat(raw.replace("Z", "+00:00"))
 
 
 def _sample(
@@ -265,6 +287,20 @@ def _act(
                 )
                 # The runtime image serves models and runs the Jobs (gate, monitor, train).
                 manifest = jobs.gate_job(owner, spec, model_name, version, attempt, spec.serving.image)
+                world.executor.apply(manifest)
+            case ApplyTrainJob():
+                assert spec is not None
+                # The built-in trainer runs in the runtime image unless retraining.job.image is set.
+                manifest = training.train_job(
+                    owner,
+                    spec,
+                    action.model_name,
+                    action.parent_version,
+                    action.trigger,
+                    action.attempt,
+                    spec.serving.image,
+                    world.job_service_account,
+                )
                 world.executor.apply(manifest)
             case DeleteJob(name=name):
                 world.executor.delete_job(owner.namespace, name)

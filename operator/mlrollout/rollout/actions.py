@@ -79,6 +79,16 @@ class ApplyGateJob:
 
 
 @dataclass(frozen=True)
+class ApplyTrainJob:
+    """The training Job of attempt N (deterministic name from the attempt; `trigger`: kind and why)."""
+
+    model_name: str
+    parent_version: str | None
+    trigger: str
+    attempt: int
+
+
+@dataclass(frozen=True)
 class DeleteJob:
     name: str
 
@@ -123,6 +133,7 @@ Action = (
     | MoveAlias
     | TagVersion
     | ApplyGateJob
+    | ApplyTrainJob
     | DeleteJob
     | DeleteServing
     | DeleteService

@@ -22,7 +22,17 @@ from mlrollout.api.status import (
     RolloutStatus,
     Weights,
 )
-from mlrollout.rollout import analysis, backoff, bluegreen, canary, gate, monitoring, plan, requests
+from mlrollout.rollout import (
+    analysis,
+    backoff,
+    bluegreen,
+    canary,
+    gate,
+    monitoring,
+    plan,
+    requests,
+    retrain_hook,
+)
 from mlrollout.rollout.actions import (
     Action,
     ApplyService,
@@ -179,6 +189,9 @@ def _serve(
         why = f"aborted by request {rollout.handled_request}"
         return _rollback(spec, status, observed, now, "Aborted", why, events, updates, tag="aborted")
     requeue = {Phase.DEPLOYING: POLL_WHILE_DEPLOYING, Phase.DEGRADED: POLL_WHILE_DEGRADED}.get(verdict.phase)
+    held = retrain_hook.awaiting_approval(spec, status)
+    if held is not None and verdict.phase == Phase.HEALTHY:
+        return _await_approval(status, observed, now, verdict, held, events, updates)
     if rollout.candidate is not None and verdict.phase in (Phase.HEALTHY, Phase.PROGRESSING):
         return _validation_hold(spec, status, observed, now, verdict, events, updates)
     actions = _steady_actions(status, observed)
@@ -191,8 +204,43 @@ def _serve(
     elif rollout.aborted_version == model.version and verdict.phase == Phase.HEALTHY and rollout.last_outcome:
         message = f"{rollout.last_outcome}; `retry` or a newer version starts again"
         verdict = replace(verdict, phase=Phase.ROLLED_BACK, progressing=(False, "RolledBack", message))
+    # Only here (no candidate, not rolled back) may a training start; a running one is followed.
+    retrain = retrain_hook.tick(spec, status, observed, verdict.phase == Phase.HEALTHY, now)
+    if retrain is not None:
+        status, events = retrain.status, [*events, *retrain.actions]
+        requeue = _sooner(requeue, retrain.requeue_after)
+        if retrain.retraining and verdict.phase == Phase.HEALTHY:
+            progressing = (True, "Retraining", retrain.message)
+            verdict = replace(verdict, phase=Phase.RETRAINING, progressing=progressing)
     updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
     return _finish(status, observed, now, verdict, (*actions, *events), requeue, updates)
+
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _await_approval(
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    verdict: _Verdict,
+    message: str,
+    events: list[Action],
+    updates: dict[str, object],
+) -> Decision:
+    """A retrained candidate with autoDeploy false: stable serves alone until `approve`."""
+    previous = c.find(status.conditions, c.PAUSED)
+    if previous is None or previous.reason != retrain_hook.AWAITING_APPROVAL or previous.status != "True":
+        events = [*events, EmitEvent("Normal", retrain_hook.AWAITING_APPROVAL, message)]
+    verdict = replace(
+        verdict,
+        progressing=(False, retrain_hook.AWAITING_APPROVAL, message),
+        paused=(True, retrain_hook.AWAITING_APPROVAL, message),
+    )
+    updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
+    actions = _steady_actions(status, observed)
+    return _finish(status, observed, now, verdict, (*actions, *events), None, updates)
 
 
 def _progress(
@@ -309,6 +357,7 @@ def _promote(
     rollout = status.rollout
     assert rollout is not None and rollout.candidate is not None
     candidate = rollout.candidate
+    cause = retrain_hook.promotion_cause(status, candidate.version) or cause
     history = [*status.history, HistoryEntry(version=candidate.version, promoted_at=now, cause=cause)]
     outcome = f"version {candidate.version} promoted ({why})"
     status = status.model_copy(
@@ -387,9 +436,13 @@ def _outcome_tags(outcome: str, why: str, now: datetime) -> tuple[tuple[str, str
 def _track_candidate(
     status: ModelDeploymentStatus, model: ResolvedModel, now: datetime
 ) -> tuple[ModelDeploymentStatus, list[Action]]:
-    """A resolved version other than stable becomes the candidate; a newer one supersedes it."""
+    """A resolved version other than stable becomes the candidate; a newer one supersedes it. While
+    spec.model resolves to stable, a version the last training registered is the candidate."""
     rollout = status.rollout or RolloutStatus()
     current = rollout.candidate
+    retrained = retrain_hook.retrained_version(status)
+    if retrained is not None and (model.name, model.version) == (status.model_name, status.stable_version):
+        model = ResolvedModel(model.name, retrained)
     is_stable = (model.name, model.version) == (status.model_name, status.stable_version)
     if is_stable or model.version == rollout.aborted_version:
         if current is None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from mlrollout.api.gate import GateCouldNotRun, GateReport, GateRunning
 from mlrollout.api.status import Weights
+from mlrollout.api.training import TrainResult
 from mlrollout.rollout.analysis import Sample
 from mlrollout.rollout.experiment_observed import AbObservation, ShadowObservation
 
@@ -73,6 +75,8 @@ class Observed:
     name: str = ""  # the ModelDeployment's name (children's deterministic names)
     gate: GateReport | GateRunning | GateCouldNotRun | None = None  # the recorded gate Job, read back
     monitor_present: bool = False  # the monitor's CronJob or its ConfigMap exists
+    training: TrainResult | None = None  # the running training Job (status.retraining.job), read back
+    created_at: datetime | None = None  # the object's creationTimestamp (anchors a retraining schedule)
 
 
 RequestAction = Literal["promote", "promote-full", "abort", "retry", "undo", "approve"]

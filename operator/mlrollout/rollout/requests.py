@@ -75,7 +75,7 @@ def handle(
         if refusal is None:
             rollout = rollout.model_copy(update={"aborted_version": _undone(status), "last_outcome": None})
     else:
-        refusal = f"{request.action}: no validation gate is waiting for approval"
+        refusal, status = _approve(status, candidate.version if candidate else None, request)
     status = status.model_copy(update={"rollout": rollout})
     if refusal is None:
         action = request.action if isinstance(request, ManualRequest) else "?"
@@ -91,6 +91,26 @@ def handle(
         status.conditions, REQUEST_CONDITION, flag, reason, text, now, observed.generation
     )
     return status.model_copy(update={"conditions": conditions}), actions, intent
+
+
+def _approve(
+    status: ModelDeploymentStatus, candidate: str | None, request: ManualRequest
+) -> tuple[str | None, ModelDeploymentStatus]:
+    """`approve`: a retrained candidate held by autoDeploy false goes on to its gates and rollout."""
+    state = status.retraining
+    waiting = (
+        state is not None
+        and state.state == "Trained"
+        and state.version == candidate
+        and candidate is not None
+        and state.approved_by is None
+    )
+    if not waiting or state is None:
+        return "approve: no retrained candidate is waiting for approval", status
+    if request.version is not None and request.version != candidate:
+        return f"approve: version {request.version} is not the candidate waiting ({candidate})", status
+    approved = state.model_copy(update={"approved_by": request.id})
+    return None, status.model_copy(update={"retraining": approved})
 
 
 def _undone(status: ModelDeploymentStatus) -> str | None:

@@ -387,6 +387,7 @@ def started(state: RetrainingStatus | None, verdict: Retrain, job: str, now: dat
             "version": None,
             "next_attempt_at": None,
             "message": None,
+            "approved_by": None,
         }
     )
 
