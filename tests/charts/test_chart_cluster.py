@@ -267,23 +267,22 @@ def test_job_service_account_may_patch_status_only(
     for args in denied:
         r = job.kubectl(*args, "-n", namespace)
         assert r.returncode != 0 and "forbidden" in r.stderr.lower(), (args, r.stdout, r.stderr)
+
     # RBAC allows the status subresource; the chart's ValidatingAdmissionPolicy keeps it to monitoring.
-    for field in (
-        '{"phase":"Healthy"}',
-        '{"stableVersion":"99"}',
-        '{"monitoring":{"samples":1},"message":"x"}',
-    ):
-        r = job.kubectl(
-            "patch",
-            "modeldeployment",
-            name,
-            "-n",
-            namespace,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            f'{{"status":{field}}}',
-        )
+    def patch_status(field: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return job.kubectl(
+            "patch", "modeldeployment", name, "-n", namespace, "--subresource=status", "--type=merge",
+            "-p", f'{{"status":{field}}}', *extra,
+        )  # fmt: skip
+
+    # The API server loads a new policy asynchronously (seconds under load): wait, with a dry run,
+    # until it is enforced, then make the real attempts.
+    wait_for(
+        "the Jobs status policy to be enforced",
+        lambda: "status.monitoring only" in patch_status('{"phase":"Healthy"}', "--dry-run=server").stderr,
+    )
+    for field in ('{"phase":"Healthy"}', '{"stableVersion":"99"}', '{"monitoring":{},"message":"x"}'):
+        r = patch_status(field)
         assert r.returncode != 0 and "status.monitoring only" in r.stderr, (field, r.stdout, r.stderr)
 
 
