@@ -10,7 +10,8 @@ import pytest
 from mlrollout.adapters.k8s import jobs, pods
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.api import names
-from mlrollout.api.gate import GateCouldNotRun, GateJobConfig, GateReport, GateRunning
+from mlrollout.api.gate import GateJobConfig, GateReport
+from mlrollout.api.jobs import JobCouldNotRun, JobRunning
 from mlrollout.api.spec import ModelDeploymentSpec
 
 OWNER = Owner(name="churn", namespace="ml", uid="u-1")
@@ -139,13 +140,13 @@ ERROR = report("error", reason="dataset s3://b/h.parquet does not exist")
 @pytest.mark.parametrize(
     ("case", "job", "pods", "expected"),
     [
-        ("no pod yet", job_status(), [], GateRunning(job="churn-gate-8-1")),
-        ("running", job_status(), [pod("p1", "t1", running=True)], GateRunning(job="churn-gate-8-1")),
+        ("no pod yet", job_status(), [], JobRunning(job="churn-gate-8-1")),
+        ("running", job_status(), [pod("p1", "t1", running=True)], JobRunning(job="churn-gate-8-1")),
         (
             "retrying after an error report",
             job_status(),
             [pod("p1", "t1", 1, ERROR), pod("p2", "t2", running=True)],
-            GateRunning(job="churn-gate-8-1", last_error="dataset s3://b/h.parquet does not exist"),
+            JobRunning(job="churn-gate-8-1", last_error="dataset s3://b/h.parquet does not exist"),
         ),
         ("passed", job_status(("Complete", "")), [pod("p1", "t1", 0, PASSED)], "passed"),
         ("failed is a report", job_status(("Complete", "")), [pod("p1", "t1", 0, FAILED)], "failed"),
@@ -166,13 +167,13 @@ ERROR = report("error", reason="dataset s3://b/h.parquet does not exist")
             "deadline exceeded",
             job_status(("Failed", "DeadlineExceeded")),
             [pod("p1", "t1", running=True)],
-            GateCouldNotRun(job="churn-gate-8-1", reason="DeadlineExceeded", message="DeadlineExceeded!"),
+            JobCouldNotRun(job="churn-gate-8-1", reason="DeadlineExceeded", message="DeadlineExceeded!"),
         ),
         (
             "crash without report",
             job_status(("Failed", "BackoffLimitExceeded")),
             [pod("p1", "t1", 137, "Traceback\nMemoryError")],
-            GateCouldNotRun(
+            JobCouldNotRun(
                 job="churn-gate-8-1",
                 reason="BackoffLimitExceeded",
                 message="pod p1 exited with code 137 (Error): Traceback | MemoryError",

@@ -9,8 +9,9 @@ import pytest
 from mlrollout.adapters.k8s import pods, training
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.api import names
+from mlrollout.api.jobs import JobCouldNotRun, JobRunning
 from mlrollout.api.spec import ModelDeploymentSpec
-from mlrollout.api.training import TrainCouldNotRun, TrainJobConfig, TrainReport, TrainRunning
+from mlrollout.api.training import TrainJobConfig, TrainReport
 
 OWNER = Owner(name="churn", namespace="ml", uid="u-1")
 BUILTIN = {
@@ -157,14 +158,15 @@ def _json(report: TrainReport) -> str:
 @pytest.mark.parametrize(
     ("case", "job", "pods", "expected"),
     [
-        ("running", _job(), [], TrainRunning(job="churn-train-3")),
+        ("running", _job(), [], JobRunning(job="churn-train-3")),
         (
             "running after a failed pod",
             _job(),
             [_pod("Traceback ...\nConnectionError: mlflow", 1)],
-            TrainRunning(
+            JobRunning(
                 job="churn-train-3",
-                last_error="pod churn-train-3-00 exited with code 1: Traceback ... | ConnectionError: mlflow",
+                last_error="pod churn-train-3-00 exited with code 1 (Error): "
+                "Traceback ... | ConnectionError: mlflow",
             ),
         ),
         ("registered", _job(("Complete", "")), [_pod(_json(REGISTERED))], REGISTERED),
@@ -178,15 +180,13 @@ def _json(report: TrainReport) -> str:
             "bad input fails at once",
             _job(("Failed", "PodFailurePolicy")),
             [_pod(_json(BAD), 3)],
-            TrainCouldNotRun(
-                job="churn-train-3", reason="BadInput", message="dataset s3://b/t does not exist"
-            ),
+            JobCouldNotRun(job="churn-train-3", reason="BadInput", message="dataset s3://b/t does not exist"),
         ),
         (
             "deadline",
             _job(("Failed", "DeadlineExceeded")),
             [],
-            TrainCouldNotRun(
+            JobCouldNotRun(
                 job="churn-train-3",
                 reason="DeadlineExceeded",
                 message="the training Job ran past retraining.job.timeout",
@@ -196,10 +196,10 @@ def _json(report: TrainReport) -> str:
             "crash without a report",
             _job(("Failed", "BackoffLimitExceeded")),
             [_pod("Killed", 137)],
-            TrainCouldNotRun(
+            JobCouldNotRun(
                 job="churn-train-3",
                 reason="BackoffLimitExceeded",
-                message="pod churn-train-3-00 exited with code 137: Killed",
+                message="pod churn-train-3-00 exited with code 137 (Error): Killed",
             ),
         ),
         ("custom trainer without a report", _job(("Complete", "")), [_pod("done")], "NoReport"),
@@ -208,7 +208,7 @@ def _json(report: TrainReport) -> str:
 def test_read_train_result(case: str, job: dict[str, Any], pods: list[dict[str, Any]], expected: Any) -> None:
     result = training.read_train_result(job, pods)
     if isinstance(expected, str):
-        assert isinstance(result, TrainCouldNotRun) and result.reason == expected
+        assert isinstance(result, JobCouldNotRun) and result.reason == expected
         assert "MLROLLOUT_TERMINATION_LOG" in result.message
     else:
         assert result == expected

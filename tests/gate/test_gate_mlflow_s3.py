@@ -18,7 +18,8 @@ from harness.procs import HarnessError
 from harness.s3 import MLflowOnS3, S3Server
 from mlrollout.adapters.k8s.jobs import gate_job, read_gate_result
 from mlrollout.adapters.k8s.owner import Owner
-from mlrollout.api.gate import GateReport, GateRunning
+from mlrollout.api.gate import GateReport
+from mlrollout.api.jobs import JobRunning
 from mlrollout.api.spec import ModelDeploymentSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -114,7 +115,7 @@ def test_gate_with_mlflow_artifacts_in_s3(
             ).stdout
         )["items"]
         result = read_gate_result(job, pods)
-        if not isinstance(result, GateRunning):
+        if not isinstance(result, JobRunning):
             break
         time.sleep(2)
     assert isinstance(result, GateReport) and result.outcome == "passed", result

@@ -9,9 +9,10 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from mlrollout.api.jobs import JobRunning
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import ModelDeploymentStatus, Weights
-from mlrollout.api.training import TrainResult, TrainRunning, train_job_name
+from mlrollout.api.training import TrainResult, train_job_name
 from mlrollout.rollout import decide
 from mlrollout.rollout.actions import (
     Action,
@@ -130,7 +131,7 @@ class FakeCluster:
                 if job not in self.train_jobs:  # applying is idempotent
                     self.trainings.append(action)
                     outcome = self.train_outcomes.pop(0) if self.train_outcomes else None
-                    self.train_jobs[job] = outcome or TrainRunning(job=job)
+                    self.train_jobs[job] = outcome or JobRunning(job=job)
             case TagVersion(version=version, tags=tags):
                 self.tags.setdefault(version, {}).update(dict(tags))
             case EmitEvent(type=type_, reason=reason, message=message):

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from mlrollout.adapters.k8s.jobs import gate_job_name
 from mlrollout.api import conditions as c
-from mlrollout.api.gate import GateCheck, GateCouldNotRun, GateReport, GateRunning, GateStatus
+from mlrollout.api.gate import GateCheck, GateReport, GateStatus
+from mlrollout.api.jobs import JobCouldNotRun, JobRunning
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import Candidate, Phase, RolloutStatus
 from mlrollout.rollout import gate
@@ -55,8 +56,8 @@ BAD_SEGMENT = GateReport(
     version="8",
     reason="segment \"plan = 'x'\" does not parse: invalid syntax",
 )
-DEADLINE = GateCouldNotRun(job="md-gate-8-1", reason="DeadlineExceeded", message="Job was active longer")
-RUNNING = GateRunning(job="md-gate-8-1")
+DEADLINE = JobCouldNotRun(job="md-gate-8-1", reason="DeadlineExceeded", message="Job was active longer")
+RUNNING = JobRunning(job="md-gate-8-1")
 
 
 def rollout(phase: str | None = None, attempt: int = 1, version: str = "8", **gate_kw: Any) -> RolloutStatus:
@@ -194,7 +195,7 @@ class GateCluster(FakeCluster):
                 self.applied.append(name)
                 results = self.outcomes[action.version]
                 result = results[min(action.attempt - 1, len(results) - 1)]
-                self.jobs[name] = result if result is not None else GateRunning(job=name)
+                self.jobs[name] = result if result is not None else JobRunning(job=name)
         elif isinstance(action, DeleteJob):
             self.deleted.append(action.name)
             self.jobs.pop(action.name, None)

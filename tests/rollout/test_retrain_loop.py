@@ -13,10 +13,11 @@ from fake_cluster import FakeCluster
 from mlrollout.adapters.k8s.jobs import gate_job_name
 from mlrollout.api import conditions as c
 from mlrollout.api.gate import GateCheck, GateReport
+from mlrollout.api.jobs import JobCouldNotRun
 from mlrollout.api.monitoring_status import ColumnDrift, MonitoringStatus
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import Phase
-from mlrollout.api.training import TrainCouldNotRun, TrainReport
+from mlrollout.api.training import TrainReport
 from mlrollout.rollout.actions import Action, ApplyGateJob, ApplyTrainJob
 from mlrollout.rollout.gate import GateResult
 from mlrollout.rollout.observed import ManualRequest, Observed
@@ -211,7 +212,7 @@ def test_approve_with_nothing_waiting_is_refused() -> None:
 
 def test_a_failed_training_is_an_event_stable_untouched_and_retried_after_a_backoff() -> None:
     cluster = healthy_cluster(validation=False)
-    broken = TrainCouldNotRun(job="md-train-1", reason="BadInput", message="dataset s3://b/x does not exist")
+    broken = JobCouldNotRun(job="md-train-1", reason="BadInput", message="dataset s3://b/x does not exist")
     cluster.train_outcomes = [broken, registered("8")]
     cluster.drift()
     cluster.run(2)

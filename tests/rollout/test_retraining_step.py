@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from mlrollout.api.jobs import JobCouldNotRun, JobRunning
 from mlrollout.api.loop import Retraining
 from mlrollout.api.monitoring_status import ColumnDrift, MonitoringStatus
 from mlrollout.api.retraining_status import RetrainingStatus
 from mlrollout.api.status import Candidate, ModelDeploymentStatus, Phase, RolloutStatus
-from mlrollout.api.training import TrainCouldNotRun, TrainReport, TrainRunning
+from mlrollout.api.training import TrainReport
 from mlrollout.rollout import retraining as r
 from mlrollout.rollout import triggers as t
 
@@ -54,7 +55,7 @@ def test_the_whole_story() -> None:
     assert [e.reason for e in s.events] == ["RetrainingStarted"] and "tenure" in s.events[0].message
 
     # 3. the Job runs: nothing new starts, even though the drift verdict stands
-    running = tick(healthy(mon), s.state, T0 + timedelta(minutes=3), TrainRunning(job="churn-train-1"))
+    running = tick(healthy(mon), s.state, T0 + timedelta(minutes=3), JobRunning(job="churn-train-1"))
     assert (
         running.start is None and running.state == s.state and running.requeue_after == r.POLL_WHILE_TRAINING
     )
@@ -85,9 +86,7 @@ def test_the_whole_story() -> None:
     assert s.start is not None and s.start.job == "churn-train-2"
 
     # 8. that Job fails: a Warning naming the problem, stable untouched, a backoff
-    failed = TrainCouldNotRun(
-        job="churn-train-2", reason="BadInput", message="dataset s3://b/t does not exist"
-    )
+    failed = JobCouldNotRun(job="churn-train-2", reason="BadInput", message="dataset s3://b/t does not exist")
     now = T0 + timedelta(hours=4, minutes=5)
     s = tick(newer, s.state, now, failed)
     assert s.state.state == "Failed" and s.state.failures == 1 and s.start is None

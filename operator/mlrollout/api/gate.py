@@ -17,9 +17,7 @@ from mlrollout.api.validation import Validation
 
 CheckVerdict = Literal["passed", "failed", "warning", "error", "skipped"]
 GateOutcome = Literal["passed", "failed", "error"]
-
-# The termination message a pod may write (Kubernetes truncates longer ones).
-TERMINATION_MESSAGE_LIMIT = 4096
+CONFIG_ENV = "MLROLLOUT_GATE_CONFIG"
 
 
 class GateCheck(ApiModel):
@@ -55,21 +53,6 @@ class GateJobConfig(ApiModel):
     validation: Validation
     deployment: str = Field(default="", description="namespace/name of the ModelDeployment, for the report.")
     attempt: int = Field(default=1, ge=1)
-
-
-class GateRunning(ApiModel):
-    """The gate Job has not finished; `last_error` is the reason of a pod that failed and is retried."""
-
-    job: str
-    last_error: str | None = None
-
-
-class GateCouldNotRun(ApiModel):
-    """The Job finished without a report (pod failed on its own, deadline exceeded): retry, never reject."""
-
-    job: str
-    reason: str = Field(description="CamelCase, for a condition: DeadlineExceeded, PodFailed, ...")
-    message: str
 
 
 class GateStatus(ApiModel):

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from mlrollout.api import names
 from mlrollout.api.base import ApiModel
+from mlrollout.api.jobs import JobCouldNotRun, JobRunning
 from mlrollout.api.loop import BuiltinTrainer
 
 # Version tags written by the trainer (the gate's leakage check reads mlrollout.training_data).
@@ -66,22 +67,7 @@ class TrainReport(ApiModel):
     reason: str | None = Field(default=None, max_length=1024, description="Why it could not train.")
 
 
-class TrainRunning(ApiModel):
-    """The Job has not finished; `last_error` is why a pod failed (it is retried)."""
-
-    job: str
-    last_error: str | None = None
-
-
-class TrainCouldNotRun(ApiModel):
-    """The Job finished without a registered version: a condition and an Event name the problem."""
-
-    job: str
-    reason: str = Field(description="CamelCase, for a condition: DeadlineExceeded, BadInput, NoReport, ...")
-    message: str
-
-
-TrainResult = TrainReport | TrainRunning | TrainCouldNotRun
+TrainResult = TrainReport | JobRunning | JobCouldNotRun
 
 
 def train_job_name(deployment: str, attempt: int) -> str:

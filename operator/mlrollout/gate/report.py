@@ -8,7 +8,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlrollout.api.gate import TERMINATION_MESSAGE_LIMIT, GateOutcome, GateReport
+from mlrollout.api.gate import GateOutcome, GateReport
+from mlrollout.api.jobs import TERMINATION_MESSAGE_LIMIT
 from mlrollout.gate.results import CheckResult
 
 TAG_PREFIX = "mlrollout.gate"

@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Literal
 
 from mlrollout.api import names
-from mlrollout.api.gate import GateCheck, GateCouldNotRun, GateReport, GateRunning, GateStatus
+from mlrollout.api.gate import GateCheck, GateReport, GateStatus
+from mlrollout.api.jobs import JobCouldNotRun, JobRunning
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import RolloutStatus
 from mlrollout.rollout import backoff
 from mlrollout.rollout.actions import Action, ApplyGateJob, DeleteJob, EmitEvent, TagVersion
 
-GateResult = GateReport | GateRunning | GateCouldNotRun
+GateResult = GateReport | JobRunning | JobCouldNotRun
 POLL_WHILE_RUNNING = 5.0
 TAG_GATE = "mlrollout.gate"
 
@@ -82,18 +83,10 @@ def step(
     if result is None:
         # Created this tick and not read back yet, or deleted by someone: (re)create it, idempotently.
         return _hold_running(rollout, gate, [ApplyGateJob(candidate.version, gate.attempt)])
-    if isinstance(result, GateRunning):
+    if isinstance(result, JobRunning):
         return _hold_running(rollout, gate, [], result.last_error)
     if isinstance(result, GateReport) and result.outcome == "passed":
-        passed = gate.model_copy(
-            update={
-                "phase": "Passed",
-                "finished_at": now,
-                "checks": result.checks,
-                "reason": None,
-                "report_uri": result.report_uri,
-            }
-        )
+        passed = _finished(gate, "Passed", result, now)
         message = f"version {candidate.version} passed the gate: {_summary(result.checks) or 'no checks'}"
         # Pauses count from the moment traffic may move, not from when the version appeared.
         updated = rollout.model_copy(update={"gate": passed, "step_started_at": now})
@@ -108,15 +101,7 @@ def step(
             message,
         )
     if isinstance(result, GateReport) and result.outcome == "failed":
-        failed = gate.model_copy(
-            update={
-                "phase": "Failed",
-                "finished_at": now,
-                "checks": result.checks,
-                "reason": result.reason,
-                "report_uri": result.report_uri,
-            }
-        )
+        failed = _finished(gate, "Failed", result, now)
         return _reject(rollout, failed, candidate.model_name, now)
     # Could not run: a report with outcome `error`, or a Job that finished without one.
     reason, why = (
@@ -185,6 +170,22 @@ def _start(
         "GateRunning",
         message,
         POLL_WHILE_RUNNING,
+    )
+
+
+def _finished(
+    gate: GateStatus, phase: Literal["Passed", "Failed"], report: GateReport, now: datetime
+) -> GateStatus:
+    """The gate with the Job's report: its checks, the full report's address, why it failed."""
+    reason = report.reason if phase == "Failed" else None
+    return gate.model_copy(
+        update={
+            "phase": phase,
+            "finished_at": now,
+            "checks": report.checks,
+            "reason": reason,
+            "report_uri": report.report_uri,
+        }
     )
 
 

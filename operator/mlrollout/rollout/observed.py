@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from mlrollout.api.gate import GateCouldNotRun, GateReport, GateRunning
+from mlrollout.api.gate import GateReport
+from mlrollout.api.jobs import JobCouldNotRun, JobRunning
 from mlrollout.api.status import Weights
 from mlrollout.api.training import TrainResult
 from mlrollout.rollout.analysis import Sample
@@ -73,7 +74,7 @@ class Observed:
     # (metric, Prometheus's parse error) of analysis queries checked before the candidate's first traffic
     query_problems: tuple[tuple[str, str], ...] = ()
     name: str = ""  # the ModelDeployment's name (children's deterministic names)
-    gate: GateReport | GateRunning | GateCouldNotRun | None = None  # the recorded gate Job, read back
+    gate: GateReport | JobRunning | JobCouldNotRun | None = None  # the recorded gate Job, read back
     monitor_present: bool = False  # the monitor's CronJob or its ConfigMap exists
     training: TrainResult | None = None  # the running training Job (status.retraining.job), read back
     created_at: datetime | None = None  # the object's creationTimestamp (anchors a retraining schedule)

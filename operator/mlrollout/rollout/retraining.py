@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mlrollout.api.jobs import JobCouldNotRun, JobRunning
 from mlrollout.api.loop import Retraining
 from mlrollout.api.retraining_status import RetrainingStatus, TriggerKind
 from mlrollout.api.status import ModelDeploymentStatus
-from mlrollout.api.training import TrainCouldNotRun, TrainReport, TrainResult, TrainRunning, train_job_name
+from mlrollout.api.training import TrainReport, TrainResult, train_job_name
 from mlrollout.rollout import triggers
 from mlrollout.rollout.triggers import Quiet, Retrain, Verdict, Wait
 
@@ -88,7 +89,7 @@ def _quiet_requeue(verdict: Quiet, now: datetime) -> timedelta | None:
 
 def _follow(state: RetrainingStatus, result: TrainResult | None, now: datetime) -> RetrainStep:
     job = state.job or "?"
-    if isinstance(result, TrainRunning):
+    if isinstance(result, JobRunning):
         if result.last_error and result.last_error != state.message:
             state = state.model_copy(update={"message": result.last_error[:1024]})
         return RetrainStep(state, requeue_after=POLL_WHILE_TRAINING)
@@ -98,7 +99,7 @@ def _follow(state: RetrainingStatus, result: TrainResult | None, now: datetime) 
         score = f"; {result.metric} {result.value:.4g} on validation" if measured else ""
         message = f"training Job {job} registered version {result.version} ({state.trigger}){score}"
         return RetrainStep(done, registered=result.version, events=(Event("Normal", "Retrained", message),))
-    if isinstance(result, TrainCouldNotRun):
+    if isinstance(result, JobCouldNotRun):
         why = f"{result.reason}: {result.message}"
     elif isinstance(result, TrainReport):
         why = result.reason or "the trainer reported an error"

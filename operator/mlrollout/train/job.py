@@ -22,20 +22,22 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
 
+from mlrollout.api.jobs import EXIT_BAD_INPUT, EXIT_OK, EXIT_RETRY, TERMINATION_MESSAGE_LIMIT
 from mlrollout.api.training import ENV_CONFIG, TrainJobConfig, TrainReport
+from mlrollout.jobs.entry import (
+    BadConfig,
+    add_termination_log_argument,
+    limit_mlflow_retries,
+    load_config,
+    write_termination,
+)
 from mlrollout.train.pipeline import TrainingInputError
 
-TERMINATION_ENV = "MLROLLOUT_TERMINATION_LOG"
-DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 WORKER_ENV = "JOB_COMPLETION_INDEX"
-EXIT_OK, EXIT_RETRY, EXIT_BAD_INPUT = 0, 1, 3
-TERMINATION_LIMIT = 4096
 
 
 class CouldNotTrain(Exception):
@@ -47,24 +49,9 @@ class CouldNotTrain(Exception):
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="mlrollout train", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help=f"TrainJobConfig JSON or YAML file (default: env {ENV_CONFIG})")
-    p.add_argument("--termination-log", default=os.environ.get(TERMINATION_ENV, DEFAULT_TERMINATION_LOG))
+    add_termination_log_argument(p)
     p.add_argument("--worker", type=int, default=int(os.environ.get(WORKER_ENV, "0") or 0))
     return p.parse_args(list(argv))
-
-
-def load_config(path: str | None) -> TrainJobConfig:
-    import yaml
-
-    if path:
-        text = Path(path).read_text()
-    elif os.environ.get(ENV_CONFIG):
-        text = os.environ[ENV_CONFIG]
-    else:
-        raise CouldNotTrain(f"no configuration: pass --config FILE or set {ENV_CONFIG}", True)
-    try:
-        return TrainJobConfig.model_validate(yaml.safe_load(text))
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise CouldNotTrain(f"invalid training configuration: {exc}"[:1000], True) from exc
 
 
 def prepare(config: TrainJobConfig, frame: pd.DataFrame) -> tuple[Any, str]:
@@ -140,28 +127,24 @@ def train(config: TrainJobConfig, worker: int = 0) -> TrainReport | None:
     )
 
 
-def write_termination(path: str, report: TrainReport) -> None:
+def write_report(path: str, report: TrainReport) -> None:
     text = report.model_dump_json(by_alias=True, exclude_none=True)
-    if len(text) > TERMINATION_LIMIT:  # only `reason` can be long
+    if len(text) > TERMINATION_MESSAGE_LIMIT:  # only `reason` can be long
         report = report.model_copy(update={"reason": (report.reason or "")[:500]})
         text = report.model_dump_json(by_alias=True, exclude_none=True)
-    try:
-        Path(path).write_text(text)
-    except OSError as exc:  # outside a pod the default path may not be writable: say so, go on
-        print(f"train: cannot write the termination message to {path}: {exc}", file=sys.stderr)
+    write_termination(path, text, "train")
 
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    limit_mlflow_retries()
     model_name = "?"
     try:
-        config = load_config(args.config)
+        config = load_config(TrainJobConfig, args.config, ENV_CONFIG, "training")
         model_name = config.model_name
         report = train(config, args.worker)
-    except (CouldNotTrain, TrainingInputError) as exc:
-        bad = not isinstance(exc, CouldNotTrain) or exc.bad_input
+    except (BadConfig, CouldNotTrain, TrainingInputError) as exc:
+        bad = not isinstance(exc, CouldNotTrain) or exc.bad_input  # BadConfig: bad input
         return _fail(args.termination_log, model_name, str(exc), EXIT_BAD_INPUT if bad else EXIT_RETRY)
     except Exception as exc:  # MLflow or storage unreachable, an estimator crash: a retry may help
         traceback.print_exc(file=sys.stderr)
@@ -169,13 +152,12 @@ def main(argv: Sequence[str]) -> int:
     if report is None:
         print(f"train: worker {args.worker} finished its share of the study")
         return EXIT_OK
-    write_termination(args.termination_log, report)
-    print(report.model_dump_json(by_alias=True, exclude_none=True))
+    write_report(args.termination_log, report)
     return EXIT_OK
 
 
 def _fail(path: str, model_name: str, reason: str, code: int) -> int:
     report = TrainReport(outcome="error", model_name=model_name, reason=reason[:1024])
-    write_termination(path, report)
+    write_report(path, report)
     print(f"train: {reason}", file=sys.stderr)
     return code

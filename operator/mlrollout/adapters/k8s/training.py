@@ -15,40 +15,30 @@ once, no retry).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
-
-from mlrollout.adapters.k8s.builders import Manifest, _resources, common_labels, spec_hash
+from mlrollout.adapters.k8s.builders import Manifest, _resources, common_labels
 from mlrollout.adapters.k8s.owner import Owner
-from mlrollout.adapters.k8s.pods import (
-    fail_at_once_on,
-    hardened,
-    job_pod,
-    job_pod_labels,
-    terminated,
-    true_conditions,
+from mlrollout.adapters.k8s.pods import fail_at_once_on, job_pod, job_pod_labels, true_conditions
+from mlrollout.adapters.k8s.reporting_jobs import (
+    job_manifest,
+    parser,
+    pod_reports,
+    reporting_container,
+    reporting_env,
 )
 from mlrollout.api import names
 from mlrollout.api import training as tr
 from mlrollout.api.base import parse_duration
+from mlrollout.api.jobs import EXIT_BAD_INPUT, JobCouldNotRun, JobRunning
 from mlrollout.api.spec import ModelDeploymentSpec
-from mlrollout.api.training import (
-    TrainCouldNotRun,
-    TrainJobConfig,
-    TrainReport,
-    TrainRunning,
-    train_job_name,
-)
+from mlrollout.api.training import TrainJobConfig, TrainReport, train_job_name
 
 LABEL_COMPONENT = "app.kubernetes.io/component"
 COMPONENT_TRAIN = "train"
 LABEL_ATTEMPT = f"{names.GROUP}/train-attempt"
 ANNOTATION_TRIGGER = f"{names.GROUP}/trigger"
-TERMINATION_LOG = "/dev/termination-log"
-EXIT_BAD_INPUT = 3
 DEFAULT_RESOURCES = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
 TRIGGER_TEXT_LIMIT = 500
 
@@ -106,9 +96,7 @@ def train_job(
         {"name": tr.ENV_TRIGGER, "value": trigger[:TRIGGER_TEXT_LIMIT]},
         {"name": tr.ENV_MODEL_NAME, "value": model_name},
         {"name": "MLROLLOUT_JOB_NAME", "value": name},
-        {"name": "MLFLOW_TRACKING_URI", "value": spec.registry.tracking_uri},
-        {"name": "MLROLLOUT_TERMINATION_LOG", "value": TERMINATION_LOG},
-        {"name": "HOME", "value": "/tmp"},
+        *reporting_env(spec),
     ]
     builtin = job.builtin
     if builtin is not None:
@@ -126,7 +114,7 @@ def train_job(
         names.LABEL_MODEL_NAME: names.label_value(model_name),
         LABEL_ATTEMPT: str(attempt),
     }
-    container = hardened(
+    container = reporting_container(
         spec,
         {
             "name": COMPONENT_TRAIN,
@@ -134,8 +122,6 @@ def train_job(
             "command": command,
             "env": env,
             "resources": _resources(job.resources) if job.resources else DEFAULT_RESOURCES,
-            "terminationMessagePath": TERMINATION_LOG,
-            "terminationMessagePolicy": "FallbackToLogsOnError",
         },
     )
     pod = job_pod(spec, container, job.service_account_name or service_account)
@@ -152,30 +138,11 @@ def train_job(
             job_spec.update(
                 completionMode="Indexed", completions=builtin.parallelism, parallelism=builtin.parallelism
             )
-    manifest: Manifest = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": owner.namespace,
-            "labels": labels,
-            "annotations": {ANNOTATION_TRIGGER: trigger[:TRIGGER_TEXT_LIMIT]},
-            "ownerReferences": [owner.reference()],
-        },
-        "spec": job_spec,
-    }
-    manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
-    return manifest
+    annotations = {ANNOTATION_TRIGGER: trigger[:TRIGGER_TEXT_LIMIT]}
+    return job_manifest(owner, name, labels, annotations, job_spec)
 
 
 # -- reading the result ------------------------------------------------------------------------------
-
-
-def _report(message: str) -> TrainReport | None:
-    try:
-        return TrainReport.model_validate(json.loads(message))
-    except (ValueError, ValidationError):
-        return None
 
 
 def _completion_index(pod: Mapping[str, Any]) -> str:
@@ -185,38 +152,21 @@ def _completion_index(pod: Mapping[str, Any]) -> str:
 
 def read_train_result(
     job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]
-) -> TrainReport | TrainRunning | TrainCouldNotRun:
+) -> TrainReport | JobRunning | JobCouldNotRun:
     """Running until the Job finishes; then the registering pod's report, or why there is none."""
     name = str((job.get("metadata") or {}).get("name", ""))
     conditions = true_conditions(job)
-    newest = sorted(
-        (p for p in pods if _completion_index(p) == "0"),
-        key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""),
-        reverse=True,
-    )
-    reports: list[TrainReport] = []
-    failures: list[str] = []
-    for pod in newest:
-        term = terminated(pod, COMPONENT_TRAIN)
-        if term is None:
-            continue
-        report = _report(str(term.get("message") or ""))
-        if report is not None:
-            reports.append(report)
-        else:
-            tail = str(term.get("message") or "").strip().splitlines()[-3:]
-            detail = f": {' | '.join(tail)}" if tail else ""
-            pod_name = (pod.get("metadata") or {}).get("name", "?")
-            failures.append(f"pod {pod_name} exited with code {term.get('exitCode')}{detail}")
+    registering = [p for p in pods if _completion_index(p) == "0"]
+    reports, failures = pod_reports(registering, parser(TrainReport), COMPONENT_TRAIN)
     if "Complete" not in conditions and "Failed" not in conditions:
         last = reports[0].reason if reports and reports[0].outcome == "error" else None
-        return TrainRunning(job=name, last_error=last or (failures[0] if failures else None))
+        return JobRunning(job=name, last_error=last or (failures[0] if failures else None))
     registered = next((r for r in reports if r.outcome == "registered" and r.version), None)
     if "Complete" in conditions and registered is not None:
         return registered
     failed = conditions.get("Failed")
     if failed is not None and failed.get("reason") == "DeadlineExceeded":
-        return TrainCouldNotRun(
+        return JobCouldNotRun(
             job=name, reason="DeadlineExceeded", message="the training Job ran past retraining.job.timeout"
         )
     if reports and reports[0].outcome == "error":
@@ -225,15 +175,15 @@ def read_train_result(
             if failed is not None and failed.get("reason") == "PodFailurePolicy"
             else "TrainingFailed"
         )
-        return TrainCouldNotRun(
+        return JobCouldNotRun(
             job=name, reason=reason, message=(reports[0].reason or "training failed")[:1024]
         )
     if failed is not None:
         detail = failures[0] if failures else str(failed.get("message") or "no pod left a report")
-        return TrainCouldNotRun(
+        return JobCouldNotRun(
             job=name, reason=str(failed.get("reason") or "JobFailed"), message=detail[:1024]
         )
-    return TrainCouldNotRun(
+    return JobCouldNotRun(
         job=name,
         reason="NoReport",
         message="the training Job completed without reporting a registered version "
