@@ -17,10 +17,10 @@ from mlrollout.runtime.loading import (
     LoadedModel,
     ModelLoadError,
     check_model,
-    load_model,
     parse_model_uri,
     resolve_local,
 )
+from mlrollout.runtime.worker import load_configured
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -115,16 +115,7 @@ def prepare(s: Settings) -> tuple[Settings, LoadedModel | None]:
             trust_declared_types=s.trust_declared_types,
         )
         return s, None
-    model = load_model(
-        local,
-        cache_dir=s.cache_dir,
-        trusted_types=s.trusted_types,
-        allow_pickle=s.allow_pickle,
-        allow_code=s.allow_code,
-        trust_declared_types=s.trust_declared_types,
-        name=s.model_name,
-        version=s.model_version,
-    )
+    model = load_configured(s)
     return replace(s, model_name=model.name, model_version=model.version), model
 
 

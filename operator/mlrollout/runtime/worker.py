@@ -63,16 +63,7 @@ class Runtime:
     def _load(self) -> None:
         s = self.settings
         try:
-            model = load_model(
-                s.model_uri,
-                cache_dir=s.cache_dir,
-                trusted_types=s.trusted_types,
-                allow_pickle=s.allow_pickle,
-                allow_code=s.allow_code,
-                trust_declared_types=s.trust_declared_types,
-                name=s.model_name,
-                version=s.model_version,
-            )
+            model = load_configured(s)
         except ModelLoadError as exc:
             self.load_error = str(exc)
             log.error("model not loaded: %s", exc)
@@ -254,6 +245,20 @@ class Runtime:
                 kind="shadow",
                 latency_ms=round(seconds * 1000, 3),
             )
+
+
+def load_configured(s: Settings) -> LoadedModel:
+    """The model at s.model_uri, loaded under the settings' policy (trusted types, pickle, code)."""
+    return load_model(
+        s.model_uri,
+        cache_dir=s.cache_dir,
+        trusted_types=s.trusted_types,
+        allow_pickle=s.allow_pickle,
+        allow_code=s.allow_code,
+        trust_declared_types=s.trust_declared_types,
+        name=s.model_name,
+        version=s.model_version,
+    )
 
 
 def default_identity(s: Settings) -> tuple[str, str]:
