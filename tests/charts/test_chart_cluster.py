@@ -160,11 +160,6 @@ def wait_reconciled(
     return result
 
 
-def get_json(kube: KubeEnv, *args: str) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(kube.kubectl("get", *args, "-o", "json", check=True).stdout)
-    return out
-
-
 def test_helm_install_cluster_wide_then_the_operator_reconciles(
     kube: KubeEnv, namespace: str, installed: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -176,7 +171,7 @@ def test_helm_install_cluster_wide_then_the_operator_reconciles(
     # the objects labelled for it (and shows the selector at work: an unlabelled one is left alone).
     shard = f"mlrollout.io/shard={namespace}"
     installed["install"]("mlr", f"jobs.namespaces={{{namespace}}}", f"shardSelector={shard}")
-    dep = get_json(kube, "deployment", "mlr-mlrollout", "-n", namespace)
+    dep = kube.get_json("deployment", "mlr-mlrollout", "-n", namespace)
     assert dep["status"].get("readyReplicas") == 1
     cfg = service_account_kubeconfig(
         kube.kubeconfig, namespace, "mlr-mlrollout", tmp_path / "sa.kubeconfig", kube.bin_dir / "kubectl"
@@ -226,7 +221,7 @@ def test_helm_install_namespaced_watches_only_its_namespaces(
         assert not can_i(kube, sa, "create", "customresourcedefinitions.apiextensions.k8s.io", None)
         assert not can_i(kube, sa, "create", "rolebindings.rbac.authorization.k8s.io", other_namespace)
 
-        dep = get_json(kube, "deployment", "mlr-mlrollout", "-n", namespace)
+        dep = kube.get_json("deployment", "mlr-mlrollout", "-n", namespace)
         cfg = service_account_kubeconfig(
             kube.kubeconfig, namespace, "mlr-mlrollout", tmp_path / "sa.kubeconfig", kube.bin_dir / "kubectl"
         )
@@ -297,7 +292,7 @@ def test_helm_installed_pod_runs_the_operator(
         "run", f"watchNamespaces={{{namespace}}}", "image.repository=mlrollout.local/mlrollout-operator",
         "image.tag=test", "readinessProbe.initialDelaySeconds=1", "readinessProbe.periodSeconds=1",
     )  # fmt: skip
-    pod = get_json(kube, "pods", "-n", namespace, "-l", "app.kubernetes.io/instance=run")["items"][0]
+    pod = kube.get_json("pods", "-n", namespace, "-l", "app.kubernetes.io/instance=run")["items"][0]
     assert pod["spec"]["serviceAccountName"] == "run-mlrollout"
     assert all(c["status"] == "True" for c in pod["status"]["conditions"] if c["type"] == "Ready")
     name = apply_example(kube, "ab-test.yaml", namespace)["metadata"]["name"]

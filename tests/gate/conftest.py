@@ -9,29 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.services import MLflowServer
+from harness.services import MLflowServer, mlflow_uris_restored
 
 
 @pytest.fixture(autouse=True)
 def _restore_mlflow_uris() -> Iterator[None]:
-    """The gate Job run in-process sets MLflow's global tracking and registry URIs, and MLflow copies
-    them into the environment for subprocesses: put both back, or later tests (and the operators and
-    pods they start) would talk to a server that is gone."""
-    import os
-
-    import mlflow.tracking._model_registry.utils as registry_utils
-    import mlflow.tracking._tracking_service.utils as tracking_utils
-
-    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    saved_env = {k: os.environ.get(k) for k in keys}
-    yield
-    tracking_utils._tracking_uri, registry_utils._registry_uri = saved
-    for key, value in saved_env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with mlflow_uris_restored():
+        yield
 
 
 @dataclass(frozen=True)

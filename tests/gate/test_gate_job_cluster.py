@@ -8,8 +8,6 @@ All Jobs of one scenario table are applied at once and awaited together: CPU is 
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from typing import Any
 
@@ -17,11 +15,12 @@ import pytest
 from churn import HIGH_RISK, TARGET
 
 from conftest import ChurnModels
-from harness.kube import KubeEnv
+from harness.kube import KubeEnv, wait_jobs_finished
 from harness.s3 import S3Server
 from mlrollout.adapters.k8s.jobs import gate_job, read_gate_result
 from mlrollout.adapters.k8s.owner import Owner
-from mlrollout.api.gate import GateCouldNotRun, GateReport, GateRunning
+from mlrollout.api.gate import GateReport
+from mlrollout.api.jobs import JobCouldNotRun, JobRunning
 from mlrollout.api.spec import ModelDeploymentSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -44,28 +43,6 @@ def md_spec(
         "validation": {"timeout": "5m", "backoffLimit": 0, **validation},
         "strategy": {"canary": {"steps": [{"setWeight": 10}]}},
     }
-
-
-def get_json(kube: KubeEnv, *args: str) -> Any:
-    return json.loads(kube.kubectl("get", *args, "-o", "json", check=True).stdout)
-
-
-def wait_all(kube: KubeEnv, ns: str, names: list[str], timeout: float = 480) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(results) < len(names):
-        for name in names:
-            if name in results:
-                continue
-            job = get_json(kube, "job", name, "-n", ns)
-            pods = get_json(kube, "pods", "-n", ns, "-l", f"batch.kubernetes.io/job-name={name}")["items"]
-            result = read_gate_result(job, pods)
-            if not isinstance(result, GateRunning):
-                results[name] = result
-        time.sleep(2)
-    missing = sorted(set(names) - set(results))
-    assert not missing, f"gate Jobs still running after {timeout:.0f}s: {missing}"
-    return results
 
 
 @pytest.fixture
@@ -116,7 +93,7 @@ def test_gate_jobs_pass_reject_and_error_on_the_cluster(
         },
         ns,
     )
-    uid = get_json(kube, "modeldeployment", "churn", "-n", ns)["metadata"]["uid"]
+    uid = kube.get_json("modeldeployment", "churn", "-n", ns)["metadata"]["uid"]
     owner = Owner("churn", ns, uid)
     scenarios: dict[str, tuple[str, dict[str, Any], str]] = {
         # kind, validation, champion alias
@@ -174,7 +151,7 @@ def test_gate_jobs_pass_reject_and_error_on_the_cluster(
         jobs[scenario] = manifest["metadata"]["name"]
     assert jobs["passing"] == f"churn-gate-{m.versions['good']}-1"
 
-    results = wait_all(kube, ns, list(jobs.values()))
+    results = wait_jobs_finished(kube, ns, list(jobs.values()), read_gate_result, JobRunning, timeout=480)
     by = {scenario: results[name] for scenario, name in jobs.items()}
 
     def report(scenario: str) -> tuple[GateReport, dict[str, Any]]:
@@ -222,12 +199,12 @@ def test_gate_jobs_pass_reject_and_error_on_the_cluster(
 
     rep, _ = report("empty-segment")
     assert rep.outcome == "error" and "selects no rows" in (rep.reason or ""), rep
-    job = get_json(kube, "job", jobs["empty-segment"], "-n", ns)
+    job = kube.get_json("job", jobs["empty-segment"], "-n", ns)
     failed = [c for c in job["status"]["conditions"] if c["type"] == "Failed"]
     assert failed and failed[0]["reason"] == "PodFailurePolicy"  # bad input: no retry
 
     deadline = by["deadline"]
-    assert isinstance(deadline, GateCouldNotRun) and deadline.reason == "DeadlineExceeded", deadline
+    assert isinstance(deadline, JobCouldNotRun) and deadline.reason == "DeadlineExceeded", deadline
 
     # Whatever the gate says, the pod could never have written the ModelDeployment.
     for verb, resource in (("patch", "modeldeployments"), ("patch", "modeldeployments/status")):

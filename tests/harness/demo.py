@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.controlplane import REPO, ControlPlane
+from harness.models import register_trained
 from harness.podnet import PodNetwork
 from harness.procs import HarnessError, Proc, eventually, free_port
 from harness.services import MLflowServer, Prometheus
@@ -31,31 +32,6 @@ RUNTIME_IMAGE = "mlrollout.local/runtime:demo"  # under the runner's registry: s
 
 def say(msg: str) -> None:
     print(f"\n\033[1m==> {msg}\033[0m", flush=True)
-
-
-def train_and_register(tracking_uri: str, version_seed: int) -> str:
-    """Train a small churn classifier and register it; returns the new version."""
-    import mlflow
-    import numpy as np
-    import pandas as pd
-    from mlflow.models import infer_signature
-    from sklearn.linear_model import LogisticRegression
-
-    rng = np.random.default_rng(version_seed)
-    x = pd.DataFrame(rng.normal(size=(600, 4)), columns=["tenure", "monthly_spend", "support_calls", "age"])
-    y = (x["support_calls"] - 0.5 * x["tenure"] + rng.normal(scale=0.5, size=600) > 0).astype(int)
-    model = LogisticRegression().fit(x, y)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("churn")
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(x, model.predict(x)),
-            registered_model_name=MODEL,
-            input_example=x.head(2),
-        )
-    return str(info.registered_model_version)
 
 
 def model_deployment(tracking_uri: str, replicas: int, prometheus: str) -> dict[str, Any]:
@@ -214,7 +190,7 @@ def main() -> None:
         say("Starting an MLflow tracking server and registering a trained churn classifier")
         mlflow = MLflowServer(work / "mlflow", host=net.host_ip).start()
         extra.append(mlflow)
-        v1 = train_and_register(mlflow.uri, 1)
+        v1 = register_trained(mlflow.uri, MODEL, seed=1)
         from mlflow.tracking import MlflowClient
 
         for alias in ("champion", "challenger"):
@@ -308,7 +284,7 @@ def main() -> None:
         show(cp, "get", "pods", "-n", NS, "-o", "wide")
 
         say("Version 2 arrives (alias challenger -> 2): a canary with live analysis on Prometheus")
-        v2 = train_and_register(mlflow.uri, 2)
+        v2 = register_trained(mlflow.uri, MODEL, seed=2)
         client = MlflowClient(mlflow.uri)
         client.set_registered_model_alias(MODEL, "challenger", v2)
         with Traffic(address) as traffic:

@@ -20,51 +20,28 @@ from pathlib import Path
 from typing import Any
 
 from harness.controlplane import ControlPlane
+from harness.models import FEATURES, churn, register_fitted, register_trained
 from harness.procs import HarnessError
 
 AUC_FLOOR = 0.84
 TARGET = "churned"
-FEATURES = ["tenure", "monthly_spend", "support_calls", "age"]
 
 
 def churn_frame(seed: int, n: int) -> Any:
-    """The demo's churn problem (the same rule harness.demo.train_and_register learns), with the target."""
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    x = pd.DataFrame(rng.normal(size=(n, 4)), columns=FEATURES)
-    x[TARGET] = (x["support_calls"] - 0.5 * x["tenure"] + rng.normal(scale=0.5, size=n) > 0).astype(int)
-    return x
+    """The demo's churn problem (the rule harness.models.register_trained learns), with the target."""
+    x, y = churn(seed, n)
+    return x.assign(**{TARGET: y})
 
 
 def register_mistrained(tracking_uri: str, model_name: str) -> str:
     """A candidate fitted to the wrong label (age and spend instead of churn): it loads, serves and
     answers, and its ROC AUC on the real target is about 0.46. (Shuffled labels would not do: by
     chance the fit still leaned on support_calls and scored 0.86.)"""
-    import warnings
-
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
     train = churn_frame(7, 600)
     x, y = train[FEATURES], ((train["age"] + train["monthly_spend"]) > 0).astype(int)
-    model = LogisticRegression().fit(x, y)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("churn")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with mlflow.start_run():
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(x, model.predict(x)),
-                registered_model_name=model_name,
-                input_example=x.head(2),
-            )
-    return str(info.registered_model_version)
+    return register_fitted(tracking_uri, model_name, LogisticRegression().fit(x, y), x)
 
 
 def _status(cp: ControlPlane, name: str, ns: str) -> dict[str, Any]:
@@ -110,7 +87,7 @@ def show_gate(
     """Turn the gate on (ROC AUC >= 0.84 on a holdout), then a bad candidate and a good one."""
     from mlflow.tracking import MlflowClient
 
-    from harness.demo import MODEL, Traffic, follow_rollout, say, show, train_and_register
+    from harness.demo import MODEL, Traffic, follow_rollout, say, show
 
     client = MlflowClient(tracking_uri)
     data_dir = Path(tempfile.mkdtemp(prefix="mlrollout-demo-gate-", dir="/var/tmp"))
@@ -147,7 +124,7 @@ def show_gate(
         )
         show(cp, "get", "jobs", "-n", ns)
 
-        good = train_and_register(tracking_uri, 4)
+        good = register_trained(tracking_uri, MODEL, seed=4)
         say(f"Version {good} arrives, trained properly: it passes the gate, then walks its canary")
         client.set_registered_model_alias(MODEL, "challenger", good)
         print_checks(follow_gate(cp, good, name, ns))

@@ -7,9 +7,10 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client, config
 
@@ -39,6 +40,10 @@ class KubeEnv:
         if check and r.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {r.stderr}")
         return r
+
+    def get_json(self, *args: str) -> Any:
+        """`kubectl get ARGS -o json`, parsed."""
+        return json.loads(self.kubectl("get", *args, "-o", "json", check=True).stdout)
 
     def apply(self, obj: dict[str, Any], namespace: str | None = None) -> None:
         self.kubectl(
@@ -72,6 +77,37 @@ class KubeEnv:
         except client.exceptions.ApiException as e:
             if e.status != 404:
                 raise
+
+
+R = TypeVar("R")
+
+
+def wait_jobs_finished(
+    kube: KubeEnv,
+    namespace: str,
+    names: list[str],
+    read: Callable[[Mapping[str, Any], list[Mapping[str, Any]]], R],
+    running: type,
+    timeout: float,
+) -> dict[str, R]:
+    """Each Job's result as `read(job, pods)` parses it (the operator's own parser), once it is no longer
+    an instance of `running`."""
+    results: dict[str, R] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(results) < len(names):
+        for name in names:
+            if name in results:
+                continue
+            job = kube.get_json("job", name, "-n", namespace)
+            selector = f"batch.kubernetes.io/job-name={name}"
+            pods = kube.get_json("pods", "-n", namespace, "-l", selector)["items"]
+            result = read(job, pods)
+            if not isinstance(result, running):
+                results[name] = result
+        time.sleep(2)
+    missing = sorted(set(names) - set(results))
+    assert not missing, f"Jobs still running after {timeout:.0f}s: {missing}"
+    return results
 
 
 def external_kubeconfig() -> str | None:

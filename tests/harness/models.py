@@ -51,7 +51,8 @@ def from_faulty(body: str) -> bool:
     return '"predictions"' in body and "." in body.split('"predictions"', 1)[1]
 
 
-def _frame(seed: int, rows: int = 600):  # type: ignore[no-untyped-def]
+def churn(seed: int, rows: int = 600):  # type: ignore[no-untyped-def]
+    """Inputs and churn labels: churn rises with support calls and falls with tenure, plus noise."""
     import numpy as np
     import pandas as pd
 
@@ -63,21 +64,30 @@ def _frame(seed: int, rows: int = 600):  # type: ignore[no-untyped-def]
 
 def register_trained(tracking_uri: str, name: str, seed: int = 1) -> str:
     """Train a small churn classifier (skops, no pickle) and register it; returns the new version."""
-    import mlflow
-    from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
-    x, y = _frame(seed)
-    model = LogisticRegression().fit(x, y)
+    x, y = churn(seed)
+    return register_fitted(tracking_uri, name, LogisticRegression().fit(x, y), x)
+
+
+def register_fitted(tracking_uri: str, name: str, model: object, x: object, experiment: str = "churn") -> str:
+    """Log a fitted scikit-learn model with its signature and register it; returns the new version."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
     mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(x, model.predict(x)),
-            registered_model_name=name,
-            input_example=x.head(2),
-        )
+    mlflow.set_experiment(experiment)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(x, model.predict(x)),  # type: ignore[attr-defined]
+                registered_model_name=name,
+                input_example=x.head(2),  # type: ignore[attr-defined]
+            )
     return str(info.registered_model_version)
 
 
@@ -86,7 +96,7 @@ def register_faulty(tracking_uri: str, name: str, fault: Fault) -> str:
     import mlflow
     from mlflow.models import infer_signature
 
-    x, _ = _frame(0, rows=20)
+    x, _ = churn(0, rows=20)
     x = x[x["tenure"] >= FAILING_BELOW]  # the example must not trip the bug while MLflow logs it
     signature = infer_signature(x, (x["support_calls"] > 0).astype(float))
     mlflow.set_tracking_uri(tracking_uri)

@@ -11,6 +11,8 @@ import shutil
 import sys
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +146,28 @@ class MLflowServer:
     def stop(self) -> None:
         if self.proc:
             self.proc.stop()
+
+
+@contextmanager
+def mlflow_uris_restored() -> Iterator[None]:
+    """MLflow keeps the tracking and registry URIs set in-process (a gate or trainer run in the test
+    process, a models:/ load) as globals and copies them into os.environ for subprocesses: put both
+    back, or later tests (and the operators and pods they start) would talk to a server that is gone."""
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    saved_env = {k: os.environ.get(k) for k in keys}
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _get(url: str) -> str:

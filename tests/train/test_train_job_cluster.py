@@ -6,22 +6,21 @@ credentials through the registry credentials Secret, as serving pods do."""
 from __future__ import annotations
 
 import io
-import json
-import time
 import uuid
 from typing import Any
 
 import pytest
 from retrain_data import TARGET, churn
 
-from harness.kube import KubeEnv
+from harness.kube import KubeEnv, wait_jobs_finished
 from harness.s3 import S3Server
 from harness.services import MLflowServer
 from mlrollout.adapters.datasets.fsspec_reader import fingerprint, read_table
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.adapters.k8s.training import read_train_result, train_job
+from mlrollout.api.jobs import JobCouldNotRun, JobRunning
 from mlrollout.api.spec import ModelDeploymentSpec
-from mlrollout.api.training import TrainCouldNotRun, TrainReport, TrainRunning
+from mlrollout.api.training import TrainReport
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 IMAGE = "mlrollout.local/runtime:test"
@@ -52,28 +51,6 @@ def md_spec(tracking_uri: str, dataset: str, references: str) -> dict[str, Any]:
     }
 
 
-def get_json(kube: KubeEnv, *args: str) -> Any:
-    return json.loads(kube.kubectl("get", *args, "-o", "json", check=True).stdout)
-
-
-def wait_all(kube: KubeEnv, ns: str, names: list[str], timeout: float = 540) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(results) < len(names):
-        for name in names:
-            if name in results:
-                continue
-            job = get_json(kube, "job", name, "-n", ns)
-            pods = get_json(kube, "pods", "-n", ns, "-l", f"batch.kubernetes.io/job-name={name}")["items"]
-            result = read_train_result(job, pods)
-            if not isinstance(result, TrainRunning):
-                results[name] = result
-        time.sleep(2)
-    missing = sorted(set(names) - set(results))
-    assert not missing, f"training Jobs still running after {timeout:.0f}s: {missing}"
-    return results
-
-
 def test_training_jobs_register_a_version_or_name_the_bad_dataset(
     kube: KubeEnv, namespace: str, crd_installed: str, mlflow_server: MLflowServer, s3_server: S3Server
 ) -> None:
@@ -101,7 +78,7 @@ def test_training_jobs_register_a_version_or_name_the_bad_dataset(
         },
         ns,
     )
-    uid = get_json(kube, "modeldeployment", "churn", "-n", ns)["metadata"]["uid"]
+    uid = kube.get_json("modeldeployment", "churn", "-n", ns)["metadata"]["uid"]
     owner = Owner("churn", ns, uid)
     model_name = f"churn-{uuid.uuid4().hex[:6]}"
     good = train_job(
@@ -116,7 +93,7 @@ def test_training_jobs_register_a_version_or_name_the_bad_dataset(
     names = [good["metadata"]["name"], missing["metadata"]["name"]]
     assert names == ["churn-train-1", "churn-train-2"]
 
-    results = wait_all(kube, ns, names)
+    results = wait_jobs_finished(kube, ns, names, read_train_result, JobRunning, timeout=540)
 
     report = results["churn-train-1"]
     assert isinstance(report, TrainReport) and report.outcome == "registered", report
@@ -131,7 +108,7 @@ def test_training_jobs_register_a_version_or_name_the_bad_dataset(
     assert "prediction" in snapshot.columns and len(snapshot) == 1200
 
     bad = results["churn-train-2"]
-    assert isinstance(bad, TrainCouldNotRun) and bad.reason == "BadInput", bad
+    assert isinstance(bad, JobCouldNotRun) and bad.reason == "BadInput", bad
     assert "does not exist" in bad.message
-    job = get_json(kube, "job", "churn-train-2", "-n", ns)
+    job = kube.get_json("job", "churn-train-2", "-n", ns)
     assert [c["reason"] for c in job["status"]["conditions"] if c["type"] == "Failed"] == ["PodFailurePolicy"]

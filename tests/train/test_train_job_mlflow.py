@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from retrain_data import TARGET, churn
 
-from harness.services import MLflowServer
+from harness.services import MLflowServer, mlflow_uris_restored
 from mlrollout.adapters.datasets.fsspec_reader import fingerprint
 from mlrollout.api.training import TrainJobConfig, TrainReport
 
@@ -24,20 +24,8 @@ MLROLLOUT = str(Path(sys.executable).parent / "mlrollout")
 
 @pytest.fixture(autouse=True)
 def _restore_mlflow_uris() -> Iterator[None]:
-    """Loading a models:/ URI sets MLflow's global URIs (and copies them into os.environ): restore."""
-    import mlflow.tracking._model_registry.utils as registry_utils
-    import mlflow.tracking._tracking_service.utils as tracking_utils
-
-    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    saved_env = {k: os.environ.get(k) for k in keys}
-    yield
-    tracking_utils._tracking_uri, registry_utils._registry_uri = saved
-    for key, value in saved_env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with mlflow_uris_restored():
+        yield
 
 
 def use_registry(server: MLflowServer) -> None:
