@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -60,6 +60,8 @@ def _absent(e: ApiException) -> bool:
 @dataclass
 class _RouteRouter:
     executor: KubeExecutor
+    _kind: ClassVar[str] = ""
+    _chart_value: ClassVar[str] = ""
 
     @property
     def _objects(self) -> client.CustomObjectsApi:
@@ -92,7 +94,14 @@ class _RouteRouter:
     # The TrafficRouter protocol.
     def ensure(self, owner: Owner, spec: ModelDeploymentSpec) -> str | None:
         """The track Services exist; the route is there, ours to edit (else: the problem, nothing moved)."""
-        problem = self._problem(self._read(owner.namespace, self._name(spec)), owner, spec)
+        try:
+            found = self._read(owner.namespace, self._name(spec))
+        except ApiException as e:
+            if e.status != 403:
+                raise
+            where = f"{self._kind} {owner.namespace}/{self._name(spec)}"
+            return f"{where}: the operator may not read it ({self._chart_value} in the chart grants it)"
+        problem = self._problem(found, owner, spec)
         if problem is None:
             for manifest in track_services(owner, spec):
                 self.executor.apply(manifest)
@@ -142,6 +151,8 @@ class _RouteRouter:
 
 
 class GatewayApiRouter(_RouteRouter):
+    _kind, _chart_value = "HTTPRoute", "rbac.gatewayAPI=true"
+
     def _name(self, spec: ModelDeploymentSpec) -> str:
         assert spec.traffic is not None and spec.traffic.gateway_api is not None
         return spec.traffic.gateway_api.http_route
@@ -179,6 +190,8 @@ class GatewayApiRouter(_RouteRouter):
 
 
 class IstioRouter(_RouteRouter):
+    _kind, _chart_value = "VirtualService", "rbac.istio=true"
+
     def _name(self, spec: ModelDeploymentSpec) -> str:
         assert spec.traffic is not None and spec.traffic.istio is not None
         return spec.traffic.istio.virtual_service
