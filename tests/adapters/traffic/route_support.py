@@ -44,6 +44,6 @@ def echo_track(owner: Owner, track: str, replicas: int) -> dict[str, Any]:
 
 
 def read(kube: KubeEnv, group: str, plural: str, namespace: str, name: str) -> dict[str, Any]:
-    api = client.CustomObjectsApi(kube.api_client())
+    api: Any = client.CustomObjectsApi(kube.api_client())
     found: dict[str, Any] = api.get_namespaced_custom_object(group, "v1", namespace, plural, name)
     return found
