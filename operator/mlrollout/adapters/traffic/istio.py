@@ -104,7 +104,8 @@ def _suffix(entry: Mapping[str, Any], owner: Owner) -> str:
 
 
 def _destination(service: str, suffix: str, weight: int | None = None) -> dict[str, Any]:
-    dest: dict[str, Any] = {"destination": {"host": service + suffix, "port": {"number": r.SERVICE_PORT}}}
+    # No port: every Service of a ModelDeployment has one, and the user's entry comes back as written.
+    dest: dict[str, Any] = {"destination": {"host": service + suffix}}
     if weight is not None:
         dest["weight"] = weight
     return dest
