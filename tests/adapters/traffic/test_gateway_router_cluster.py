@@ -176,3 +176,33 @@ def test_a_route_claimed_by_another_model_deployment_is_left_alone(
     assert not router.route(owner, spec, r.Routing(canary_weight=50))
     router.restore(owner, spec)
     assert read(kube, GROUP, PLURAL, namespace, ROUTE)["spec"] == before
+
+
+def test_request_mirror_with_percent_is_stored_and_removed(
+    kube: KubeEnv, namespace: str, gateway: Any, crd_installed: str
+) -> None:
+    """The mirror entry passes the real CRD's validation and goes again with the candidate. (The
+    harness's Traefik does not implement RequestMirror: no traffic is sent to this route.)"""
+    spec_body = md_spec({"gatewayAPI": {"httpRoute": ROUTE}})
+    owner = create_md(kube, namespace, "churn", spec_body)
+    spec = ModelDeploymentSpec.model_validate(spec_body)
+    kube.apply(user_route(namespace, gateway.parent_ref(), f"mirror.{namespace}.example.test"))
+    original = read(kube, GROUP, PLURAL, namespace, ROUTE)
+    router = GatewayApiRouter(KubeExecutor(kube.api_client()))
+    eventually(lambda: router.ensure(owner, spec) is None, timeout=60, what="the route Accepted")
+    assert router.route(owner, spec, r.Routing(canary_weight=10, mirror_percent=30))
+    [rule] = [x for x in read(kube, GROUP, PLURAL, namespace, ROUTE)["spec"]["rules"] if not x.get("name")]
+    assert rule["filters"] == [
+        {
+            "type": "RequestMirror",
+            "requestMirror": {
+                "backendRef": {"group": "", "kind": "Service", "name": "churn-shadow", "port": 80},
+                "percent": 30,
+            },
+        }
+    ]
+    assert router.route(owner, spec, r.Routing(canary_weight=10))
+    [rule] = [x for x in read(kube, GROUP, PLURAL, namespace, ROUTE)["spec"]["rules"] if not x.get("name")]
+    assert "filters" not in rule
+    router.restore(owner, spec)
+    assert read(kube, GROUP, PLURAL, namespace, ROUTE)["spec"] == original["spec"]
