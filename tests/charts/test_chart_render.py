@@ -62,9 +62,13 @@ def owner_reference_rules() -> dict[tuple[str, str], set[str]]:
 
 # (apiGroup, resource) -> verbs, exactly: what the code uses (scanned from its source), what Kopf
 # uses, and what ownerReferences need. Any other verb in the chart fails the RBAC tests below.
-OPERATOR_NAMESPACED_RULES = api_usage.merge(
+ALL_OPERATOR_RULES = api_usage.merge(
     api_usage.merge(api_usage.operator_rights(), KOPF_NAMESPACED_RULES), owner_reference_rules()
 )
+# The user's routes (traffic routers gatewayAPI, istio): granted only when the chart is told to.
+ROUTER_GROUPS = ("gateway.networking.k8s.io", "networking.istio.io")
+ROUTER_RULES = {k: v for k, v in ALL_OPERATOR_RULES.items() if k[0] in ROUTER_GROUPS}
+OPERATOR_NAMESPACED_RULES = {k: v for k, v in ALL_OPERATOR_RULES.items() if k[0] not in ROUTER_GROUPS}
 KOPF_CLUSTER_RULES = {
     ("", "namespaces"): {"get", "list", "watch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
@@ -221,8 +225,12 @@ def test_no_rule_is_a_wildcard_or_touches_secrets(values: str) -> None:
 def test_optional_traffic_router_and_peering_rules() -> None:
     (cr,) = by_kind(rendered("everything"), "ClusterRole")
     rules = flatten(cr["rules"])
-    assert rules[("gateway.networking.k8s.io", "httproutes")] == {"get", "list", "watch", "patch", "update"}
-    assert rules[("networking.istio.io", "virtualservices")] == {"get", "list", "watch", "patch", "update"}
+    assert set(ROUTER_RULES) == {
+        ("gateway.networking.k8s.io", "httproutes"),
+        ("networking.istio.io", "virtualservices"),
+    }
+    for key, verbs in ROUTER_RULES.items():
+        assert rules[key] == verbs, key
     assert ("kopf.dev", "clusterkopfpeerings") in rules
 
 

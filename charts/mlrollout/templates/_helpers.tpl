@@ -117,12 +117,12 @@ Namespaced rules of the operator: its own resource, the children it manages, rea
 {{- if .Values.rbac.gatewayAPI }}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "update"]
 {{- end }}
 {{- if .Values.rbac.istio }}
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "update"]
 {{- end }}
 {{- if .Values.peering.enabled }}
 - apiGroups: ["kopf.dev"]

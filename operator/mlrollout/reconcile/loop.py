@@ -17,6 +17,7 @@ from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.adapters.traffic.replica_ratio import ReplicaRatioRouter
 from mlrollout.adapters.traffic.router import TrafficRouter
+from mlrollout.adapters.traffic.routes import GatewayApiRouter, IstioRouter
 from mlrollout.api import names
 from mlrollout.api.serving import ModelRef
 from mlrollout.api.spec import ModelDeploymentSpec
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 # Sections written by someone else (the monitor CronJob): never sent back from a stale read.
 FOREIGN_STATUS = frozenset({"monitoring"})
+# A route the operator cannot use yet (missing, not accepted by a Gateway) is looked at again this often.
+ROUTE_RECHECK = 10.0
 
 
 class Registry(Protocol):
@@ -80,6 +83,11 @@ class World:
     job_service_account: str = monitor.DEFAULT_SERVICE_ACCOUNT  # the chart's Jobs' ServiceAccount
 
     def router(self, spec: ModelDeploymentSpec | None) -> TrafficRouter:
+        traffic = spec.traffic if spec is not None else None
+        if traffic is not None and traffic.gateway_api is not None:
+            return GatewayApiRouter(self.executor)
+        if traffic is not None and traffic.istio is not None:
+            return IstioRouter(self.executor)
         return ReplicaRatioRouter(self.executor)
 
 
@@ -110,6 +118,7 @@ def reconcile(seen: Mapping[str, Any], world: World, now: datetime | None = None
     status = _status(body.get("status") or {})
     if body["metadata"].get("deletionTimestamp"):
         # Deletion needs neither a valid spec nor the registry: it must never hang on either.
+        _restore_route(body, owner, world)
         decision = terminate(status, _observe_children(body, owner, None, status, world, None), now)
         _act(decision, owner, None, world, body, now)
         return Outcome(decision.phase, decision.requeue_after, acted=True)
@@ -122,6 +131,11 @@ def reconcile(seen: Mapping[str, Any], world: World, now: datetime | None = None
     wait = backoff.wait_remaining(status, generation, now)
     if wait is not None:
         return Outcome(status.phase, wait, acted=False)
+    problem = world.router(spec).ensure(owner, spec)
+    if problem is not None:
+        decision = reject_spec(status, generation, problem, now, reason="TrafficRouteProblem")
+        _act(decision, owner, None, world, body, now)
+        return Outcome(decision.phase, ROUTE_RECHECK, acted=True)
     model = world.registry(spec.registry.tracking_uri).resolve(spec.model)
     observed = _observe_children(body, owner, spec, status, world, model)
     samples = _sample(spec, status, owner, world, now)
@@ -165,7 +179,7 @@ def _observe_children(
         paused=annotations.get(names.ANNOTATION_PAUSED, "").lower() == "true",
         deleting=bool(meta.get("deletionTimestamp")),
         request=requests.parse(annotations.get(names.ANNOTATION_REQUEST)),
-        weights=world.router(spec).get_weights(deployments),
+        weights=world.router(spec).get_weights(owner, spec, deployments),
         hpa_tracks=hpa_tracks,
         name=owner.name,
         gate=_observe_gate(owner, status, world),
@@ -173,6 +187,15 @@ def _observe_children(
         training=_observe_training(owner, status, world),
         created_at=_created_at(meta),
     )
+
+
+def _restore_route(body: Mapping[str, Any], owner: Owner, world: World) -> None:
+    """Give the user's route back as they wrote it (a spec that no longer parses names no route)."""
+    try:
+        spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+    except ValidationError:
+        return
+    world.router(spec).restore(owner, spec)
 
 
 def hpa_scaled_tracks(owner: Owner, hpa_targets: frozenset[str]) -> frozenset[str]:
@@ -252,6 +275,10 @@ def _act(
     names and the API server refuses the duplicates; none is lost once the status has moved on.
     """
     events: list[EmitEvent] = []
+    rollout = decision.status.rollout
+    if spec is not None and (rollout is None or rollout.candidate is None):
+        # No candidate any more: a route goes back to the live Service before the candidate goes.
+        world.router(spec).finalize(owner, spec)
     for action in decision.actions:
         match action:
             case ApplyServing(track=track, model_name=model_name, version=version, replicas=replicas):

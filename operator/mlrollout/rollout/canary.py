@@ -20,7 +20,7 @@ from mlrollout.api.strategy import Canary, CanaryStep, StepAnalysis
 from mlrollout.rollout import analysis
 from mlrollout.rollout.actions import Action, SetWeights
 from mlrollout.rollout.observed import Observed
-from mlrollout.rollout.weights import replica_split, served_weight
+from mlrollout.rollout.weights import replica_split, routed_split, served_weight
 
 POLL_WHILE_MOVING = 2.0
 
@@ -146,8 +146,14 @@ def routing(spec: ModelDeploymentSpec, rollout: RolloutStatus, stable: str) -> S
     )
 
 
+def splits_requests(spec: ModelDeploymentSpec) -> bool:
+    """The router splits requests itself (Gateway API, Istio): its weight is exact, not replica counts."""
+    return spec.traffic is not None and spec.traffic.replica_ratio is None
+
+
 def expected_replicas(spec: ModelDeploymentSpec, rollout: RolloutStatus) -> tuple[int, int]:
-    stable, canary = replica_split(spec.serving.replicas, rollout.desired_weight or 0)
+    split = routed_split if splits_requests(spec) else replica_split
+    stable, canary = split(spec.serving.replicas, rollout.desired_weight or 0)
     return stable, canary if rollout.canary_replicas is None else rollout.canary_replicas
 
 
@@ -168,6 +174,8 @@ def weight_confirmed(spec: ModelDeploymentSpec, rollout: RolloutStatus, observed
     )
     if not counts_ok or observed.weights is None:
         return False
+    if splits_requests(spec):
+        return observed.weights.canary == (rollout.desired_weight or 0)
     return observed.weights.canary == served_weight(want_stable, want_canary)
 
 

@@ -630,17 +630,20 @@ def _reason(status: ModelDeploymentStatus, type_: str, default: str) -> str:
     return found.reason if found else default
 
 
-def reject_spec(status: ModelDeploymentStatus, generation: int, message: str, now: datetime) -> Decision:
-    """A spec the schema let through but the models refuse (an older CRD installed): say so, touch nothing."""
+def reject_spec(
+    status: ModelDeploymentStatus, generation: int, message: str, now: datetime, reason: str = "InvalidSpec"
+) -> Decision:
+    """A spec the schema let through but the models refuse (an older CRD installed), or a traffic
+    route the operator cannot use (reason TrafficRouteProblem): say so, touch nothing."""
     verdict = _Verdict(
         phase=Phase.FAILED if status.stable_version is None else status.phase,
-        ready=(c.is_true(status.conditions, c.READY), _reason(status, c.READY, "InvalidSpec"), ""),
-        progressing=(False, "InvalidSpec", message),
-        degraded=(True, "InvalidSpec", message),
+        ready=(c.is_true(status.conditions, c.READY), _reason(status, c.READY, reason), ""),
+        progressing=(False, reason, message),
+        degraded=(True, reason, message),
     )
     previous = c.find(status.conditions, c.DEGRADED)
     events: tuple[Action, ...] = ()
-    if previous is None or previous.reason != "InvalidSpec":
-        events = (EmitEvent("Warning", "InvalidSpec", message),)
+    if previous is None or previous.reason != reason or previous.message != message:
+        events = (EmitEvent("Warning", reason, message),)
     observed = Observed(generation=generation, model=None)
     return _finish(status, observed, now, verdict, events, None, {})

@@ -26,3 +26,13 @@ def served_weight(stable_available: int, canary_available: int) -> int:
     """The canary's share of ready replicas, in percent (0 when nothing is ready)."""
     ready = stable_available + canary_available
     return 0 if ready == 0 else round(100 * canary_available / ready)
+
+
+def routed_split(total: int, canary_weight: int) -> tuple[int, int]:
+    """(stable, canary) replicas behind a router that splits requests itself (Gateway API, Istio).
+
+    Stable keeps its full size; the canary gets capacity for its share and at least one pod, even at
+    weight 0, so a tester pinned by header reaches it before any live traffic does.
+    """
+    total = max(total, 1)
+    return total, max(1, math.ceil(total * max(0, min(canary_weight, 100)) / 100))

@@ -50,14 +50,16 @@ class ReplicaRatioRouter:
     executor: KubeExecutor
 
     def ensure(self, owner: Owner, spec: ModelDeploymentSpec) -> str | None:
-        self.executor.apply(builders.service(owner, spec, selector_track=None))
+        """Nothing to check: the live Service is the steady path's (decide() asks for its selector)."""
         return None
 
     def set_weights(self, owner: Owner, spec: ModelDeploymentSpec, weights: SetWeights) -> None:
         for manifest in desired_manifests(owner, spec, weights):
             self.executor.apply(manifest)
 
-    def get_weights(self, deployments: Sequence[Mapping[str, Any]]) -> Weights | None:
+    def get_weights(
+        self, owner: Owner, spec: ModelDeploymentSpec | None, deployments: Sequence[Mapping[str, Any]]
+    ) -> Weights | None:
         return read_weights(deployments)
 
     def verify(self, owner: Owner, spec: ModelDeploymentSpec, weights: SetWeights) -> bool:
@@ -69,3 +71,6 @@ class ReplicaRatioRouter:
 
     def finalize(self, owner: Owner, spec: ModelDeploymentSpec) -> None:
         """Nothing of its own to undo: Service selector and candidate track go with the steady path."""
+
+    def restore(self, owner: Owner, spec: ModelDeploymentSpec) -> None:
+        """Owns nothing of the user's."""

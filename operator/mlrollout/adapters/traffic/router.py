@@ -1,5 +1,6 @@
 """The traffic-router protocol. A router must confirm (read back) that a weight really moved before
-the rollout advances; Gateway API and Istio routers implement the same protocol later."""
+the rollout advances. Implementations: replica_ratio (default), routes (Gateway API HTTPRoute, Istio
+VirtualService). `ensure` is called every tick before deciding: a problem holds the rollout."""
 
 from __future__ import annotations
 
@@ -18,10 +19,15 @@ class TrafficRouter(Protocol):
 
     def set_weights(self, owner: Owner, spec: ModelDeploymentSpec, weights: SetWeights) -> None: ...
 
-    def get_weights(self, deployments: Sequence[Mapping[str, Any]]) -> Weights | None:
-        """The weights actually served now (None: no candidate track)."""
+    def get_weights(
+        self, owner: Owner, spec: ModelDeploymentSpec | None, deployments: Sequence[Mapping[str, Any]]
+    ) -> Weights | None:
+        """The weights actually served now, read back (None: no candidate track, or not confirmed)."""
 
     def verify(self, owner: Owner, spec: ModelDeploymentSpec, weights: SetWeights) -> bool: ...
 
     def finalize(self, owner: Owner, spec: ModelDeploymentSpec) -> None:
-        """All traffic to stable once the rollout ended (the steady path removes the candidate)."""
+        """No candidate: all traffic to what serves stable (the steady path removes the candidate)."""
+
+    def restore(self, owner: Owner, spec: ModelDeploymentSpec) -> None:
+        """The ModelDeployment is being deleted: give back what the user owns (a route) as they wrote it."""
