@@ -90,6 +90,19 @@ def test_config_map_is_what_the_job_reads(tmp_path: Path) -> None:
         500,
     )
     assert "secret" not in json.dumps(cm["data"]).lower()
+    assert (config.trusted_types, config.allow_code) == ((), False)
+
+
+def test_the_job_loads_the_model_as_serving_pods_do(tmp_path: Path) -> None:
+    base = spec(MONITORING)
+    serving = base.serving.model_copy(
+        update={"trusted_types": ["numpy.dtype", "sklearn.tree._tree.Tree"], "allow_code": True}
+    )
+    s = base.model_copy(update={"serving": serving})
+    path = tmp_path / "monitor.json"
+    path.write_text(monitor_config_map(OWNER, s, "m", "7")["data"]["monitor.json"])
+    config = MonitorConfig.load(str(path))
+    assert config.trusted_types == ("numpy.dtype", "sklearn.tree._tree.Tree") and config.allow_code
 
 
 def test_serving_pods_write_where_the_monitor_reads_an_object_store() -> None:

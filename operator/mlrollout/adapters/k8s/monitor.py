@@ -50,6 +50,9 @@ def monitor_config(
         "minEffectSize": drift.min_effect_size,
         "driftShare": DEFAULT_DRIFT_SHARE,
         "trackingUri": spec.registry.tracking_uri,
+        # the model is loaded like a serving pod loads it (importance stability)
+        "trustedTypes": list(spec.serving.trusted_types),
+        "allowCode": spec.serving.allow_code,
     }
     if drift.columns:
         config["columns"] = list(drift.columns)
