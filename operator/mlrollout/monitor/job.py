@@ -38,6 +38,7 @@ from mlrollout.monitor.importance import (
     rank_correlation,
 )
 from mlrollout.monitor.performance import Performance, PerformanceSettings, evaluate
+from mlrollout.monitor.serving_health import serving_health
 from mlrollout.monitor.stats.drift import (
     ColumnResult,
     DriftResult,
@@ -76,6 +77,7 @@ class MonitorConfig:
     tracking_uri: str | None = None
     columns: tuple[str, ...] | None = None
     performance: PerformanceSettings | None = None
+    prometheus_address: str | None = None  # latency and throughput per track
     trusted_types: tuple[str, ...] = ()  # spec.serving's: the monitor loads the model like a serving pod
     allow_code: bool = False
 
@@ -101,6 +103,7 @@ class MonitorConfig:
             tracking_uri=str(raw["trackingUri"]) if raw.get("trackingUri") else None,
             columns=tuple(str(c) for c in raw["columns"]) if raw.get("columns") else None,
             performance=_performance(raw.get("performance")),
+            prometheus_address=str(raw["prometheusAddress"]) if raw.get("prometheusAddress") else None,
             trusted_types=tuple(str(t) for t in raw.get("trustedTypes") or ()),
             allow_code=bool(raw.get("allowCode", False)),
         )
@@ -436,14 +439,27 @@ def patch_monitoring(config: MonitorConfig, monitoring: dict[str, Any]) -> None:
     )
 
 
+def serving_of(config: MonitorConfig) -> dict[str, Any]:
+    """Latency and throughput per track over the window (or why not), as status fields."""
+    tracks, message = serving_health(
+        config.prometheus_address, config.namespace, config.model_name, config.window_seconds or 3600.0
+    )
+    return {
+        "serving": [t.model_dump(mode="json", by_alias=True) for t in tracks],
+        "servingMessage": message,
+    }
+
+
 def run(config: MonitorConfig, now: datetime) -> dict[str, Any]:
-    """The status.monitoring patch for one run (bad input: reason and message, verdict untouched)."""
+    """The status.monitoring patch for one run (bad input: reason and message, verdict untouched);
+    serving figures are reported either way."""
+    serving = serving_of(config)
     try:
         log = read_stream(config.inference_log_uri)
         result, reference, current, features = compute(config, now, log)
         performance = performance_of(config, log, now)
     except BadInput as e:
-        return {"lastRun": now.isoformat(), "reason": e.reason, "message": str(e)[:1024]}
+        return {"lastRun": now.isoformat(), "reason": e.reason, "message": str(e)[:1024], **serving}
     notes: list[str] = []
     stability: Stability | None = None
     if performance is not None:
@@ -462,7 +478,7 @@ def run(config: MonitorConfig, now: datetime) -> dict[str, Any]:
                 report_uri = log_report(config, html, result.verdict, now)
             except Exception as e:  # the verdict still counts without its report
                 notes.append(f"report not logged to MLflow: {type(e).__name__}: {e}"[:300])
-    return status_of(result, now, config, report_uri, performance, notes, stability)
+    return {**status_of(result, now, config, report_uri, performance, notes, stability), **serving}
 
 
 def main(argv: Sequence[str]) -> int:

@@ -63,6 +63,11 @@ def monitor_config(
             "labelDelaySeconds": parse_duration(performance.label_delay).total_seconds(),
             "minSamples": performance.min_samples,
         }
+    prometheus = (monitoring.prometheus if monitoring else None) or (
+        spec.analysis.prometheus if spec.analysis else None
+    )
+    if prometheus is not None:
+        config["prometheusAddress"] = prometheus.address
     if report_dir:
         config["reportDir"] = report_dir
     return config
