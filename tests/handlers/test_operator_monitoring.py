@@ -26,6 +26,8 @@ from harness.kube import KubeEnv
 from harness.traffic import cluster_ip, ready_pods
 from mlrollout.adapters.k8s.monitor import monitor_name
 from mlrollout.api import names
+from mlrollout.api.training import TAG_FEATURE_IMPORTANCE
+from mlrollout.monitor.importance import encode, permutation_importances
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +40,7 @@ NEVER = "0 0 1 1 *"  # the test starts the Jobs itself
 def train(tracking_uri: str, name: str) -> pd.DataFrame:
     """A logistic churn model registered as version 1; returns its reference (training) sample."""
     import mlflow
+    from mlflow import MlflowClient
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
@@ -50,6 +53,11 @@ def train(tracking_uri: str, name: str) -> pd.DataFrame:
         mlflow.sklearn.log_model(
             model, name="model", signature=infer_signature(x, model.predict(x)), registered_model_name=name
         )
+    # the training-time importance, as the built-in trainer tags it (on held-out rows)
+    x_valid = pd.DataFrame(rng.normal(size=(400, 4)), columns=FEATURES)
+    y_valid = x_valid["support_calls"] - 0.5 * x_valid["tenure"] + rng.normal(scale=0.5, size=400) > 0
+    importance = permutation_importances(model, x_valid, y_valid.astype(int), "classification")
+    MlflowClient(tracking_uri).set_model_version_tag(name, "1", TAG_FEATURE_IMPORTANCE, encode(importance))
     return x.assign(prediction=model.predict(x))
 
 
@@ -237,6 +245,9 @@ def test_drift_verdict_labels_and_report_through_the_operator(
     assert monitored["labelledSamples"] == 400
     assert monitored["performance"]["accuracy"] == pytest.approx(accuracy_score(truth, predicted))
     assert "accuracy=" in condition(body, "Drift")["message"]
+    # the model still leans on support_calls, then tenure (the label's relationship is unchanged);
+    # the two unused features may swap: 4 features ranked, rho 0.8 or 1
+    assert monitored["importanceStability"] >= 0.79, monitored.get("message")
 
     # 4. Monitoring switched off: the CronJob and its config go, so does the condition.
     cluster.patch_md(md, {"spec": {"monitoring": None}})

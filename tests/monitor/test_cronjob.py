@@ -15,18 +15,21 @@ from mlrollout.monitor.job import MonitorConfig
 OWNER = Owner(name="churn", namespace="ml", uid="u-1")
 
 
+BODY: dict[str, Any] = {
+    "model": {"name": "churn-classifier", "alias": "champion"},
+    "registry": {"trackingUri": "http://mlflow:5000"},
+    "serving": {"image": "img:1"},
+    "strategy": {"canary": {"steps": [{"setWeight": 10}]}},
+}
+
+
 def spec(
     monitoring: dict[str, Any] | None = None, credentials: str | None = "mlflow-creds"
 ) -> ModelDeploymentSpec:
     registry: dict[str, Any] = {"trackingUri": "http://mlflow:5000"}
     if credentials:
         registry["credentialsSecret"] = credentials
-    body: dict[str, Any] = {
-        "model": {"name": "churn-classifier", "alias": "champion"},
-        "registry": registry,
-        "serving": {"image": "img:1"},
-        "strategy": {"canary": {"steps": [{"setWeight": 10}]}},
-    }
+    body: dict[str, Any] = {**BODY, "registry": registry}
     if monitoring is not None:
         body["monitoring"] = monitoring
     return ModelDeploymentSpec.model_validate(body)
@@ -90,6 +93,19 @@ def test_config_map_is_what_the_job_reads(tmp_path: Path) -> None:
         500,
     )
     assert "secret" not in json.dumps(cm["data"]).lower()
+    assert (config.trusted_types, config.allow_code) == ((), False)
+
+
+def test_the_job_loads_the_model_as_serving_pods_do(tmp_path: Path) -> None:
+    base = spec(MONITORING)
+    serving = base.serving.model_copy(
+        update={"trusted_types": ["numpy.dtype", "sklearn.tree._tree.Tree"], "allow_code": True}
+    )
+    s = base.model_copy(update={"serving": serving})
+    path = tmp_path / "monitor.json"
+    path.write_text(monitor_config_map(OWNER, s, "m", "7")["data"]["monitor.json"])
+    config = MonitorConfig.load(str(path))
+    assert config.trusted_types == ("numpy.dtype", "sklearn.tree._tree.Tree") and config.allow_code
 
 
 def test_serving_pods_write_where_the_monitor_reads_an_object_store() -> None:
@@ -141,3 +157,24 @@ def test_performance_settings_reach_the_job(tmp_path: Path) -> None:
     config = MonitorConfig.load(str(path))
     assert config.performance is not None
     assert (config.performance.metric, config.performance.label_delay_seconds) == ("accuracy", 1800)
+
+
+def test_prometheus_for_serving_figures_defaults_to_the_analysis_one(tmp_path: Path) -> None:
+    def loaded(s: ModelDeploymentSpec) -> MonitorConfig:
+        path = tmp_path / "monitor.json"
+        path.write_text(monitor_config_map(OWNER, s, "m", "7")["data"]["monitor.json"])
+        return MonitorConfig.load(str(path))
+
+    assert loaded(spec(MONITORING)).prometheus_address is None
+    analysis = {
+        "prometheus": {"address": "http://prometheus.monitoring:9090"},
+        "metrics": [{"name": "errors", "template": "errorRate", "max": 0.01}],
+    }
+    with_analysis = spec(MONITORING).model_copy(
+        update={"analysis": ModelDeploymentSpec.model_validate({**BODY, "analysis": analysis}).analysis}
+    )
+    assert loaded(with_analysis).prometheus_address == "http://prometheus.monitoring:9090"
+    own = {**MONITORING, "prometheus": {"address": "http://thanos:10902"}}
+    assert loaded(spec(own).model_copy(update={"analysis": with_analysis.analysis})).prometheus_address == (
+        "http://thanos:10902"
+    )

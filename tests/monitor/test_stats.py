@@ -16,7 +16,13 @@ from mlrollout.monitor.stats.drift import (
     dataset_drift,
     most_drifted,
 )
-from mlrollout.monitor.stats.tests import chi2_homogeneity, ks_test, normalized_wasserstein, psi
+from mlrollout.monitor.stats.tests import (
+    chi2_homogeneity,
+    ks_test,
+    normalized_wasserstein,
+    numeric_drift,
+    psi,
+)
 
 ALPHA = 0.05
 WINDOWS = 2000  # binomial sd of the alarm rate at 5 %: 0.5 %, so 3-7 % is a 4-sd band
@@ -32,6 +38,35 @@ def test_ks_equals_scipy(n_ref: int, n_cur: int, shift: float) -> None:
     statistic, p_value = ks_test(ref, cur)
     assert statistic == pytest.approx(expected.statistic, rel=1e-12)
     assert p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.parametrize(
+    "n_ref,n_cur,shift,decimals",
+    [
+        (50, 50, 0.0, None),
+        (300, 200, 0.2, 1),  # ties within and across samples
+        (20000, 15000, 0.0, None),  # above scipy's exact limit: its asymptotic p-value
+        (60000, 30000, 0.02, 1),
+        (40000, 40000, 0.0, 0),  # few distinct values, long runs of ties
+        (12000, 3, 1.0, None),
+    ],
+)
+def test_numeric_drift_equals_scipy(n_ref: int, n_cur: int, shift: float, decimals: int | None) -> None:
+    """The one-merge path gives scipy's ks_2samp exactly and its Wasserstein distance."""
+    rng = np.random.default_rng(n_ref * 7 + n_cur)
+    ref, cur = rng.normal(size=n_ref), rng.normal(shift, size=n_cur)
+    if decimals is not None:
+        ref, cur = np.round(ref, decimals), np.round(cur, decimals)
+    expected = stats.ks_2samp(ref, cur)
+    statistic, p_value, effect = numeric_drift(ref, cur)
+    assert statistic == expected.statistic
+    assert p_value == pytest.approx(expected.pvalue, rel=1e-12, abs=1e-300)
+    assert effect == pytest.approx(stats.wasserstein_distance(ref, cur) / np.std(ref), rel=1e-9)
+
+
+def test_numeric_drift_constant_reference() -> None:
+    assert numeric_drift([1.0, 1.0], [1.0, 1.0])[2] == 0.0
+    assert numeric_drift([1.0, 1.0], [2.0, 2.0])[2] == float("inf")
 
 
 @pytest.mark.parametrize(
@@ -174,6 +209,15 @@ def test_tiny_windows_are_insufficient_never_drift(n_cur: int, n_ref: int) -> No
     result = dataset_drift(_frame(rng, n_ref, 0.0), _frame(rng, n_cur, 1.0), DriftSettings(min_samples=100))
     assert result.verdict == "Insufficient"
     assert result.columns == [] and result.message and "too few rows" in result.message
+
+
+def test_category_counts_by_text_for_categorical_and_mixed_values() -> None:
+    ref = pd.Series(pd.Categorical(["a", "b", "b", None], categories=["a", "b", "z"]))
+    cur = pd.Series(["b", "c", "b", "b"])
+    ref_counts, cur_counts = category_counts(ref, cur)  # a b c z
+    assert ref_counts.tolist() == [1.0, 2.0, 0.0, 0.0] and cur_counts.tolist() == [0.0, 3.0, 1.0, 0.0]
+    mixed_ref, mixed_cur = category_counts(pd.Series([1, "1", True]), pd.Series(["True", 2]))
+    assert mixed_ref.tolist() == [2.0, 0.0, 1.0] and mixed_cur.tolist() == [0.0, 1.0, 1.0]
 
 
 def test_category_counts_align_union() -> None:

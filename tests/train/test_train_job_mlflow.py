@@ -16,7 +16,11 @@ from retrain_data import TARGET, churn
 
 from harness.services import MLflowServer, mlflow_uris_restored
 from mlrollout.adapters.datasets.fsspec_reader import fingerprint
-from mlrollout.api.training import TrainJobConfig, TrainReport
+from mlrollout.api.training import TAG_FEATURE_IMPORTANCE, TrainJobConfig, TrainReport
+from mlrollout.monitor.importance import decode
+from mlrollout.monitor.job import MonitorConfig, importance_of
+from mlrollout.monitor.performance import Performance
+from mlrollout.monitor.stats.drift import DriftSettings
 
 pytestmark = pytest.mark.services
 MLROLLOUT = str(Path(sys.executable).parent / "mlrollout")
@@ -126,6 +130,35 @@ def test_train_registers_a_version_with_lineage_that_the_runtime_loads(
     rows = frame.drop(columns=["customer_id", TARGET]).head(5).to_dict(orient="records")
     predictions = predict_checked(model, model.schema.parse_mlflow({"dataframe_records": rows}))
     assert predictions.shape == (5,) and set(predictions.tolist()) <= {0, 1}
+
+    # the training-time importance the monitor ranks the labelled window's importance against
+    inputs = ["tenure", "monthly_charges", "support_calls", "contract"]
+    assert run.data.metrics and set(decode(mv.tags[TAG_FEATURE_IMPORTANCE]) or {}) == set(inputs)
+    live = churn(1500, 12, shift=0.5)  # same relationship as in training: the ranking holds
+    rows = live[inputs].to_dict(orient="records")
+    labelled = (
+        live[inputs]
+        .add_prefix("input.")
+        .assign(
+            prediction=predict_checked(model, model.schema.parse_mlflow({"dataframe_records": rows})),
+            label=live[TARGET].astype(str),  # as posted to /feedback
+        )
+    )
+    monitor = MonitorConfig(
+        namespace="ml",
+        name="churn",
+        reference_uri="",
+        inference_log_uri=str(tmp_path / "log"),
+        settings=DriftSettings(),
+        version=report.version,
+        model_name=name,
+        tracking_uri=mlflow_server.uri,
+        trusted_types=("numpy.dtype",),
+    )
+    performance = Performance({}, len(labelled), "classification", labelled=labelled)
+    stability = importance_of(monitor, performance)
+    # 4 features: 0.8 is one adjacent pair swapped (the shifted inputs move tenure and charges)
+    assert stability.value is not None and stability.value >= 0.79, stability
 
 
 def test_a_forest_names_the_types_serving_must_trust_and_lands_in_the_run_artifacts(

@@ -107,6 +107,10 @@ class Monitoring(ApiModel):
     )
     drift: DriftCheck | None = None
     performance: PerformanceCheck | None = None
+    prometheus: Prometheus | None = Field(
+        default=None,
+        description="Where the monitor reads latency and throughput per track (default: spec.analysis's).",
+    )
     suspend: bool = False
 
 

@@ -25,6 +25,17 @@ class ColumnDrift(ApiModel):
     drifted: bool
 
 
+class TrackServing(ApiModel):
+    """Serving health of one track and version over the monitor's window, from Prometheus."""
+
+    track: str = Field(max_length=32)
+    version: str = Field(max_length=64)
+    latency_p50: float | None = Field(default=None, description="Seconds.")
+    latency_p95: float | None = Field(default=None, description="Seconds.")
+    latency_p99: float | None = Field(default=None, description="Seconds.")
+    requests_per_second: float | None = None
+
+
 class MonitoringStatus(ApiModel):
     verdict: DriftVerdict | None = Field(default=None, description="Drift verdict of the last monitor run.")
     version: str | None = Field(default=None, description="The serving version the verdict is about.")
@@ -43,7 +54,21 @@ class MonitoringStatus(ApiModel):
     performance_window_end: datetime | None = Field(
         default=None, description="Predictions up to now - labelDelay are joined to their labels."
     )
-    importance_stability: float | None = None
+    importance_stability: float | None = Field(
+        default=None,
+        description="Spearman's rho of permutation importances, labelled window vs training time; "
+        "absent below minSamples labelled rows or without the version's training-time importance.",
+    )
+    serving: list[TrackServing] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Latency quantiles and throughput per track and version over the window.",
+    )
+    serving_message: str | None = Field(
+        default=None,
+        max_length=512,
+        description="Why serving figures are missing (no Prometheus address, Prometheus unreachable).",
+    )
     report_uri: str | None = Field(default=None, max_length=2048)
     reason: str | None = Field(
         default=None,

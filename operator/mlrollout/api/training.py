@@ -23,6 +23,9 @@ TAG_TRAINING_DATA = "mlrollout.training_data"
 TAG_REFERENCE_URI = "mlrollout.reference_uri"
 TAG_DEPLOYMENT = "mlrollout.deployment"
 TAG_SKOPS_TYPES = "mlrollout.skops_types"
+# Permutation importance at training time, JSON {"feature": importance}: the monitor's baseline for
+# importance stability (a custom trainer may set it too).
+TAG_FEATURE_IMPORTANCE = "mlrollout.feature_importance"
 # Env of a training pod (the user's own image reads these too).
 ENV_DATASET_URI = "MLROLLOUT_DATASET_URI"
 ENV_PARENT_VERSION = "MLROLLOUT_PARENT_VERSION"

@@ -15,18 +15,30 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fsspec
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import yaml
 
 from mlrollout.api.monitoring_status import ColumnDrift, MonitoringStatus
 from mlrollout.api.names import GROUP, PLURAL, VERSION
+from mlrollout.api.training import TAG_FEATURE_IMPORTANCE
+from mlrollout.monitor.importance import (
+    Predicts,
+    Stability,
+    decode,
+    permutation_importances,
+    rank_correlation,
+)
 from mlrollout.monitor.performance import Performance, PerformanceSettings, evaluate
+from mlrollout.monitor.serving_health import serving_health
 from mlrollout.monitor.stats.drift import (
     ColumnResult,
     DriftResult,
@@ -65,6 +77,9 @@ class MonitorConfig:
     tracking_uri: str | None = None
     columns: tuple[str, ...] | None = None
     performance: PerformanceSettings | None = None
+    prometheus_address: str | None = None  # latency and throughput per track
+    trusted_types: tuple[str, ...] = ()  # spec.serving's: the monitor loads the model like a serving pod
+    allow_code: bool = False
 
     @classmethod
     def load(cls, path: str) -> MonitorConfig:
@@ -88,6 +103,9 @@ class MonitorConfig:
             tracking_uri=str(raw["trackingUri"]) if raw.get("trackingUri") else None,
             columns=tuple(str(c) for c in raw["columns"]) if raw.get("columns") else None,
             performance=_performance(raw.get("performance")),
+            prometheus_address=str(raw["prometheusAddress"]) if raw.get("prometheusAddress") else None,
+            trusted_types=tuple(str(t) for t in raw.get("trustedTypes") or ()),
+            allow_code=bool(raw.get("allowCode", False)),
         )
 
 
@@ -101,14 +119,28 @@ def _performance(raw: Any) -> PerformanceSettings | None:
     )
 
 
-def _read_parquet(uri: str, reason: str) -> pd.DataFrame:
+def _read_table(uri: str, reason: str) -> pa.Table:
     try:
         with fsspec.open(uri, "rb") as f:
-            return pd.read_parquet(f)
+            return pq.read_table(f)
     except FileNotFoundError as e:
         raise BadInput("NoReference" if reason == "BadReference" else reason, f"not found: {uri}") from e
     except Exception as e:  # pyarrow raises several types for a damaged file
         raise BadInput(reason, f"cannot read Parquet {uri}: {type(e).__name__}") from e
+
+
+def _to_pandas(table: pa.Table, categorical: Callable[[str], bool]) -> pd.DataFrame:
+    """Text columns chosen by `categorical` as pandas Categoricals, encoded by Arrow: a million
+    Python strings per column cost more to build and to count than the drift test itself."""
+    for i, field in enumerate(table.schema):
+        text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+        if text and categorical(field.name):
+            table = table.set_column(i, field.name, pc.dictionary_encode(table.column(i)))
+    return table.to_pandas()
+
+
+def _read_parquet(uri: str, reason: str) -> pd.DataFrame:
+    return _to_pandas(_read_table(uri, reason), lambda _: True)
 
 
 def read_reference(uri: str) -> pd.DataFrame:
@@ -127,17 +159,28 @@ def read_stream(uri: str, stream: str = "predictions") -> pd.DataFrame:
         raise BadInput("StoreUnreachable", f"cannot list {pattern}: {type(e).__name__}: {e}"[:500]) from e
     protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
     files = sorted(p if protocol == "file" else f"{protocol}://{p}" for p in paths)
-    frames = [_epoch_seconds(_read_parquet(p, "BadWindow")) for p in files]
-    if not frames:
+    tables = [_epoch_seconds(_read_table(p, "BadWindow")) for p in files]
+    if not tables:
         return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+    try:  # files written before a column was added lack it: nulls there
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise BadInput("BadWindow", f"the log's files do not fit together: {e}"[:500]) from e
+    return _to_pandas(table, lambda name: name.startswith(INPUT_PREFIX))
 
 
-def _epoch_seconds(frame: pd.DataFrame) -> pd.DataFrame:
-    if "timestamp" in frame and pd.api.types.is_datetime64_any_dtype(frame["timestamp"]):
-        stamps = pd.to_datetime(frame["timestamp"], utc=True)
-        return frame.assign(timestamp=(stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds())
-    return frame
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _epoch_seconds(table: pa.Table) -> pa.Table:
+    """`timestamp` as float epoch seconds (the runtime writes UTC timestamps; older files floats)."""
+    index = table.schema.get_field_index("timestamp")
+    if index < 0 or not pa.types.is_timestamp(table.schema.field(index).type):
+        return table
+    column = table.column(index)
+    units = pc.cast(column, pa.timestamp(column.type.unit)).cast(pa.int64())  # epoch-based, tz aside
+    seconds = pc.divide(pc.cast(units, pa.float64(), safe=False), float(_PER_SECOND[column.type.unit]))
+    return table.set_column(index, "timestamp", seconds)
 
 
 def in_window(
@@ -215,6 +258,7 @@ def status_of(
     report_uri: str | None,
     performance: Performance | None = None,
     notes: Sequence[str] = (),
+    stability: Stability | None = None,
 ) -> dict[str, Any]:
     message = "; ".join(m for m in (result.message, *notes) if m) or None
     status = MonitoringStatus(
@@ -233,6 +277,7 @@ def status_of(
         performance=performance.figures or None if performance else None,
         labelled_samples=performance.samples if performance else None,
         performance_window_end=_label_cutoff(config, now) if performance else None,
+        importance_stability=stability.value if stability else None,
     )
     # explicit nulls clear stale fields from a previous run in a merge patch
     return status.model_dump(mode="json", by_alias=True)
@@ -244,13 +289,79 @@ def _label_cutoff(config: MonitorConfig, now: datetime) -> datetime:
 
 
 def performance_of(config: MonitorConfig, log: pd.DataFrame, now: datetime) -> Performance | None:
-    """Figures over predictions old enough for their labels (None when no label was ever posted)."""
+    """Figures over predictions old enough for their labels (None when no label was ever posted);
+    the labelled rows keep their inputs for importance stability."""
     labels = read_stream(config.inference_log_uri, "labels")
     if labels.empty and config.performance is None:
         return None
     settings = config.performance or PerformanceSettings()
     window = in_window(log, _label_cutoff(config, now), config.window_seconds, config.version, closed=True)
-    return evaluate(window, labels, settings)
+    inputs = [c for c in window.columns if c.startswith(INPUT_PREFIX)]
+    return evaluate(window, labels, settings, keep=inputs)
+
+
+def importance_of(config: MonitorConfig, performance: Performance) -> Stability:
+    """Spearman's rho of permutation importances, labelled window vs training time; None (with why)
+    below minSamples labelled rows, without the version's training-time importance, or when the
+    model cannot be loaded. Never raises: the drift verdict stands without it."""
+    if performance.labelled is None or performance.task is None:
+        return Stability(None, "not reported: fewer labelled rows than minSamples")
+    if not (config.model_name and config.version and config.tracking_uri):
+        return Stability(None, "not reported: no registered model version to compare with")
+    try:
+        baseline, model = _training_importance_and_model(config)
+    except Exception as e:  # MLflow down, model refused: the verdict still counts
+        return Stability(None, f"not reported: {type(e).__name__}: {e}"[:300])
+    if baseline is None:
+        return Stability(
+            None,
+            f"not reported: version {config.version} has no {TAG_FEATURE_IMPORTANCE} tag"
+            " (the built-in trainer sets it)",
+        )
+    labelled = performance.labelled
+    x = _plain_categories(inputs_of(labelled.drop(columns=[PREDICTION])))
+    y = _labels_like_predictions(labelled, performance.task)
+    try:
+        current = permutation_importances(model, x, y, performance.task)
+    except Exception as e:  # the model rejects the logged inputs: say so, keep the verdict
+        return Stability(None, f"not reported: permutation importance failed: {type(e).__name__}: {e}"[:300])
+    return rank_correlation(baseline, current)
+
+
+def _training_importance_and_model(config: MonitorConfig) -> tuple[dict[str, float] | None, Predicts]:
+    from mlflow import MlflowClient
+
+    from mlrollout.runtime.loading import load_model
+    from mlrollout.runtime.schema import Batch
+
+    assert config.model_name and config.version and config.tracking_uri
+    client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+    tags = client.get_model_version(config.model_name, config.version).tags or {}
+    baseline = decode(tags.get(TAG_FEATURE_IMPORTANCE))
+    if baseline is None:
+        return None, Predicts(lambda x: x)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", config.tracking_uri)  # the model's download
+    loaded = load_model(
+        f"models:/{config.model_name}/{config.version}",
+        trusted_types=config.trusted_types,
+        allow_code=config.allow_code,
+    )
+    return baseline, Predicts(lambda x: loaded.predictor.predict(Batch(n=len(x), frame=x)))
+
+
+def _plain_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    # the log's text inputs are read as Categoricals; the model was trained on plain values
+    categorical = [c for c, t in frame.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
+    return frame.astype({c: object for c in categorical}) if categorical else frame
+
+
+def _labels_like_predictions(labelled: pd.DataFrame, task: str) -> pd.Series:
+    """Labels in the predictions' type: /feedback may carry "1" for a model that predicts 1."""
+    predictions = pd.to_numeric(labelled[PREDICTION], errors="coerce")
+    labels = pd.to_numeric(labelled["label"], errors="coerce")
+    if predictions.notna().all() and labels.notna().all():
+        return labels.round().astype(int) if task == "classification" else labels.astype(float)
+    return labelled["label"].astype(str)
 
 
 def report_html(
@@ -328,17 +439,35 @@ def patch_monitoring(config: MonitorConfig, monitoring: dict[str, Any]) -> None:
     )
 
 
+def serving_of(config: MonitorConfig) -> dict[str, Any]:
+    """Latency and throughput per track over the window (or why not), as status fields."""
+    tracks, message = serving_health(
+        config.prometheus_address, config.namespace, config.model_name, config.window_seconds or 3600.0
+    )
+    return {
+        "serving": [t.model_dump(mode="json", by_alias=True) for t in tracks],
+        "servingMessage": message,
+    }
+
+
 def run(config: MonitorConfig, now: datetime) -> dict[str, Any]:
-    """The status.monitoring patch for one run (bad input: reason and message, verdict untouched)."""
+    """The status.monitoring patch for one run (bad input: reason and message, verdict untouched);
+    serving figures are reported either way."""
+    serving = serving_of(config)
     try:
         log = read_stream(config.inference_log_uri)
         result, reference, current, features = compute(config, now, log)
         performance = performance_of(config, log, now)
     except BadInput as e:
-        return {"lastRun": now.isoformat(), "reason": e.reason, "message": str(e)[:1024]}
+        return {"lastRun": now.isoformat(), "reason": e.reason, "message": str(e)[:1024], **serving}
     notes: list[str] = []
-    if performance is not None and performance.message:
-        notes.append(f"performance: {performance.message}")
+    stability: Stability | None = None
+    if performance is not None:
+        if performance.message:
+            notes.append(f"performance: {performance.message}")
+        stability = importance_of(config, performance)
+        if stability.message:
+            notes.append(f"importance stability {stability.message}")
     report_uri = None
     to_mlflow = bool(config.model_name and config.version and config.tracking_uri)
     if result.verdict != "Insufficient" and (config.report_dir or to_mlflow):
@@ -349,7 +478,7 @@ def run(config: MonitorConfig, now: datetime) -> dict[str, Any]:
                 report_uri = log_report(config, html, result.verdict, now)
             except Exception as e:  # the verdict still counts without its report
                 notes.append(f"report not logged to MLflow: {type(e).__name__}: {e}"[:300])
-    return status_of(result, now, config, report_uri, performance, notes)
+    return {**status_of(result, now, config, report_uri, performance, notes, stability), **serving}
 
 
 def main(argv: Sequence[str]) -> int:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -35,6 +36,7 @@ class Performance:
     samples: int
     task: Task | None
     message: str | None = None
+    labelled: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # the joined rows
 
 
 def _labels_per_row(labels: pd.DataFrame) -> pd.DataFrame:
@@ -64,17 +66,17 @@ def _as_list(label: Any) -> list[Any]:
     return [label]
 
 
-def join(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    """Predictions that have a label: columns prediction and label."""
+def join(predictions: pd.DataFrame, labels: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
+    """Predictions that have a label: columns prediction and label (and `keep`, e.g. the inputs)."""
     truth = _labels_per_row(labels)
     if predictions.empty or truth.empty:
-        return pd.DataFrame(columns=["prediction", "label"])
+        return pd.DataFrame(columns=["prediction", "label", *keep])
     left = predictions.assign(
         request_id=predictions["request_id"].astype(str),
         row=predictions["row"].astype(int) if "row" in predictions else 0,
     )
     joined = left.merge(truth, on=["request_id", "row"], how="inner")
-    return joined[["prediction", "label"]]
+    return joined[["prediction", "label", *keep]]
 
 
 def _numeric(series: pd.Series) -> pd.Series | None:
@@ -134,13 +136,15 @@ def _classification(joined: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def evaluate(predictions: pd.DataFrame, labels: pd.DataFrame, settings: PerformanceSettings) -> Performance:
-    joined = join(predictions, labels)
+def evaluate(
+    predictions: pd.DataFrame, labels: pd.DataFrame, settings: PerformanceSettings, keep: Sequence[str] = ()
+) -> Performance:
+    joined = join(predictions, labels, keep)
     samples = len(joined)
     if samples < settings.min_samples:
         return Performance({}, samples, None, f"{samples} labelled rows < minSamples {settings.min_samples}")
     task = task_of(settings.metric, joined)
     try:
-        return Performance(figures(joined, task), samples, task)
+        return Performance(figures(joined, task), samples, task, labelled=joined)
     except ValueError as e:
         return Performance({}, samples, task, f"cannot score the labelled rows: {e}")

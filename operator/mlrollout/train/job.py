@@ -113,7 +113,8 @@ def train(config: TrainJobConfig, worker: int = 0) -> TrainReport | None:
         "rows": float(len(inputs)),
     }
     data_hash = fingerprint(frame)
-    registered = log_and_register(config, model, inputs, result.params, metrics, data_hash)
+    importance = training_importance(model, split)
+    registered = log_and_register(config, model, inputs, result.params, metrics, data_hash, importance)
     return TrainReport(
         outcome="registered",
         model_name=config.model_name,
@@ -125,6 +126,18 @@ def train(config: TrainJobConfig, worker: int = 0) -> TrainReport | None:
         data_hash=data_hash,
         reference_uri=registered.reference_uri,
     )
+
+
+def training_importance(model: Any, split: Any) -> dict[str, float]:
+    """Permutation importance on the validation rows, of the same pipeline fitted on the training
+    rows only (the final model has seen the validation rows): the monitor's baseline for importance
+    stability."""
+    from sklearn.base import clone
+
+    from mlrollout.monitor.importance import permutation_importances
+
+    held_out = clone(model).fit(split.x_train, split.y_train)
+    return permutation_importances(held_out, split.x_valid, split.y_valid, split.task)
 
 
 def write_report(path: str, report: TrainReport) -> None:

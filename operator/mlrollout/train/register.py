@@ -2,8 +2,10 @@
 
 The version carries: mlrollout.parent_version, mlrollout.data_hash, mlrollout.trigger,
 mlrollout.training_data (the gate's leakage check reads it), mlrollout.reference_uri (the reference
-snapshot the monitor compares live inputs with) and mlrollout.skops_types (the non-default types the
-serving pods must trust, e.g. sklearn.tree._tree.Tree); the run carries parameters and metrics.
+snapshot the monitor compares live inputs with), mlrollout.feature_importance (permutation
+importance on the validation rows: the monitor's baseline for importance stability) and
+mlrollout.skops_types (the non-default types the serving pods must trust, e.g.
+sklearn.tree._tree.Tree); the run carries parameters, metrics and the importances as JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 from mlrollout.adapters.datasets.fsspec_reader import storage_options
 from mlrollout.api import training as tr
 from mlrollout.api.training import TrainJobConfig
+from mlrollout.monitor.importance import encode
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 PREDICTION = "prediction"  # the column name the monitor reads (mlrollout.monitor.job.PREDICTION)
@@ -69,6 +72,7 @@ def log_and_register(
     params: Mapping[str, Any],
     metrics: Mapping[str, float],
     data_hash: str,
+    importance: Mapping[str, float] | None = None,
 ) -> Registered:
     import mlflow
     import mlflow.sklearn
@@ -88,6 +92,9 @@ def log_and_register(
         tr.TAG_DEPLOYMENT: config.deployment,
         tr.TAG_SKOPS_TYPES: ",".join(skops_types),
     }
+    encoded = encode(importance) if importance else None
+    if encoded is not None:  # too many features for a tag: the run's artifact still has them
+        tags[tr.TAG_FEATURE_IMPORTANCE] = encoded
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MLflow's own deprecation chatter, not the user's business
         with mlflow.start_run(run_name=f"{config.model_name}-train-{config.attempt}") as run:
@@ -101,6 +108,8 @@ def log_and_register(
                 }
             )
             mlflow.log_metrics(dict(metrics))
+            if importance:
+                mlflow.log_dict(dict(importance), "importance/feature_importance.json")
             with tempfile.TemporaryDirectory() as tmp:
                 local = Path(tmp) / "reference.parquet"
                 snapshot.to_parquet(local, index=False)

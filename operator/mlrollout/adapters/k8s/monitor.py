@@ -50,6 +50,9 @@ def monitor_config(
         "minEffectSize": drift.min_effect_size,
         "driftShare": DEFAULT_DRIFT_SHARE,
         "trackingUri": spec.registry.tracking_uri,
+        # the model is loaded like a serving pod loads it (importance stability)
+        "trustedTypes": list(spec.serving.trusted_types),
+        "allowCode": spec.serving.allow_code,
     }
     if drift.columns:
         config["columns"] = list(drift.columns)
@@ -60,6 +63,11 @@ def monitor_config(
             "labelDelaySeconds": parse_duration(performance.label_delay).total_seconds(),
             "minSamples": performance.min_samples,
         }
+    prometheus = (monitoring.prometheus if monitoring else None) or (
+        spec.analysis.prometheus if spec.analysis else None
+    )
+    if prometheus is not None:
+        config["prometheusAddress"] = prometheus.address
     if report_dir:
         config["reportDir"] = report_dir
     return config

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from mlrollout.monitor.stats.tests import chi2_homogeneity, ks_test, normalized_wasserstein, psi
+from mlrollout.monitor.stats.tests import chi2_homogeneity, numeric_drift, psi
 
 ColumnKind = Literal["numeric", "categorical"]
 Verdict = Literal["NoDrift", "Drift", "Insufficient"]
@@ -76,13 +76,33 @@ def column_kind(series: pd.Series) -> ColumnKind:
 
 def category_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Counts of each category seen in either sample, aligned (the 2 x k contingency table)."""
-    ref = reference.dropna().astype(str).value_counts()
-    cur = current.dropna().astype(str).value_counts()
+    ref, cur = _counts_by_text(reference), _counts_by_text(current)
     categories = ref.index.union(cur.index)
     return (
         ref.reindex(categories, fill_value=0).to_numpy(dtype=float),
         cur.reindex(categories, fill_value=0).to_numpy(dtype=float),
     )
+
+
+def _counts_by_text(series: pd.Series) -> pd.Series:
+    """Counts per category, keyed by the category's text (True and "True" are one category).
+
+    Counted on the raw values (integer codes for a pandas Categorical) and only then turned into
+    text: converting a million values to Python strings first cost more than the test itself.
+    """
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy()
+        counts = np.bincount(codes[codes >= 0], minlength=len(series.cat.categories))
+        by_value = pd.Series(counts, index=series.cat.categories.astype(str))
+    else:
+        by_value = series.value_counts(dropna=True)
+        if series.dtype == object and not all(isinstance(v, str) for v in by_value.index):
+            # mixed values: 1 and True hash alike, so count their texts instead
+            by_value = series.dropna().astype(str).value_counts()
+        by_value.index = by_value.index.astype(str)
+    if by_value.index.has_duplicates:  # 1 and "1", or 1 and 1.0: one category as text
+        by_value = by_value.groupby(level=0).sum()
+    return by_value
 
 
 def is_drifted(p_value: float, effect_size: float, settings: DriftSettings) -> bool:
@@ -102,8 +122,7 @@ def column_drift(
         cur = current.dropna().to_numpy(dtype=float)
         if len(ref) == 0 or len(cur) == 0:
             return ColumnResult(name, KS_TEST, 0.0, 1.0, 0.0, False)
-        statistic, p_value = ks_test(ref, cur)
-        effect = normalized_wasserstein(ref, cur)
+        statistic, p_value, effect = numeric_drift(ref, cur)
         test = KS_TEST
     else:
         ref_counts, cur_counts = category_counts(reference, current)
