@@ -147,7 +147,11 @@ def test_pause_resume_undo_status_history_watch(kube: KubeEnv, namespace: str, c
     assert json.loads(md.annotations()[names.ANNOTATION_REQUEST])["version"] == "5"
     history = md.plugin("history", "churn")  # the registry at 127.0.0.1:9 answers nothing
     assert history.returncode == 0
-    assert history.stdout.splitlines()[:2] == [
+    assert history.stdout.splitlines()[:6] == [
+        "WHEN                  EVENT            VERSION  CAUSE",
+        "2026-11-21T08:00:00Z  promoted         6        -",
+        "2026-11-20T08:00:00Z  promoted         5        -",
+        "",
         "version 6 (stable): promoted 2026-11-21T08:00:00Z cause -",
         "version 5: promoted 2026-11-20T08:00:00Z cause -",
     ]
@@ -197,6 +201,11 @@ def test_history_shows_the_registry_tags(
     registry.set_model_version_tag(model, "6", "owner", "not shown")
     registry.set_model_version_tag(model, "7", "mlrollout.rollout", "rolled_back")
     registry.set_model_version_tag(model, "7", "mlrollout.rollout.reason", "error-rate 0.2 > max 0.01")
+    registry.set_model_version_tag(model, "7", "mlrollout.rollout.at", "2026-11-22T09:00:00Z")
+    # an older release rolled back: no longer in status, still in the registry's record
+    registry.set_model_version_tag(model, "4", "mlrollout.rollout", "rolled_back")
+    registry.set_model_version_tag(model, "4", "mlrollout.rollout.reason", "p99-latency 0.4 > max 0.1")
+    registry.set_model_version_tag(model, "4", "mlrollout.rollout.at", "2026-11-19T09:00:00Z")
     md = Md(kube, namespace)
     history = [*HEALTHY["history"], {"version": "99", "promotedAt": "2026-11-22T08:00:00Z"}]  # type: ignore[misc]
     md.set_status(
@@ -210,8 +219,16 @@ def test_history_shows_the_registry_tags(
     out = md.plugin("history", "churn", "--tracking-uri", mlflow_server.uri)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
+        "WHEN                  EVENT            VERSION  CAUSE",
+        "2026-11-22T09:00:00Z  rolled back      7        error-rate 0.2 > max 0.01",
+        "2026-11-22T08:00:00Z  promoted         99       -",
+        "2026-11-21T08:00:00Z  promoted         6        -",
+        "2026-11-20T08:00:00Z  promoted         5        -",
+        "2026-11-19T09:00:00Z  rolled back      4        p99-latency 0.4 > max 0.1",
+        "",
         "version 7 (not promoted): version 7 rolled back: error-rate",
         "    mlrollout.rollout = rolled_back",
+        "    mlrollout.rollout.at = 2026-11-22T09:00:00Z",
         "    mlrollout.rollout.reason = error-rate 0.2 > max 0.01",
         "version 99: promoted 2026-11-22T08:00:00Z cause -",  # unknown to MLflow: no tags, no failure
         "version 6 (stable): promoted 2026-11-21T08:00:00Z cause -",

@@ -167,6 +167,9 @@ def test_render_status_and_history() -> None:
         HEALTHY, {"6": {"mlrollout.gate": "passed", "mlrollout.rollout": "promoted", "other": "x"}}
     )
     assert history.splitlines() == [
+        "WHEN  EVENT            VERSION  CAUSE",
+        "t     promoted         6        -",
+        "",
         "version 6 (stable): promoted t cause -",
         "    mlrollout.gate = passed",
         "    mlrollout.rollout = promoted",
@@ -197,7 +200,12 @@ def test_history_shows_a_rejection_at_the_gate_with_its_numbers() -> None:
     tags = {
         "7": {"mlrollout.gate": "failed", "mlrollout.gate.report": report, "mlrollout.rollout": "rejected"}
     }
-    assert render.history_text(rejected, tags).splitlines()[:7] == [
+    assert render.history_text(rejected, tags).splitlines()[:11] == [
+        "WHEN  EVENT            VERSION  CAUSE",
+        "-     rejected         7        "
+        "version 7 rejected at the gate: metric:roc_auc = 0.7123 (threshold 0.84)",
+        "t     promoted         6        -",
+        "",
         "version 7 (not promoted): version 7 rejected at the gate: metric:roc_auc = 0.7123 (threshold 0.84)",
         "    gate: Failed (attempt 1, job churn-gate-7-1)",
         "      metric:roc_auc: failed value=0.7123 threshold=0.84",

@@ -317,6 +317,10 @@ def main() -> None:
         from harness.demo_monitor import show_monitoring
 
         show_monitoring(cp, NS, "churn", address)
+
+        from harness.demo_loop import show_loop
+
+        show_loop(cp, NS, mlflow.uri, RUNTIME_IMAGE)
         say("Events recorded on the ModelDeployment")
         show(cp, "get", "events", "-n", NS, "--field-selector", "involvedObject.kind=ModelDeployment")
 

@@ -26,8 +26,17 @@ class Answer:
 class Load:
     """`with Load(address) as load:` sends requests every `period` seconds from `workers` threads."""
 
-    def __init__(self, address: str, period: float = 0.05, workers: int = 2, seed: int = 0) -> None:
+    def __init__(
+        self,
+        address: str,
+        period: float = 0.05,
+        workers: int = 2,
+        seed: int = 0,
+        row: Callable[[random.Random], dict[str, float]] | None = None,
+    ) -> None:
+        """`row` makes one request's row (default: every feature N(0, 1))."""
         self.address, self.period = address, period
+        self._row = row or (lambda rng: {f: round(rng.gauss(0, 1), 3) for f in FEATURES})
         self.answers: list[Answer] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -62,7 +71,7 @@ class Load:
     def _run(self) -> None:
         while not self._stop.wait(self.period):
             with self._lock:
-                row = {f: round(self._rng.gauss(0, 1), 3) for f in FEATURES}
+                row = self._row(self._rng)
             body = json.dumps({"dataframe_records": [row]}).encode()
             req = urllib.request.Request(
                 f"http://{self.address}/invocations", data=body, headers={"Content-Type": "application/json"}

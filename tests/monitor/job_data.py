@@ -25,7 +25,9 @@ def write_reference(path: Path, rng: np.random.Generator, n: int = 2000) -> Path
     return path
 
 
-def write_log(root: Path, rng: np.random.Generator, n: int, shift: float, files: int = 2) -> Path:
+def write_log(
+    root: Path, rng: np.random.Generator, n: int, shift: float, files: int = 2, version: str = "3"
+) -> Path:
     """`<root>/predictions/date=.../*.parquet` with the runtime's columns (inputs as `input.<name>`)."""
     folder = root / "predictions" / "date=2026-11-23"
     folder.mkdir(parents=True, exist_ok=True)
@@ -37,7 +39,7 @@ def write_log(root: Path, rng: np.random.Generator, n: int, shift: float, files:
                 "row": 0,
                 "timestamp": 1.0e12,  # far future: always inside the window
                 "model": "churn",
-                "version": "3",
+                "version": version,
                 "track": "stable",
                 "kind": "primary",
                 "prediction": rng.normal(shift, 1, size=len(inputs)),

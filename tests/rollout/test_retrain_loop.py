@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fake_cluster import FakeCluster
 
 from mlrollout.adapters.k8s.jobs import gate_job_name
@@ -210,15 +211,30 @@ def test_approve_with_nothing_waiting_is_refused() -> None:
     assert request is not None and "no retrained candidate is waiting" in request.message
 
 
-def test_a_failed_training_is_an_event_stable_untouched_and_retried_after_a_backoff() -> None:
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("BadInput", "dataset s3://b/x does not exist"),  # the built-in trainer's report
+        # a custom trainer that exits 0 and registers nothing (adapters.k8s.training's words)
+        ("NoReport", "the training Job completed without reporting a registered version"),
+        ("BackoffLimitExceeded", "pod md-train-1-x exited with code 137"),  # the Job itself failed
+    ],
+)
+def test_a_failed_training_is_an_event_stable_untouched_and_retried_after_a_backoff(
+    reason: str, message: str
+) -> None:
     cluster = healthy_cluster(validation=False)
-    broken = JobCouldNotRun(job="md-train-1", reason="BadInput", message="dataset s3://b/x does not exist")
+    broken = JobCouldNotRun(job="md-train-1", reason=reason, message=message)
     cluster.train_outcomes = [broken, registered("8")]
     cluster.drift()
     cluster.run(2)
     failed = [m for _, r, m in cluster.events if r == "RetrainingFailed"]
-    assert failed and "dataset s3://b/x does not exist" in failed[0] and "stable untouched" in failed[0]
+    assert failed and f"{reason}: {message}" in failed[0] and "stable untouched" in failed[0]
     assert phase(cluster) == Phase.HEALTHY and cluster.status.stable_version == "7"
+    progressing = c.find(cluster.status.conditions, c.PROGRESSING)
+    assert progressing is not None and progressing.reason == "RetrainingFailed", progressing
+    assert f"training Job md-train-1 failed: {reason}: {message}" in progressing.message
+    assert "next attempt after 2026-01-10T12:01" in progressing.message
     assert len(cluster.trainings) == 1
     cluster.run(3, step=timedelta(minutes=1))  # the backoff (1 min) is over: attempt 2
     assert [t.attempt for t in cluster.trainings] == [1, 2]

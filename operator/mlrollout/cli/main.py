@@ -186,8 +186,8 @@ def _watch(cluster: Cluster, name: str, timeout: float, interval: float) -> int:
 
 
 def _tags(obj: dict[str, Any], tracking_uri: str | None) -> dict[str, dict[str, str]] | None:
-    """MLflow tags of the promoted versions and of the candidate or aborted one; None when MLflow
-    is not reached. A version MLflow no longer knows simply has no tags."""
+    """MLflow tags of every version of the model (the rollout outcomes of earlier releases live
+    there); None when MLflow is not reached. A version MLflow no longer knows simply has no tags."""
     status = obj.get("status") or {}
     spec_uri = ((obj.get("spec") or {}).get("registry") or {}).get("trackingUri")
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or spec_uri
@@ -196,18 +196,13 @@ def _tags(obj: dict[str, Any], tracking_uri: str | None) -> dict[str, dict[str, 
         return None
     creds = credentials_from_env()
     registry = MlflowRegistry(uri, creds if isinstance(creds, MlflowCredentials) else None)
-    rollout = status.get("rollout") or {}
-    versions = [str(h.get("version")) for h in status.get("history") or []]
-    versions += [str(v) for v in (render.candidate_version(status), rollout.get("abortedVersion")) if v]
-    found: dict[str, dict[str, str]] = {}
-    for version in dict.fromkeys(versions):
-        tags = registry.version_tags(model, version)
-        if isinstance(tags, dict):
-            found[version] = tags
-        elif tags.reason != "ModelNotFound":
-            print(f"note: {tags.message}", file=sys.stderr)
-            return None
-    return found
+    found = registry.all_version_tags(model)
+    if isinstance(found, dict):
+        return found
+    if found.reason == "ModelNotFound":
+        return {}
+    print(f"note: {found.message}", file=sys.stderr)
+    return None
 
 
 if __name__ == "__main__":

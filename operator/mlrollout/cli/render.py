@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlrollout.cli import timeline
+
 TERMINAL_PHASES = frozenset({"Healthy", "RolledBack", "Failed", "Degraded"})
 
 
@@ -127,13 +129,16 @@ VALUE_WIDTH = 120
 
 
 def history_text(obj: Mapping[str, Any], tags: Mapping[str, Mapping[str, str]] | None) -> str:
-    """The candidate or the last aborted version, then the promoted versions (the rollback window),
-    newest first, each with its MLflow tags (gate, rollout outcome, lineage) when known."""
+    """Releases, rollbacks and retrainings with their causes (cli.timeline), then the candidate or
+    the last aborted version and the promoted versions (the rollback window), newest first, each
+    with its MLflow tags (gate, rollout outcome, lineage) when known."""
     status = obj.get("status") or {}
     rollout = status.get("rollout") or {}
     entries: Sequence[Mapping[str, Any]] = status.get("history") or []
     stable = status.get("stableVersion")
-    lines: list[str] = []
+    lines: list[str] = timeline.table(timeline.rows(status, tags))
+    if lines:
+        lines.append("")
 
     gate = rollout.get("gate") or {}
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mlrollout.gate.results import CouldNotRun
+from mlrollout.runtime.lineage import trusted_from_tags
 from mlrollout.runtime.loading import LoadedModel, ModelLoadError, load_model, resolve_local
 
 T = TypeVar("T")
@@ -74,15 +75,16 @@ class GateRegistry:
         trusted_types: tuple[str, ...],
         allow_code: bool = False,
     ) -> LoadedModel:
-        """Download and load like a serving pod: skops with trusted types (pyfunc only with allow_code),
-        never a pickle."""
+        """Download and load like a serving pod: skops with trusted types and those the version's
+        lineage records from the allow-list (pyfunc only with allow_code), never a pickle."""
         uri = f"models:/{name}/{version}"
+        lineage = trusted_from_tags(self.version(name, version).tags, name, version)
         try:
             local = resolve_local(uri, cache_dir)
             return load_model(
                 local,
                 cache_dir=cache_dir,
-                trusted_types=trusted_types,
+                trusted_types=tuple(dict.fromkeys((*trusted_types, *lineage))),
                 allow_code=allow_code,
                 name=name,
                 version=version,

@@ -20,6 +20,7 @@ from mlrollout.gate.registry import GateRegistry, VersionInfo
 from mlrollout.gate.results import CheckResult, CouldNotRun, error, outcome
 from mlrollout.gate.segments import check_metrics
 from mlrollout.gate.tasks import Predictions, Task
+from mlrollout.runtime.lineage import trusted_from_tags
 from mlrollout.runtime.loading import LoadedModel
 
 log = logging.getLogger("mlrollout.gate")
@@ -66,6 +67,9 @@ class GateRun:
         t0 = time.perf_counter()
         self.registry = GateRegistry(c.tracking_uri)
         self.info = self.registry.version(c.model_name, c.version)
+        # the latency check serves the candidate from its local copy: it needs its lineage's types too
+        lineage = trusted_from_tags(self.info.tags, c.model_name, c.version)
+        self.trusted = tuple(dict.fromkeys((*self.trusted, *lineage)))
         model = self.registry.load(c.model_name, c.version, self.cache_dir, self.trusted, c.allow_code)
         self._timed("load_model", t0)
         self.context["run_id"] = self.info.run_id

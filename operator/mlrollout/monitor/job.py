@@ -29,7 +29,7 @@ import yaml
 
 from mlrollout.api.monitoring_status import ColumnDrift, MonitoringStatus
 from mlrollout.api.names import GROUP, PLURAL, VERSION
-from mlrollout.api.training import TAG_FEATURE_IMPORTANCE
+from mlrollout.api.training import TAG_FEATURE_IMPORTANCE, TAG_REFERENCE_URI
 from mlrollout.monitor.importance import (
     Predicts,
     Stability,
@@ -53,6 +53,8 @@ MAX_COLUMNS = 32
 REPORT_ARTIFACT_DIR = "mlrollout-monitor"
 REPORT_TAG = "mlrollout.monitor.report"
 VERDICT_TAG = "mlrollout.monitor.verdict"
+REFERENCE_URI_TAG = TAG_REFERENCE_URI  # written by the built-in trainer on the versions it registers
+MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:")
 
 
 class BadInput(Exception):
@@ -143,10 +145,48 @@ def _read_parquet(uri: str, reason: str) -> pd.DataFrame:
     return _to_pandas(_read_table(uri, reason), lambda _: True)
 
 
-def read_reference(uri: str) -> pd.DataFrame:
+def read_reference(uri: str, tracking_uri: str | None = None) -> pd.DataFrame:
     if not uri:
         raise BadInput("NoReference", "no reference data: set spec.monitoring.referenceUri")
+    if uri.startswith(MLFLOW_SCHEMES):
+        return _read_mlflow_artifact(uri, tracking_uri)
     return _read_parquet(uri, "BadReference")
+
+
+def _read_mlflow_artifact(uri: str, tracking_uri: str | None) -> pd.DataFrame:
+    """A reference the trainer logged to MLflow (runs:/<run>/reference/reference.parquet)."""
+    import tempfile
+
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory() as folder:  # /tmp is the pod's emptyDir
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=folder, tracking_uri=tracking_uri
+            )
+        except Exception as e:  # MlflowException, network: either way there is no reference to read
+            raise BadInput("NoReference", f"cannot download {uri}: {type(e).__name__}: {e}"[:500]) from e
+        return _read_parquet(local, "BadReference")
+
+
+def reference_uri(config: MonitorConfig) -> str:
+    """The serving version's own reference wins over spec.monitoring.referenceUri: a version the
+    built-in trainer registered is compared with the data it learned from (tag mlrollout.reference_uri),
+    not with its parent's. Without the tag (a model trained elsewhere), the spec's reference."""
+    if not (config.model_name and config.version and config.tracking_uri):
+        return config.reference_uri
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+    try:
+        tags = client.get_model_version(config.model_name, config.version).tags
+    except Exception as e:  # guessing the reference could call a retrained model's own data drift
+        raise BadInput(
+            "RegistryUnreachable",
+            f"cannot read the lineage of {config.model_name} version {config.version}: "
+            f"{type(e).__name__}: {e}"[:500],
+        ) from e
+    return str(tags.get(REFERENCE_URI_TAG) or config.reference_uri)
 
 
 def read_stream(uri: str, stream: str = "predictions") -> pd.DataFrame:
@@ -219,7 +259,7 @@ def inputs_of(log: pd.DataFrame) -> pd.DataFrame:
 def compute(
     config: MonitorConfig, now: datetime, log: pd.DataFrame | None = None
 ) -> tuple[DriftResult, pd.DataFrame, pd.DataFrame, list[str]]:
-    reference = read_reference(config.reference_uri)
+    reference = read_reference(reference_uri(config), config.tracking_uri)
     log = read_stream(config.inference_log_uri) if log is None else log
     current = inputs_of(in_window(log, now, config.window_seconds, config.version))
     features = [c for c in reference.columns if c != PREDICTION]

@@ -212,6 +212,9 @@ def _serve(
         if retrain.retraining and verdict.phase == Phase.HEALTHY:
             progressing = (True, "Retraining", retrain.message)
             verdict = replace(verdict, phase=Phase.RETRAINING, progressing=progressing)
+        elif retrain.problem is not None and verdict.phase == Phase.HEALTHY:
+            progressing = (False, retrain_hook.RETRAINING_FAILED, retrain.problem)
+            verdict = replace(verdict, progressing=progressing)
     updates |= {"canary_version": None, "current_step": None, "weights": _weights(observed)}
     return _finish(status, observed, now, verdict, (*actions, *events), requeue, updates)
 

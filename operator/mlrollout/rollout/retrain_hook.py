@@ -9,13 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from mlrollout.api.retraining_status import RetrainingStatus
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import ModelDeploymentStatus, Phase
 from mlrollout.rollout import retraining
 from mlrollout.rollout.actions import Action, ApplyTrainJob, EmitEvent
 from mlrollout.rollout.observed import Observed
+from mlrollout.rollout.triggers import MAX_FAILURES
 
 AWAITING_APPROVAL = "AwaitingApproval"
+RETRAINING_FAILED = "RetrainingFailed"
 # After the Job registered a version, the next tick (at once) makes it the candidate.
 NEXT_TICK = 0.1
 
@@ -27,6 +30,7 @@ class RetrainTick:
     retraining: bool  # a training runs (or just registered its version): phase Retraining
     message: str
     requeue_after: float | None
+    problem: str | None = None  # the last training failed: why, and when the next attempt may start
 
 
 def tick(
@@ -60,7 +64,20 @@ def tick(
     requeue = result.requeue_after.total_seconds() if result.requeue_after is not None else None
     if result.registered is not None:
         requeue = NEXT_TICK
-    return RetrainTick(new, tuple(actions), training, message[:1024], requeue)
+    return RetrainTick(new, tuple(actions), training, message[:1024], requeue, failure(result.state))
+
+
+def failure(state: RetrainingStatus) -> str | None:
+    """For the Progressing condition while the last training stands failed (stable serves on)."""
+    if state.state != "Failed":
+        return None
+    retry = (
+        f"next attempt after {state.next_attempt_at.isoformat()}"
+        if state.failures < MAX_FAILURES and state.next_attempt_at is not None
+        else f"{state.failures} failures in a row: waiting for new evidence"
+    )
+    why = state.message or "no reason given"
+    return f"training Job {state.job or '?'} failed: {why}; stable untouched; {retry}"[:1024]
 
 
 def retrained_version(status: ModelDeploymentStatus) -> str | None:

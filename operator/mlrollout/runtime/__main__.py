@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from mlrollout.runtime.config import TRACKS, Settings
+from mlrollout.runtime.lineage import registered_types
 from mlrollout.runtime.loading import (
     LoadedModel,
     ModelLoadError,
@@ -106,6 +107,9 @@ def prepare(s: Settings) -> tuple[Settings, LoadedModel | None]:
     name, version = parse_model_uri(s.model_uri)
     local = resolve_local(s.model_uri, s.cache_dir)
     s = replace(s, model_uri=local, model_name=s.model_name or name, model_version=s.model_version or version)
+    if name and version:  # a registered version: what its lineage needs, if on the allow-list
+        lineage = registered_types(name, version)
+        s = replace(s, trusted_types=tuple(dict.fromkeys((*s.trusted_types, *lineage))))
     if s.workers > 1:
         check_model(
             local,

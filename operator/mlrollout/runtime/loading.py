@@ -104,7 +104,11 @@ class SklearnPredictor:
         # Fitted on a DataFrame with these names: pass a frame only if the schema cannot give an array
         # in the same order; otherwise a numpy array with the warning silenced is much faster.
         names = getattr(model, "feature_names_in_", None)
-        self.needs_frame = not schema.numeric or (names is not None and list(map(str, names)) != schema.names)
+        self.needs_frame = (
+            not schema.numeric
+            or (names is not None and list(map(str, names)) != schema.names)
+            or selects_columns_by_name(model)
+        )
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         self.fast = None if self.needs_frame else compile_forest(model)
 
@@ -116,6 +120,24 @@ class SklearnPredictor:
         else:
             x = batch.array
         return np.asarray(self.model.predict(x))
+
+
+def selects_columns_by_name(model: Any) -> bool:
+    """A ColumnTransformer (alone or first in a Pipeline) that picks its columns by name, as the
+    built-in trainer's pipelines do: it refuses a numpy array even when every column is numeric."""
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list) and steps:
+        return selects_columns_by_name(steps[0][1])
+    transformers = getattr(model, "transformers_", None) or getattr(model, "transformers", None)
+    if not isinstance(transformers, list):
+        return False
+    for spec in transformers:
+        columns = spec[2] if isinstance(spec, tuple) and len(spec) > 2 else None
+        if isinstance(columns, str) or callable(columns):
+            return True
+        if isinstance(columns, (list, tuple)) and any(isinstance(c, str) for c in columns):
+            return True
+    return False
 
 
 class PyfuncPredictor:

@@ -81,6 +81,34 @@ class MlflowRegistry:
             return _odd_shape("model-versions/get")
         return {t["key"]: str(t.get("value", "")) for t in tags}
 
+    def all_version_tags(self, name: str, pages: int = 10) -> dict[str, dict[str, str]] | RegistryProblem:
+        """Tags of every version of `name` (up to `pages` pages of 1000): the registry's record of each
+        release's outcome, older than anything status keeps. No such model: no versions."""
+        found: dict[str, dict[str, str]] = {}
+        token = ""
+        escaped = name.replace("'", "\\'")
+        for _ in range(pages):
+            args = {"filter": f"name='{escaped}'", "max_results": "1000"} | (
+                {"page_token": token} if token else {}
+            )
+            page = self._call("GET", "model-versions/search", args)
+            if isinstance(page, RegistryProblem):
+                return page
+            versions = page.get("model_versions", [])
+            if not isinstance(versions, list) or not all(isinstance(v, dict) for v in versions):
+                return _odd_shape("model-versions/search")
+            for v in versions:
+                tags = v.get("tags", [])
+                if not isinstance(tags, list):
+                    return _odd_shape("model-versions/search")
+                found[str(v.get("version"))] = {
+                    t["key"]: str(t.get("value", "")) for t in tags if isinstance(t, dict) and "key" in t
+                }
+            token = str(page.get("next_page_token") or "")
+            if not token:
+                break
+        return found
+
     def _call(self, method: str, endpoint: str, args: dict[str, str]) -> dict[str, Any] | RegistryProblem:
         url = f"{self.tracking_uri.rstrip('/')}/api/2.0/mlflow/{endpoint}"
         headers = self.credentials.headers() if self.credentials else {}
