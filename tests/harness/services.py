@@ -123,6 +123,9 @@ class MLflowServer:
             # which MLflow refuses by default (SSRF guard). Never set these on a shared server.
             MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true",
             MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https",
+            # MLflow caches the webhook list per event (60 s by default): a hook made by a test would
+            # miss the events of its first minute.
+            MLFLOW_WEBHOOK_CACHE_TTL="1",
         )
         self.proc = Proc(
             "mlflow",
