@@ -8,6 +8,7 @@ list and watch on it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,11 +58,13 @@ def owner_name(body: Mapping[str, Any]) -> tuple[str, str] | None:
 
 
 def change_key(body: Mapping[str, Any]) -> str:
-    """What the reconcile reads of a child: its spec generation and its status. A watch event that
-    changes neither (a managedFields or resourceVersion bump) wakes nothing."""
+    """A short digest of what the reconcile reads of a child: its spec generation and its status. A
+    watch event that changes neither (a managedFields or resourceVersion bump) wakes nothing; only
+    the digest is kept per child, never the object."""
     meta = body.get("metadata") or {}
-    return json.dumps(
+    text = json.dumps(
         [meta.get("generation"), meta.get("deletionTimestamp"), body.get("status")],
         sort_keys=True,
         default=str,
     )
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
