@@ -254,6 +254,12 @@ def main() -> None:
     cp = ControlPlane(work / "cluster").start()
     mlflow = MLflowServer(work / "mlflow").start()
     results: list[dict[str, Any]] = []
+    out = REPO / "bench" / "results" / f"operator-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every size: a long run that is stopped keeps what it measured
+        out.write_text(json.dumps({"sizes": sizes, "window_s": args.window, "results": results}, indent=2))
+
     try:
         cp.kubectl("apply", "--server-side", "-f", str(CRD))
         time.sleep(3)
@@ -271,6 +277,7 @@ def main() -> None:
             except Exception as e:  # report what happened at this size and go on
                 results.append({"size": n, "error": str(e)[:500]})
             print(json.dumps(results[-1]), flush=True)
+            save()
     finally:
         mlflow.stop()
         cp.stop()
@@ -288,9 +295,7 @@ def main() -> None:
     print(" | ".join(title for _, title in columns))
     for r in results:
         print(" | ".join(str(r.get(key, "-")) for key, _ in columns))
-    out = REPO / "bench" / "results" / f"operator-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"sizes": sizes, "window_s": args.window, "results": results}, indent=2))
+    save()
     print(f"saved {out}")
 
 
