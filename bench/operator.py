@@ -251,7 +251,8 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     work = Path(tempfile.mkdtemp(prefix="mlrollout-bench-operator-"))
-    cp = ControlPlane(work / "cluster").start()
+    # One Service per ModelDeployment: 5,000 need more than the harness's default /24 (the test range).
+    cp = ControlPlane(work / "cluster", loopback_service_cidr="198.19.0.0/16").start()
     mlflow = MLflowServer(work / "mlflow").start()
     results: list[dict[str, Any]] = []
     out = REPO / "bench" / "results" / f"operator-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
