@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 BIN_DIR_FILE := $(VENV)/.bindir
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint sync cluster-up cluster-down system-deps venv binaries bench bench-serving bench-drift bench-abtest clean
+.PHONY: test demo lint sync cluster-up cluster-down system-deps venv binaries bench bench-serving bench-drift bench-abtest bench-operator clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench-drift: venv
 
 bench-abtest: venv
 	$(PY) -m bench.abtest
+
+# The operator at scale on the real control plane with kwok nodes (MLROLLOUT_BENCH_SIZES=100,1000).
+bench-operator: system-deps venv binaries
+	MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) PYTHONPATH=tests $(PY) -m bench.operator
 
 bench: bench-serving bench-drift bench-abtest
 

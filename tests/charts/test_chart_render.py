@@ -19,6 +19,7 @@ from charts.chart_support import (
     render,
     sync_module,
 )
+from mlrollout.handlers import children
 
 VALUE_SETS: dict[str, list[str]] = {
     "default": [],
@@ -49,7 +50,7 @@ KOPF_NAMESPACED_RULES = {
     ("mlrollout.io", "modeldeployments"): {"list", "watch", "patch"},
     ("mlrollout.io", "modeldeployments/status"): {"patch"},
     ("", "events"): {"create"},
-}
+} | {(kind.group, kind.plural): {"list", "watch"} for kind in children.WATCHED if not kind.optional}
 
 
 def owner_reference_rules() -> dict[tuple[str, str], set[str]]:

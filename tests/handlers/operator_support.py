@@ -42,6 +42,8 @@ class OperatorProcess:
                 "MLROLLOUT_NAMESPACES": self.namespace,
                 "MLROLLOUT_HEALTH_PORT": str(self.port),
                 "MLROLLOUT_HEARTBEAT_SECONDS": "1",
+                # Tests move aliases without webhooks: the operator reads them again within a second.
+                "MLROLLOUT_REGISTRY_RESYNC_SECONDS": "1",
                 "MLROLLOUT_VERBOSE": "1",
                 "PYTHONUNBUFFERED": "1",
             }
@@ -64,6 +66,20 @@ class OperatorProcess:
         if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
+            return str(r.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of the operator's /metrics (0 when absent)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        for family in text_string_to_metric_families(self.metrics()):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return float(sample.value)
+        return 0.0
 
     def exited(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None

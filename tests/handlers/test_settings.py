@@ -49,3 +49,25 @@ def test_shard_selector_equality_and_existence_terms() -> None:
 def test_shard_selector_refuses_what_kopf_filters_cannot_express(bad: str) -> None:
     with pytest.raises(ValueError, match="MLROLLOUT_SELECTOR"):
         Settings.from_env({"MLROLLOUT_SELECTOR": bad})
+
+
+def test_event_driven_defaults_and_the_polling_design() -> None:
+    s = Settings.from_env({})
+    assert (s.heartbeat_seconds, s.registry_resync_seconds, s.watch_children) == (300.0, 300.0, True)
+    assert s.max_concurrent_reconciles == 8 and s.webhook_secret is None
+    old = Settings.from_env({"MLROLLOUT_POLLING": "true", "MLROLLOUT_RESYNC_SECONDS": "600"})
+    assert (old.heartbeat_seconds, old.registry_resync_seconds, old.watch_children) == (10.0, 0.0, False)
+    s = Settings.from_env(
+        {
+            "MLROLLOUT_RESYNC_SECONDS": "120",
+            "MLROLLOUT_REGISTRY_RESYNC_SECONDS": "30",
+            "MLROLLOUT_MAX_CONCURRENT_RECONCILES": "4",
+            "MLROLLOUT_WEBHOOK_SECRET": "x",
+            "MLROLLOUT_PEERING_PRIORITY": "7",
+            "MLROLLOUT_PEERING_LIFETIME": "15",
+        }
+    )
+    assert (s.heartbeat_seconds, s.registry_resync_seconds, s.max_concurrent_reconciles) == (120.0, 30.0, 4)
+    assert (s.webhook_secret, s.peering_priority, s.peering_lifetime) == ("x", 7, 15)
+    with pytest.raises(ValueError, match="MLROLLOUT_MAX_CONCURRENT_RECONCILES"):
+        Settings.from_env({"MLROLLOUT_MAX_CONCURRENT_RECONCILES": "0"})

@@ -61,6 +61,8 @@ class ControlPlane:
     procs: list[Proc] = field(default_factory=list)
     api_port: int = 0
     network: PodNetwork | None = None  # owned by the caller, who destroys it after stop()
+    # Service range without a pod network: a /24 holds 254 Services, too few for bench-operator.
+    loopback_service_cidr: str = "10.0.0.0/24"
 
     @property
     def host(self) -> str:
@@ -136,7 +138,7 @@ class ControlPlane:
 
     def _start_apiserver(self, c: Certs, token: str) -> None:
         self.api_port = free_port(self.host)
-        services = self.network.layout.service_cidr if self.network else "10.0.0.0/24"
+        services = self.network.layout.service_cidr if self.network else self.loopback_service_cidr
         tokens = self.workdir / "tokens.csv"
         tokens.write_text(f'{token},admin,admin,"system:masters"\n')
         p = self._proc(

@@ -117,7 +117,18 @@ class MLflowServer:
         exe = Path(sys.executable).parent / "mlflow"
         if not exe.exists():
             raise HarnessError(f"mlflow is not installed in {sys.prefix}: run `make venv`")
-        env = dict(os.environ, MLFLOW_ENABLE_TELEMETRY="false", MLFLOW_DISABLE_TELEMETRY="true")
+        env = dict(
+            os.environ,
+            MLFLOW_ENABLE_TELEMETRY="false",
+            MLFLOW_DISABLE_TELEMETRY="true",
+            # Registry webhooks to the operator under test: it listens on loopback over plain HTTP,
+            # which MLflow refuses by default (SSRF guard). Never set these on a shared server.
+            MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true",
+            MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https",
+            # MLflow caches the webhook list per event (60 s by default): a hook made by a test would
+            # miss the events of its first minute.
+            MLFLOW_WEBHOOK_CACHE_TTL="1",
+        )
         self.proc = Proc(
             "mlflow",
             [

@@ -86,24 +86,26 @@ Namespaced rules of the operator: its own resource, the children it manages, rea
 - apiGroups: ["mlrollout.io"]
   resources: ["modeldeployments/finalizers"]
   verbs: ["update"]
+# Every child is also watched (list + watch, mlrollout.handlers.children.WATCHED): its changes wake
+# the owner's reconcile instead of a timer.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["create", "list", "patch", "delete"]
+  verbs: ["create", "list", "watch", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["create", "get", "patch", "delete"]
+  verbs: ["create", "get", "list", "watch", "patch", "delete"]
 # Gate Jobs: applied (server-side apply: create + patch), read back, deleted when superseded; their
 # pods are listed for the termination message that carries the result.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["create", "get", "patch", "delete"]
+  verbs: ["create", "get", "list", "watch", "patch", "delete"]
 # The monitor's CronJob and its config: server-side apply (create + patch), read back, delete.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["create", "get", "patch", "delete"]
 - apiGroups: ["batch"]
   resources: ["cronjobs"]
-  verbs: ["create", "get", "patch", "delete"]
+  verbs: ["create", "get", "list", "watch", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]

@@ -13,8 +13,15 @@ from mlrollout.handlers.settings import Settings
 
 
 async def run(settings: Settings) -> None:
+    from mlrollout.handlers import wiring  # registers the handlers
+
     ready = asyncio.Event()  # set by Kopf once the startup handlers have run
-    runner = await endpoints.serve(settings.health_port, ready)
+    runner = await endpoints.serve(
+        settings.health_port,
+        ready,
+        webhook_secret=settings.webhook_secret,
+        on_model_event=wiring.on_model_event,
+    )
     try:
         await kopf.operator(
             clusterwide=not settings.namespaces,
@@ -35,8 +42,6 @@ def main() -> None:
     )
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    import mlrollout.handlers.wiring  # noqa: F401  (registers the handlers)
-
     with contextlib.suppress(asyncio.CancelledError):  # what kopf.run does on a signal
         asyncio.run(run(settings))
 

@@ -49,6 +49,17 @@ RECONCILE_SECONDS: Final = f"{PREFIX}_reconcile_duration_seconds"
 
 # Kinds of reconcile errors: an action failed (retried), a write conflict (decided again), another
 # API error, anything else (Kopf retries it with backoff).
+# Event-driven scheduling (issue 14): what woke a reconcile, webhook deliveries, registry lookups.
+WAKEUPS: Final = f"{PREFIX}_wakeups"  # {cause=change|child|webhook}
+WAKE_CHANGE: Final = "change"  # the ModelDeployment itself: spec, request or pause annotation, monitor
+WAKE_CHILD: Final = "child"  # a Deployment, Service, Job or CronJob it owns
+WAKE_WEBHOOK: Final = "webhook"  # MLflow said the model changed
+WAKE_CAUSES: Final = (WAKE_CHANGE, WAKE_CHILD, WAKE_WEBHOOK)
+WEBHOOKS: Final = f"{PREFIX}_webhooks"  # {result=accepted|rejected|ignored}
+WEBHOOK_RESULTS: Final = ("accepted", "rejected", "ignored")
+REGISTRY_LOOKUPS: Final = f"{PREFIX}_registry_lookups"  # resolutions asked of registries since start
+API_BACKOFFS: Final = f"{PREFIX}_api_backoffs"  # reconciles put off after an API error, {status}
+
 ERROR_ACTION_FAILED: Final = "action_failed"
 ERROR_CONFLICT: Final = "conflict"
 ERROR_API: Final = "api_error"

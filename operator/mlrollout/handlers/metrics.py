@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
@@ -43,6 +43,18 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
     registry=REGISTRY,
 )
+WAKEUPS = Counter(n.WAKEUPS, "Reconciles woken by an event, by cause", ["cause"], registry=REGISTRY)
+WEBHOOKS = Counter(n.WEBHOOKS, "MLflow webhook deliveries by result", ["result"], registry=REGISTRY)
+API_BACKOFFS = Counter(
+    n.API_BACKOFFS, "Reconciles put off after an API error, by HTTP status", ["status"], registry=REGISTRY
+)
+REGISTRY_LOOKUPS = Gauge(
+    n.REGISTRY_LOOKUPS, "Alias and version resolutions asked of registries since start", registry=REGISTRY
+)
+for _cause in n.WAKE_CAUSES:
+    WAKEUPS.labels(_cause)
+for _result in n.WEBHOOK_RESULTS:
+    WEBHOOKS.labels(_result)
 for _kind in n.ERROR_KINDS:  # every kind shows from the start, so rate() sees the first error
     RECONCILE_ERRORS.labels(_kind)
 for _result in ("ok", "error"):

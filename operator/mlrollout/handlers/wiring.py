@@ -1,7 +1,9 @@
-"""Kopf handlers. Create, update, resume, delete and a per-object daemon all run the same reconcile();
-the daemon ticks again after min(requeue_after, heartbeat), woken early by changes. On delete it runs
-behind the finalizer until no child is left. Kopf's bookkeeping stays in
-mlrollout annotations, never in status."""
+"""Kopf handlers. Reconciles are event-driven: a per-object daemon runs reconcile() when woken by a
+change to the ModelDeployment (spec, request, pause, a monitor verdict), to a child it owns (watched
+server-side filtered, see children.py) or by an MLflow webhook, and otherwise only when time is the
+trigger: decide()'s requeue_after (a pause, an analysis interval, a backoff) or the slow resync.
+Reconciles run in a bounded pool; API errors back off exponentially. On delete the same reconcile runs
+behind the finalizer until no child is left. Kopf's bookkeeping stays in mlrollout annotations."""
 
 from __future__ import annotations
 
@@ -10,20 +12,26 @@ import copy
 import importlib
 import json
 import logging
+import random
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
+import urllib3
 from kubernetes import client, config
 
 from mlrollout.adapters.k8s.executor import KubeExecutor
+from mlrollout.adapters.registry.cache import ResolutionCaches
 from mlrollout.adapters.registry.mlflow import MlflowRegistry
 from mlrollout.api import names
 from mlrollout.api.status import Phase
-from mlrollout.handlers import metric_names, metrics
+from mlrollout.handlers import children, metric_names, metrics
+from mlrollout.handlers.backoff import Backoff, retry_after
 from mlrollout.handlers.requeue import run_ticks
 from mlrollout.handlers.settings import Settings
+from mlrollout.handlers.webhooks import ModelEvent
 from mlrollout.reconcile import Outcome, World, reconcile
 from mlrollout.reconcile.loop import ActionFailed, MetricsSource
 
@@ -32,12 +40,23 @@ SETTINGS = Settings.from_env()
 RESOURCE = (names.GROUP, names.VERSION, names.PLURAL)
 # One Helm release per shard: each operator sees only the ModelDeployments its selector matches.
 LABELS: dict[str, Any] | None = {k: kopf.PRESENT if v is None else v for k, v in SETTINGS.selector} or None
+CHILD_LABELS = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
 
 # Timers run beside the change handlers in Kopf: one lock per object keeps ticks from overlapping.
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 _wakeups: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 _seen: dict[str, tuple[object, ...]] = {}
+# Who is who, from the ModelDeployments' own watch events (dropped on delete): children name their
+# owner by label, webhooks name a model.
+_uid_by_name: dict[tuple[str, str], str] = {}
+_known: set[str] = set()
+_model_of: dict[str, str] = {}
+_child_keys: dict[str, str] = {}  # child uid -> change_key last seen (own no-op applies wake nothing)
+_failures: dict[str, int] = {}  # consecutive API failures per object, for the backoff
 _world: World | None = None
+# At most this many reconciles at once, whatever the number of objects woken together.
+_pool = ThreadPoolExecutor(max_workers=SETTINGS.max_concurrent_reconciles, thread_name_prefix="reconcile")
+BACKOFF = Backoff(base=1.0, cap=max(SETTINGS.heartbeat_seconds, 30.0))
 RETRY_FAILED_ACTION = 5.0
 
 
@@ -58,7 +77,10 @@ def world() -> World:
             registry=lambda uri: MlflowRegistry(uri),
             metrics=_metrics(),
             job_service_account=SETTINGS.job_service_account,
+            resolutions=ResolutionCaches(ttl=SETTINGS.registry_resync_seconds),
         )
+        resolutions = _world.resolutions
+        metrics.REGISTRY_LOOKUPS.set_function(lambda: float(resolutions.asked if resolutions else 0))
     return _world
 
 
@@ -87,6 +109,19 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
     settings.execution.max_workers = 16
+    # Server-side filters: the API server sends only our shard and only our children, so neither
+    # the watch traffic nor the per-object bookkeeping grows with what else runs in the cluster.
+    if SETTINGS.selector:
+        settings.watching.label_selectors[RESOURCE] = ",".join(
+            k if v is None else f"{k}={v}" for k, v in SETTINGS.selector
+        )
+    for kind in children.WATCHED if SETTINGS.watch_children else ():
+        settings.watching.label_selectors[kind.group, kind.version, kind.plural] = children.CHILD_SELECTOR
+    # Peers with the same priority all pause (Kopf): each replica gets its own, the highest is active.
+    settings.peering.priority = (
+        SETTINGS.peering_priority if SETTINGS.peering_priority is not None else random.randint(1, 2**30)
+    )
+    settings.peering.lifetime = SETTINGS.peering_lifetime
     world()
 
 
@@ -95,29 +130,44 @@ async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
     async with _locks[uid]:
         try:
             with metrics.timed_tick(_error_kind):
-                outcome = await asyncio.to_thread(reconcile, _plain(body), world())
+                loop = asyncio.get_running_loop()
+                outcome = await loop.run_in_executor(_pool, reconcile, _plain(body), world())
         except ActionFailed as e:  # nothing recorded: the next tick decides the same actions again
             logger.warning("%s; retrying in %ss", e, RETRY_FAILED_ACTION)
-            phase = Phase(body.get("status", {}).get("phase") or Phase.PENDING)
-            return Outcome(phase=phase, requeue_after=RETRY_FAILED_ACTION, acted=False)
+            return Outcome(phase=_phase(body), requeue_after=RETRY_FAILED_ACTION, acted=False)
         except client.ApiException as e:
             if e.status == 409:  # the object changed while we decided: the next tick decides again
                 logger.debug("conflict writing status; retrying on the next tick")
                 return None
-            raise kopf.TemporaryError(
-                f"API error {e.status}: {e.reason}: {_api_message(e)}", delay=SETTINGS.heartbeat_seconds
-            ) from e
+            return _back_off(uid, body, logger, f"API error {e.status} {e.reason}: {_api_message(e)}", e)
+        except urllib3.exceptions.HTTPError as e:  # the API server unreachable or the connection dropped
+            return _back_off(uid, body, logger, f"API server unreachable: {e}", None)
+    _failures.pop(uid, None)
     if outcome.acted:
         logger.debug("phase %s, requeue %s", outcome.phase, outcome.requeue_after)
     return outcome
 
 
-@kopf.on.create(*RESOURCE, labels=LABELS)
-@kopf.on.update(*RESOURCE, labels=LABELS)
-@kopf.on.resume(*RESOURCE, labels=LABELS)
-async def on_change(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    _wakeups[body.metadata["uid"]].set()
-    await _tick(body, logger)
+def _back_off(
+    uid: str, body: kopf.Body, logger: kopf.Logger, reason: str, error: client.ApiException | None
+) -> Outcome:
+    """Exponential, jittered, at least the server's Retry-After (a 429 from an overloaded server)."""
+    failures = _failures[uid] = _failures.get(uid, 0) + 1
+    headers = dict(error.headers or {}) if error is not None else None
+    delay = BACKOFF.delay(failures, random.random(), retry_after(headers))
+    metrics.API_BACKOFFS.labels(str(error.status if error is not None else 0)).inc()
+    logger.warning("%s; backing off %.1f s (failure %d in a row)", reason[:400], delay, failures)
+    return Outcome(phase=_phase(body), requeue_after=delay, acted=False)
+
+
+def _phase(body: kopf.Body) -> Phase:
+    return Phase(body.get("status", {}).get("phase") or Phase.PENDING)
+
+
+def wake(uid: str, cause: str) -> None:
+    if uid in _known:  # a child of another shard's object wakes nothing here
+        metrics.WAKEUPS.labels(cause).inc()
+        _wakeups[uid].set()
 
 
 @kopf.on.event(*RESOURCE, labels=LABELS)
@@ -125,11 +175,18 @@ async def on_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     """Every state the watch shows feeds /metrics (the monitor's status writes too). A user's change
     (spec, a request, a pause) and a new monitor run wake the object's daemon at once; the
     operator's own status writes do not (they would spin the loop)."""
+    uid = body.metadata["uid"]
+    key_by_name = (body.metadata.namespace or "", body.metadata.name or "")
     if type == "DELETED":
-        metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
+        metrics.forget(*key_by_name)
+        _forget(uid, key_by_name)
         return
     metrics.observe(body)
-    uid = body.metadata["uid"]
+    _uid_by_name[key_by_name] = uid
+    _known.add(uid)
+    model = (body.get("spec") or {}).get("model") or {}
+    if isinstance(model.get("name"), str):
+        _model_of[uid] = model["name"]
     annotations = body.metadata.annotations
     monitoring = (body.get("status") or {}).get("monitoring") or {}
     key = (
@@ -137,14 +194,52 @@ async def on_event(body: kopf.Body, type: str | None, **_: Any) -> None:
         annotations.get(names.ANNOTATION_REQUEST),
         annotations.get(names.ANNOTATION_PAUSED),
         monitoring.get("lastRun"),  # a new monitor verdict may start a retraining
+        bool(body.metadata.get("deletionTimestamp")),
     )
     if _seen.get(uid) != key:
         _seen[uid] = key
-        _wakeups[uid].set()
+        wake(uid, metric_names.WAKE_CHANGE)
 
 
-@kopf.daemon(*RESOURCE, labels=LABELS, cancellation_timeout=5.0, initial_delay=0.5)
+async def on_child_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """A child changed (a Deployment's ready replicas, a Job finishing, one deleted by hand): wake
+    its owner. Our own applies that change nothing the reconcile reads wake nobody."""
+    child = body.metadata.get("uid") or ""
+    if type == "DELETED":
+        _child_keys.pop(child, None)
+    else:
+        key = children.change_key(body)
+        if _child_keys.get(child) == key:
+            return
+        _child_keys[child] = key
+    owners = set(children.owner_uids(body))
+    by_label = children.owner_name(body)
+    if by_label is not None and by_label in _uid_by_name:
+        owners.add(_uid_by_name[by_label])
+    for uid in owners:
+        wake(uid, metric_names.WAKE_CHILD)
+
+
+if SETTINGS.watch_children:
+    for _child in children.WATCHED:
+        kopf.on.event(_child.group, _child.version, _child.plural, labels=CHILD_LABELS)(on_child_event)
+
+
+def on_model_event(event: ModelEvent) -> int:
+    """An MLflow webhook: drop the model's cached resolutions and wake every ModelDeployment that
+    serves it. Returns how many were woken. Called on the event loop (the health server's)."""
+    if _world is not None and _world.resolutions is not None:
+        _world.resolutions.invalidate(event.model_name)
+    users = [uid for uid, model in _model_of.items() if model == event.model_name]
+    for uid in users:
+        wake(uid, metric_names.WAKE_WEBHOOK)
+    return len(users)
+
+
+@kopf.daemon(*RESOURCE, labels=LABELS, cancellation_timeout=5.0, initial_delay=0.0)
 async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """Starts for every ModelDeployment Kopf sees (created, or found at start-up) and ticks at once."""
+
     async def tick() -> float | None:
         outcome = await _tick(body, logger)
         return 1.0 if outcome is None else outcome.requeue_after
@@ -156,11 +251,23 @@ async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopp
 async def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     outcome = await _tick(body, logger)
     if outcome is None or outcome.requeue_after is not None:
-        raise kopf.TemporaryError("child objects are still being deleted", delay=1)
+        delay = 1.0 if outcome is None or outcome.requeue_after is None else max(outcome.requeue_after, 1.0)
+        raise kopf.TemporaryError("child objects are still being deleted", delay=delay)
+    uid = body.metadata["uid"]
     metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
-    _locks.pop(body.metadata["uid"], None)
-    _wakeups.pop(body.metadata["uid"], None)
-    _seen.pop(body.metadata["uid"], None)
+    _forget(uid, (body.metadata.namespace or "", body.metadata.name or ""))
+    _locks.pop(uid, None)
+
+
+def _forget(uid: str, key_by_name: tuple[str, str]) -> None:
+    """Per-object state goes with the object: memory follows the objects that exist, not history."""
+    _known.discard(uid)
+    _wakeups.pop(uid, None)
+    _seen.pop(uid, None)
+    _model_of.pop(uid, None)
+    _failures.pop(uid, None)
+    if _uid_by_name.get(key_by_name) == uid:
+        del _uid_by_name[key_by_name]
 
 
 def _api_message(error: client.ApiException) -> str:

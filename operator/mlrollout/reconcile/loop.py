@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from mlrollout.adapters.k8s import builders, jobs, monitor, training
 from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.k8s.owner import Owner
+from mlrollout.adapters.registry.cache import ResolutionCaches
 from mlrollout.adapters.traffic.replica_ratio import ReplicaRatioRouter
 from mlrollout.adapters.traffic.router import TrafficRouter
 from mlrollout.adapters.traffic.routes import GatewayApiRouter, IstioRouter
@@ -81,6 +82,8 @@ class World:
     registry: Callable[[str], Registry]
     metrics: Callable[[str], MetricsSource] | None = None
     job_service_account: str = monitor.DEFAULT_SERVICE_ACCOUNT  # the chart's Jobs' ServiceAccount
+    # Shared alias resolutions per tracking URI (None: ask the registry on every tick).
+    resolutions: ResolutionCaches | None = None
 
     def router(self, spec: ModelDeploymentSpec | None) -> TrafficRouter:
         traffic = spec.traffic if spec is not None else None
@@ -136,13 +139,22 @@ def reconcile(seen: Mapping[str, Any], world: World, now: datetime | None = None
         decision = reject_spec(status, generation, problem, now, reason="TrafficRouteProblem")
         _act(decision, owner, None, world, body, now)
         return Outcome(decision.phase, ROUTE_RECHECK, acted=True)
-    model = world.registry(spec.registry.tracking_uri).resolve(spec.model)
+    model = _resolve(world, spec, fresh=generation != status.observed_generation)
     observed = _observe_children(body, owner, spec, status, world, model)
     samples = _sample(spec, status, owner, world, now)
     problems = _check_queries(spec, status, model, owner, world)
     decision = decide(spec, status, replace(observed, samples=samples, query_problems=problems), now)
     _act(decision, owner, spec, world, body, now)
     return Outcome(decision.phase, decision.requeue_after, acted=True)
+
+
+def _resolve(world: World, spec: ModelDeploymentSpec, fresh: bool) -> ResolvedModel | RegistryProblem:
+    """A changed spec is always resolved afresh; otherwise the shared cache answers until it expires
+    or a webhook drops the model."""
+    registry = world.registry(spec.registry.tracking_uri)
+    if world.resolutions is None:
+        return registry.resolve(spec.model)
+    return world.resolutions.for_uri(spec.registry.tracking_uri).resolve(spec.model, registry.resolve, fresh)
 
 
 def _observe_children(
@@ -299,6 +311,8 @@ def _act(
             case MoveAlias(model_name=model_name, alias=alias, version=version):
                 assert spec is not None
                 _move_alias(world.registry(spec.registry.tracking_uri), model_name, alias, version)
+                if world.resolutions is not None:
+                    world.resolutions.invalidate(model_name)
             case TagVersion(model_name=model_name, version=version, tags=tags):
                 assert spec is not None
                 problem = world.registry(spec.registry.tracking_uri).tag_version(

@@ -1,0 +1,73 @@
+"""A reconcile that meets an API error (429 from an overloaded API server, a dropped connection)
+backs off: exponentially per object, at least the server's Retry-After, with a log line saying why;
+the first success resets it. The reconcile itself is replaced here: what is tested is the wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+import pytest
+import urllib3
+from kubernetes import client
+
+from mlrollout.api.status import Phase
+from mlrollout.handlers import wiring
+from mlrollout.reconcile import Outcome
+
+RAW = {"metadata": {"name": "churn", "namespace": "ml", "uid": "u-backoff"}, "status": {"phase": "Healthy"}}
+
+
+def throttled(retry_after: str | None) -> client.ApiException:
+    error = client.ApiException(status=429, reason="Too Many Requests")
+    error.headers = {"Retry-After": retry_after} if retry_after else {}
+    error.body = '{"message": "Too many requests, please try again later."}'
+    return error
+
+
+def tick(monkeypatch: pytest.MonkeyPatch, outcome: Any) -> Outcome | None:
+    def fake_reconcile(body: Any, world: Any) -> Outcome:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(wiring, "reconcile", fake_reconcile)
+    monkeypatch.setattr(wiring, "world", lambda: None)
+    return asyncio.run(wiring._tick(kopf.Body(RAW), logging.getLogger("test")))  # type: ignore[arg-type]
+
+
+def test_429_backs_off_at_least_retry_after_and_grows_then_resets(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    wiring._failures.pop("u-backoff", None)
+    with caplog.at_level(logging.WARNING):
+        first = tick(monkeypatch, throttled("3"))
+    assert first is not None and first.requeue_after is not None and first.requeue_after >= 3
+    assert first.phase == Phase.HEALTHY and not first.acted
+    assert (
+        "API error 429 Too Many Requests: Too many requests" in caplog.text and "backing off" in caplog.text
+    )
+    delays = [tick(monkeypatch, throttled(None)).requeue_after for _ in range(6)]  # type: ignore[union-attr]
+    assert delays[-1] is not None and delays[-1] >= 16  # 2^5 * base, halved at worst by the jitter
+    assert wiring._failures["u-backoff"] == 7
+    done = tick(monkeypatch, Outcome(Phase.HEALTHY, None, acted=True))
+    assert done is not None and done.requeue_after is None
+    assert "u-backoff" not in wiring._failures
+
+
+def test_an_unreachable_api_server_backs_off_too(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    wiring._failures.pop("u-backoff", None)
+    with caplog.at_level(logging.WARNING):
+        outcome = tick(monkeypatch, urllib3.exceptions.ProtocolError("Connection aborted."))
+    assert outcome is not None and outcome.requeue_after is not None and outcome.requeue_after >= 0.5
+    assert "API server unreachable" in caplog.text
+
+
+def test_a_conflict_retries_on_the_next_tick_without_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    wiring._failures.pop("u-backoff", None)
+    assert tick(monkeypatch, client.ApiException(status=409, reason="Conflict")) is None
+    assert "u-backoff" not in wiring._failures
