@@ -21,7 +21,7 @@ from mlrollout.api.names import TRACK_SHADOW
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import RolloutStatus
 from mlrollout.api.strategy import Shadow
-from mlrollout.rollout.actions import ApplyServing, DeleteServing
+from mlrollout.rollout.actions import ApplyServing, DeleteServing, DeleteTrackService
 from mlrollout.rollout.canary import POLL_WHILE_MOVING
 from mlrollout.rollout.experiment_observed import ShadowObservation
 from mlrollout.rollout.experiment_step import ConfigureMirror, ExperimentAction, StepResult
@@ -131,7 +131,8 @@ def step(
     assert candidate is not None
     rollout = rollout.model_copy(update={"strategy": "shadow", "desired_weight": 0})
     serve = ApplyServing(TRACK_SHADOW, candidate.model_name, candidate.version, shadow_replicas(spec, shadow))
-    mirror_on: tuple[ExperimentAction, ...] = (serve, ConfigureMirror(shadow.mirror_percent, TRACK_SHADOW))
+    mirror = ConfigureMirror(shadow.mirror_percent, TRACK_SHADOW, shadow.relative_tolerance)
+    mirror_on: tuple[ExperimentAction, ...] = (serve, mirror)
     mirror_off: tuple[ExperimentAction, ...] = (ConfigureMirror(0, TRACK_SHADOW),)
     if (rollout.step_index or 0) == START or rollout.shadow is None or rollout.shadow.started_at is None:
         track = observed.tracks.get(TRACK_SHADOW)
@@ -183,6 +184,6 @@ def step(
     if shadow.continue_with is not None:
         # the canary's Service selects every track: the shadow pods go before it serves anyone
         message = f"shadow passed ({numbers}): continuing into the canary"
-        leave = (*mirror_off, DeleteServing(TRACK_SHADOW))
+        leave = (*mirror_off, DeleteServing(TRACK_SHADOW), DeleteTrackService(TRACK_SHADOW))
         return StepResult(rollout, leave, "continue", "ShadowPassed", message, 0.1)
     return StepResult(rollout, mirror_off, "promote", "ShadowPassed", f"shadow passed: {numbers}", None)
