@@ -156,6 +156,7 @@ def _observe_children(
     if candidate is not None:
         pinned[names.TRACK_CANARY] = (candidate.model_name, candidate.version)
         pinned[names.TRACK_PREVIEW] = (candidate.model_name, candidate.version)
+        pinned[names.TRACK_SHADOW] = (candidate.model_name, candidate.version)
     meta = body["metadata"]
     annotations = meta.get("annotations") or {}
     deployments = world.executor.list_deployments(owner)
