@@ -341,6 +341,11 @@ def main() -> None:
         from harness.demo_monitor import show_monitoring
 
         show_monitoring(cp, NS, "churn", address)
+
+        from harness.demo_experiments import ab_test_decided, shadow_into_canary
+
+        shadow_into_canary(cp, mlflow.uri, prom.url)
+        ab_test_decided(cp, mlflow.uri, prom.url)
         say("Events recorded on the ModelDeployment")
         show(cp, "get", "events", "-n", NS, "--field-selector", "involvedObject.kind=ModelDeployment")
 
