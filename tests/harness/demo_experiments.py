@@ -106,6 +106,7 @@ def shadow_into_canary(cp: ControlPlane, tracking_uri: str, prometheus: str, tim
             "minRequests": 30,
             "maxDisagreement": 0.05,
             "maxLatencyRatio": 5,
+            "maxErrorRate": 0.05,  # mirrored calls time out at 1 s: a busy demo machine may see a few
             "continueWith": {"steps": [{"setWeight": 50}, {"pause": {"duration": "5s"}}]},
         }
     }

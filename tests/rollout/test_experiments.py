@@ -122,7 +122,7 @@ def test_shadow_continues_into_its_canary_and_the_shadow_goes_before_anyone_is_s
     steps = [{"setWeight": 50}, {"pause": {"duration": "20s"}}]
     cluster = settled(FakeCluster(shadow(continueWith={"steps": steps}), "7", NOW))
     cluster.shadow_numbers = AGREEING
-    cluster.run(9)
+    cluster.run(10)
     rollout = cluster.status.rollout
     assert rollout is not None and rollout.strategy == "canary" and rollout.shadow is not None
     assert "shadow" not in cluster.tracks and cluster.mirror_percent == 0 and not cluster.shadow_service

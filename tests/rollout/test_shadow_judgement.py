@@ -164,9 +164,10 @@ def test_shadow_waits_for_the_track_and_the_mirror_read_back() -> None:
     spec = md()
     r = run_step(spec, start(), observed(), NOW)
     assert r.outcome == "moving" and "shadow track" in r.message
-    assert r.actions == (ApplyServing(TRACK_SHADOW, "churn", "8", 2), ConfigureMirror(50, TRACK_SHADOW, 0.01))
+    assert r.actions == (ApplyServing(TRACK_SHADOW, "churn", "8", 2),)  # no mirroring to a track not up
     r = run_step(spec, start(), observed(shadow_track(), obs(mirror_percent=None)), NOW)
     assert r.outcome == "moving" and "mirroring of 50%" in r.message
+    assert r.actions == (ApplyServing(TRACK_SHADOW, "churn", "8", 2), ConfigureMirror(50, TRACK_SHADOW, 0.01))
     r = run_step(spec, start(), observed(shadow_track("7"), obs(mirror_percent=50)), NOW)
     assert r.outcome == "moving"
     r = run_step(spec, start(), observed(shadow_track(), obs(mirror_percent=50)), NOW)

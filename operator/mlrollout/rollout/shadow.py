@@ -140,11 +140,12 @@ def step(
             track is not None and track.version == candidate.version and track.rolled_out and track.available
         )
         mirrored = observed.shadow is not None and observed.shadow.mirror_percent == shadow.mirror_percent
-        if not (ready and mirrored):
-            waiting = (
-                "the shadow track" if not ready else f"mirroring of {shadow.mirror_percent}% to be read back"
-            )
-            message = f"shadow: waiting for {waiting}"
+        if not ready:
+            # mirroring stays off until the shadow serves: calls to a track not up yet would only fail
+            message = "shadow: waiting for the shadow track"
+            return StepResult(rollout, (serve,), "moving", "ShadowStarting", message, POLL_WHILE_MOVING)
+        if not mirrored:
+            message = f"shadow: waiting for mirroring of {shadow.mirror_percent}% to be read back"
             return StepResult(rollout, mirror_on, "moving", "ShadowStarting", message, POLL_WHILE_MOVING)
         started = ShadowStatus(started_at=now)
         rollout = rollout.model_copy(update={"step_index": WINDOW, "step_started_at": now, "shadow": started})
