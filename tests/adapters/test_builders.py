@@ -152,9 +152,46 @@ def test_feedback_token_comes_from_its_secret_and_outcomes_from_the_ab_metric() 
         {
             **s.model_dump(by_alias=True, exclude_none=True),
             "strategy": {
-                "abTest": {"metric": {"name": "converted"}, "minimumDetectableEffect": 0.02},
+                "abTest": {
+                    "metric": {"name": "converted"},
+                    "minimumDetectableEffect": 0.02,
+                    "prometheus": {"address": "http://prom:9090"},
+                },
             },
         }
     )
     env = {e["name"]: e for e in container(builders.serving_deployment(OWNER, ab, "stable", "m", "1"))["env"]}
     assert env["MLROLLOUT_FEEDBACK_OUTCOMES"]["value"] == "converted=proportion"
+
+
+def test_stable_pods_mount_the_live_config_other_tracks_never_mirror() -> None:
+    stable = builders.serving_deployment(OWNER, spec(), "stable", "m", "1")
+    pod = stable["spec"]["template"]["spec"]
+    assert {"name": "live-config", "configMap": {"name": "churn-live"}} in pod["volumes"]
+    mount = next(m for m in container(stable)["volumeMounts"] if m["name"] == "live-config")
+    assert mount == {"name": "live-config", "mountPath": names.LIVE_CONFIG_DIR, "readOnly": True}
+    env = {e["name"]: e.get("value") for e in container(stable)["env"]}
+    assert env["MLROLLOUT_CONFIG_FILE"] == f"{names.LIVE_CONFIG_DIR}/{names.LIVE_CONFIG_KEY}"
+    for track in ("canary", "preview", "shadow"):
+        other = builders.serving_deployment(OWNER, spec(), track, "m", "2")
+        assert all(v["name"] != "live-config" for v in other["spec"]["template"]["spec"]["volumes"])
+
+
+def test_live_config_switches_mirroring_and_the_shadow_has_its_own_service() -> None:
+    import json
+
+    url = builders.track_service_url(OWNER, "shadow")
+    assert url == "http://churn-shadow.ml.svc:80"
+    on = builders.live_config_map(OWNER, (url, 30, 0.01))
+    off = builders.live_config_map(OWNER, None)
+    assert json.loads(on["data"][names.LIVE_CONFIG_KEY]) == {
+        "mirroring": {"url": url, "percent": 30, "relativeTolerance": 0.01}
+    }
+    assert json.loads(off["data"][names.LIVE_CONFIG_KEY])["mirroring"]["percent"] == 0
+    assert (
+        on["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH]
+        != off["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH]
+    )
+    svc = builders.track_service(OWNER, spec(), "shadow")
+    assert svc["metadata"]["name"] == "churn-shadow"
+    assert svc["spec"]["selector"] == {names.LABEL_DEPLOYMENT: "churn", names.LABEL_TRACK: "shadow"}

@@ -127,7 +127,17 @@ def _set(path: str, value: Any) -> Callable[[Spec], None]:
 
 def _shadow_continuing_into_analysis(spec: Spec) -> None:
     del spec["analysis"]
-    spec["strategy"] = {"shadow": {"continueWith": {"steps": [{"setWeight": 10}, {"analysis": {}}]}}}
+    spec["strategy"] = {
+        "shadow": {
+            "continueWith": {"steps": [{"setWeight": 10}, {"analysis": {}}]},
+            "prometheus": {"address": "http://prometheus.monitoring:9090"},
+        }
+    }
+
+
+def _ab_test_without_prometheus(spec: Spec) -> None:
+    del spec["analysis"]
+    spec["strategy"] = {"abTest": {"metric": {"name": "c"}, "minimumDetectableEffect": 0.1}}
 
 
 def _drop(path: str) -> Callable[[Spec], None]:
@@ -230,6 +240,7 @@ INVALID: list[Invalid] = [
         "spec.analysis",
         lambda s: _shadow_continuing_into_analysis(s),
     ),
+    Invalid("ab-test-without-prometheus", "spec.strategy", _ab_test_without_prometheus),
     Invalid(
         "ab-effect-beyond-one",
         "spec.strategy.abTest.minimumDetectableEffect",

@@ -318,6 +318,11 @@ def main() -> None:
 
         show_monitoring(cp, NS, "churn", address)
 
+        from harness.demo_experiments import ab_test_decided, shadow_into_canary
+
+        shadow_into_canary(cp, mlflow.uri, prom.url)
+        ab_test_decided(cp, mlflow.uri, prom.url)
+
         from harness.demo_loop import show_loop
 
         show_loop(cp, NS, mlflow.uri, RUNTIME_IMAGE)

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from harness.models import FEATURES
 
@@ -21,6 +22,7 @@ class Answer:
     status: int  # HTTP status; 0 when the Service could not be reached
     seconds: float
     body: str = ""  # the start of the answer
+    request_id: str = ""  # the x-request-id answered (the runtime's own carry <hex>.<track>.<version>)
 
 
 class Load:
@@ -33,10 +35,15 @@ class Load:
         workers: int = 2,
         seed: int = 0,
         row: Callable[[random.Random], dict[str, float]] | None = None,
+        feedback: Callable[[Answer, random.Random], dict[str, Any] | None] | None = None,
     ) -> None:
-        """`row` makes one request's row (default: every feature N(0, 1))."""
+        """`row` makes one request's row (default: every feature N(0, 1)). `feedback`: called after
+        each answered request; a body it returns is POSTed to /feedback through the same address (a
+        user's conversion reported by the application)."""
         self.address, self.period = address, period
         self._row = row or (lambda rng: {f: round(rng.gauss(0, 1), 3) for f in FEATURES})
+        self.feedback = feedback
+        self.feedback_statuses: dict[int, int] = {}
         self.answers: list[Answer] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -77,15 +84,35 @@ class Load:
                 f"http://{self.address}/invocations", data=body, headers={"Content-Type": "application/json"}
             )
             t0 = time.monotonic()
-            text = ""
+            text, rid = "", ""
             try:
                 with urllib.request.urlopen(req, timeout=10) as r:
                     text = r.read(200).decode(errors="replace")
                     status = r.status
+                    rid = r.headers.get("x-request-id", "")
             except urllib.error.HTTPError as e:
                 status = e.code
             except OSError:  # until kube-proxy has programmed the Service, or a pod went away
                 status = 0
-            answer = Answer(time.time(), status, time.monotonic() - t0, text)
+            answer = Answer(time.time(), status, time.monotonic() - t0, text, rid)
             with self._lock:
                 self.answers.append(answer)
+                outcome = self.feedback(answer, self._rng) if self.feedback and status == 200 else None
+            if outcome is not None:
+                self._post_feedback(outcome)
+
+    def _post_feedback(self, body: dict[str, Any]) -> None:
+        req = urllib.request.Request(
+            f"http://{self.address}/feedback",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status = r.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        except OSError:
+            status = 0
+        with self._lock:
+            self.feedback_statuses[status] = self.feedback_statuses.get(status, 0) + 1

@@ -5,12 +5,15 @@ pickled and the runtime loads them as any user's pyfunc model).
 - "errors": raises on rows whose first feature is below -0.5 (about 31 % of N(0, 1) rows), as a
   model with a bug on part of its input space would; the runtime answers those requests with 500.
 - "slow": right answers, but each call takes SLOW_SECONDS (a model that lost its fast path).
+- "inverted": fast and healthy, but it answers the opposite class (a release trained on flipped
+  labels): a shadow comparison must find it disagreeing.
 Both answer with floats (1.0) where the healthy classifier answers integers (1): the load can tell
 which release served a request (`from_faulty`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import warnings
 from pathlib import Path
@@ -20,7 +23,7 @@ FEATURES = ["tenure", "monthly_spend", "support_calls", "age"]
 SLOW_SECONDS = 0.4
 FAILING_BELOW = -0.5  # rows with tenure below this make the "errors" model raise
 
-Fault = Literal["errors", "slow"]
+Fault = Literal["errors", "slow", "inverted"]
 
 _CODE = """
 import time
@@ -39,6 +42,8 @@ class Release(PythonModel):
             raise RuntimeError("feature scaling bug: negative tenure overflows the bucket table")
         if FAULT == "slow":
             time.sleep({slow!r})
+        if FAULT == "inverted":
+            return (x[:, 2] - 0.5 * x[:, 0] <= 0).astype(float)
         return (x[:, 2] - 0.5 * x[:, 0] > 0).astype(float)
 
 
@@ -87,8 +92,31 @@ def register_fitted(tracking_uri: str, name: str, model: object, x: object, expe
                 signature=infer_signature(x, model.predict(x)),  # type: ignore[attr-defined]
                 registered_model_name=name,
                 input_example=x.head(2),  # type: ignore[attr-defined]
+                pip_requirements=["scikit-learn"],  # no subprocess to infer them: slow on a busy machine
             )
     return str(info.registered_model_version)
+
+
+def register_again(tracking_uri: str, name: str, version: str, as_name: str | None = None) -> str:
+    """The artifacts of `version` registered once more as a new version of `name` (or of `as_name`,
+    created when missing): the same model, agreeing with it on every row; returns the new version.
+    No training, no logging."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    old = client.get_model_version(name, version)
+    assert old.source is not None
+    target = as_name or name
+    if as_name is not None:
+        with contextlib.suppress(MlflowException):  # already there
+            client.create_registered_model(as_name)
+    # MLflow 3: the source is the logged model (models:/m-...), which must be named as model_id too
+    logged = old.source.removeprefix("models:/") if old.source.startswith("models:/") else None
+    made = client.create_model_version(
+        target, source=old.source, run_id=old.run_id, model_id=old.model_id or logged
+    )
+    return str(made.version)
 
 
 def register_faulty(tracking_uri: str, name: str, fault: Fault) -> str:
@@ -106,7 +134,11 @@ def register_faulty(tracking_uri: str, name: str, fault: Fault) -> str:
         code.write_text(_CODE.format(fault=fault, failing_below=FAILING_BELOW, slow=SLOW_SECONDS))
         with mlflow.start_run():
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(code), signature=signature, registered_model_name=name
+                name="model",
+                python_model=str(code),
+                signature=signature,
+                registered_model_name=name,
+                pip_requirements=["mlflow"],  # no subprocess to infer them
             )
     return str(info.registered_model_version)
 

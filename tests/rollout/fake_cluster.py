@@ -20,8 +20,10 @@ from mlrollout.rollout.actions import (
     ApplyService,
     ApplyServing,
     ApplyTrainJob,
+    ConfigureMirror,
     DeletePreviewService,
     DeleteServing,
+    DeleteTrackService,
     EmitEvent,
     MoveAlias,
     SetWeights,
@@ -29,6 +31,7 @@ from mlrollout.rollout.actions import (
 )
 from mlrollout.rollout.analysis import Sample
 from mlrollout.rollout.decision import Decision
+from mlrollout.rollout.experiment_observed import AbObservation, ShadowObservation
 from mlrollout.rollout.observed import ManualRequest, Observed, ResolvedModel, TrackState
 from mlrollout.rollout.weights import replica_split, served_weight
 
@@ -59,6 +62,13 @@ class FakeCluster:
     train_jobs: dict[str, TrainResult] = field(default_factory=dict)
     trainings: list[ApplyTrainJob] = field(default_factory=list)
     follow_alias: bool = False  # the model ref names the alias the promotions move
+    # Experiments: the stable pods' mirroring (written from each decision, as the executor does),
+    # the shadow track's Service, and what Prometheus would answer (None: no data).
+    mirror_percent: int = 0
+    mirror_switches: list[int] = field(default_factory=list)
+    shadow_service: bool = False
+    shadow_numbers: ShadowObservation | None = None
+    ab_counts: AbObservation | None = None
 
     def observed(self) -> Observed:
         tracks = dict(self.tracks)
@@ -85,6 +95,11 @@ class FakeCluster:
             query_problems=self.query_problems,
             name=self.name,
             training=self._training(),
+            shadow_service_present=self.shadow_service,
+            shadow=replace(self.shadow_numbers, mirror_percent=self.mirror_percent)
+            if self.shadow_numbers is not None
+            else ShadowObservation(mirror_percent=self.mirror_percent),
+            ab=self.ab_counts,
         )
 
     def _training(self) -> TrainResult | None:
@@ -97,6 +112,15 @@ class FakeCluster:
         if apply:
             for action in decision.actions:
                 self.act(action)
+            mirrors = [a.percent for a in decision.actions if isinstance(a, ConfigureMirror)]
+            stable_applied = any(
+                isinstance(a, ApplyServing) and a.track == "stable" for a in decision.actions
+            )
+            if mirrors or stable_applied:  # the live ConfigMap follows the decision of every tick
+                percent = mirrors[-1] if mirrors else 0
+                if percent != self.mirror_percent:
+                    self.mirror_switches.append(percent)
+                self.mirror_percent = percent
         if write_status:
             self.status = decision.status
         return decision
@@ -121,6 +145,10 @@ class FakeCluster:
                 self.preview_service = False
             case DeleteServing(track=track):
                 self.tracks.pop(track, None)
+            case ConfigureMirror(percent=percent):
+                self.shadow_service = self.shadow_service or percent > 0
+            case DeleteTrackService():
+                self.shadow_service = False
             case MoveAlias(version=version):
                 if not self.alias_moves or self.alias_moves[-1] != version:  # read first, as the executor
                     self.alias_moves.append(version)

@@ -202,16 +202,6 @@ def test_set_canary_scale_sets_canary_replicas_apart_from_the_weight() -> None:
     assert cluster.tracks["canary"].desired_replicas == 2
 
 
-def test_strategies_not_built_yet_say_so_and_keep_serving() -> None:
-    body = spec(STEPS).model_dump(by_alias=True, exclude_none=True)
-    body["strategy"] = {"shadow": {}}
-    cluster = settled(FakeCluster(ModelDeploymentSpec.model_validate(body), "7", NOW))
-    cluster.run(3)
-    progressing = c.find(cluster.status.conditions, c.PROGRESSING)
-    assert progressing is not None and progressing.reason == "StrategyNotSupported"
-    assert cluster.status.stable_version == "7" and set(cluster.tracks) == {"stable"}
-
-
 @settings(deadline=None, max_examples=60)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_crashes_anywhere_never_promote_or_move_the_alias_twice(seed: int) -> None:

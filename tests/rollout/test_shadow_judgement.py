@@ -16,7 +16,7 @@ from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import Candidate, RolloutStatus
 from mlrollout.api.strategy import Shadow
 from mlrollout.rollout import shadow as sh
-from mlrollout.rollout.actions import ApplyServing, DeleteServing
+from mlrollout.rollout.actions import ApplyServing, DeleteServing, DeleteTrackService
 from mlrollout.rollout.experiment_observed import ShadowObservation
 from mlrollout.rollout.experiment_step import ConfigureMirror
 from mlrollout.rollout.observed import Observed, ResolvedModel, TrackState
@@ -127,7 +127,13 @@ def md(**shadow_extra: Any) -> ModelDeploymentSpec:
             "registry": {"trackingUri": "http://mlflow:5000"},
             "serving": {"image": "img:1", "replicas": 4},
             "strategy": {
-                "shadow": {"mirrorPercent": 50, "duration": "10m", "maxDisagreement": 0.05} | shadow_extra
+                "shadow": {
+                    "mirrorPercent": 50,
+                    "duration": "10m",
+                    "maxDisagreement": 0.05,
+                    "prometheus": {"address": "http://prom:9090"},
+                }
+                | shadow_extra
             },
         }
     )
@@ -158,9 +164,10 @@ def test_shadow_waits_for_the_track_and_the_mirror_read_back() -> None:
     spec = md()
     r = run_step(spec, start(), observed(), NOW)
     assert r.outcome == "moving" and "shadow track" in r.message
-    assert r.actions == (ApplyServing(TRACK_SHADOW, "churn", "8", 2), ConfigureMirror(50, TRACK_SHADOW))
+    assert r.actions == (ApplyServing(TRACK_SHADOW, "churn", "8", 2),)  # no mirroring to a track not up
     r = run_step(spec, start(), observed(shadow_track(), obs(mirror_percent=None)), NOW)
     assert r.outcome == "moving" and "mirroring of 50%" in r.message
+    assert r.actions == (ApplyServing(TRACK_SHADOW, "churn", "8", 2), ConfigureMirror(50, TRACK_SHADOW, 0.01))
     r = run_step(spec, start(), observed(shadow_track("7"), obs(mirror_percent=50)), NOW)
     assert r.outcome == "moving"
     r = run_step(spec, start(), observed(shadow_track(), obs(mirror_percent=50)), NOW)
@@ -215,11 +222,15 @@ def test_end_of_window(
     }
     assert after.rollout.shadow.verdict == expected[outcome]
     if outcome == "continue":
-        assert after.actions == (ConfigureMirror(0, TRACK_SHADOW), DeleteServing(TRACK_SHADOW))
+        assert after.actions == (
+            ConfigureMirror(0, TRACK_SHADOW),
+            DeleteServing(TRACK_SHADOW),
+            DeleteTrackService(TRACK_SHADOW),
+        )
     elif outcome in ("promote", "reject"):
         assert after.actions == (ConfigureMirror(0, TRACK_SHADOW),)  # mirroring off once judged
     else:
-        assert ConfigureMirror(50, TRACK_SHADOW) in after.actions  # keeps mirroring while paused
+        assert ConfigureMirror(50, TRACK_SHADOW, 0.01) in after.actions  # keeps mirroring while paused
 
 
 def test_rejection_keeps_the_numbers_in_status() -> None:

@@ -46,7 +46,7 @@ def test_every_mlflow_input_format(rf_client: TestClient, rf_path: Path) -> None
         r = rf_client.post("/invocations", json=body)
         assert r.status_code == 200, (body.keys(), r.text)
         assert r.json() == {"predictions": want}
-        assert len(r.headers["x-request-id"]) == 32
+        assert len(r.headers["x-request-id"].split(".")[0]) == 32  # <hex>.<track>.<version>
 
 
 def test_request_id_is_echoed(rf_client: TestClient) -> None:
@@ -210,7 +210,10 @@ def test_wrong_media_type(rf_client: TestClient) -> None:
 def test_feedback_counts_outcomes(make_client: AppFactory, rf_path: Path) -> None:
     rf_client = make_client(rf_path, model_name="rf", model_version="3", feedback_outcomes=("converted",))
     rid = rf_client.post("/invocations", json={"instances": ROWS[:1]}).headers["x-request-id"]
-    assert rf_client.post("/feedback", json={"request_id": rid, "label": 1}).json() == {"accepted": 1}
+    assert rf_client.post("/feedback", json={"request_id": rid, "label": 1}).json() == {
+        "accepted": 1,
+        "duplicates": 0,
+    }
     assert (
         rf_client.post(
             "/feedback",

@@ -42,10 +42,19 @@ def test_feedback_refuses_values_that_would_poison_counters(
     body = '{"request_id": "r1", "outcome": "revenue", "value": ' + value + "}"
     r = c.post("/feedback", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 400, r.text
-    assert 'outcome="revenue"' not in c.get("/metrics").text
+    assert revenue_sum(c.get("/metrics").text) == 0.0  # the series starts at 0 and stays there
     good = c.post("/feedback", json={"request_id": "r1", "outcome": "revenue", "value": 12.5})
     assert good.status_code == 200
-    assert 'outcome="revenue"' in c.get("/metrics").text
+    assert revenue_sum(c.get("/metrics").text) == 12.5
+
+
+def revenue_sum(text: str) -> float:
+    (line,) = [
+        ln
+        for ln in text.splitlines()
+        if ln.startswith("mlrollout_feedback_value_sum_total{") and 'outcome="revenue"' in ln
+    ]
+    return float(line.rsplit(" ", 1)[1])
 
 
 # From branch runtime-hardening: the same faults through dataframe_records and a NaN feedback value.

@@ -81,7 +81,12 @@ def test_running_app_reloads_track_batching_mirroring(
     assert cfg == {
         "track": "canary",
         "batching": {"maxBatchSize": 4, "maxDelayMs": 1.0},
-        "mirroring": {"url": "http://127.0.0.1:9", "fraction": 0.0, "timeoutMs": 1000.0},
+        "mirroring": {
+            "url": "http://127.0.0.1:9",
+            "fraction": 0.0,
+            "timeoutMs": 1000.0,
+            "relativeTolerance": 1e-6,
+        },
         "faults": {"errorRate": 0.0, "extraLatencyMs": 0.0},
     }
     assert c.post("/invocations", json=row).status_code == 200

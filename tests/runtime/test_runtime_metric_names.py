@@ -16,6 +16,7 @@ EXPECTED = {
     "mlrollout_shadow_compared_total",
     "mlrollout_feedback_total",
     "mlrollout_feedback_value_sum_total",
+    "mlrollout_feedback_value_squares_total",
     "mlrollout_inference_log_dropped_total",
     "mlrollout_request_duration_seconds",
     "mlrollout_batch_size",
@@ -24,6 +25,7 @@ EXPECTED = {
     "mlrollout_model_load_seconds",
     "mlrollout_model_ready",
     "mlrollout_model_info",
+    "mlrollout_mirror_fraction",
 }
 
 

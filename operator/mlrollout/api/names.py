@@ -78,6 +78,20 @@ def preview_service_name(deployment: str) -> str:
     return child_name(deployment, "preview")
 
 
+def track_service_name(deployment: str, track: str) -> str:
+    """A Service over one track only (the shadow's: the stable pods mirror to it)."""
+    return child_name(deployment, track)
+
+
+def live_config_name(deployment: str) -> str:
+    """The ConfigMap the stable pods mount and reload (mirroring): changing it restarts nothing."""
+    return child_name(deployment, "live")
+
+
+LIVE_CONFIG_DIR = "/etc/mlrollout/live"
+LIVE_CONFIG_KEY = "live.json"
+
+
 def label_value(value: str) -> str:
     """A valid label value (<= 63 chars, alphanumeric ends) for arbitrary text such as a model name."""
     cleaned = _LABEL_VALUE_INVALID.sub("-", value).strip("-_.")

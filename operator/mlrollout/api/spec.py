@@ -32,6 +32,20 @@ def _analysis_present_after_shadow(spec: ModelDeploymentSpec) -> bool:
     return all(step.analysis is None for step in shadow.continue_with.steps) or spec.analysis is not None
 
 
+def _prometheus_for_experiments(spec: ModelDeploymentSpec) -> bool:
+    return experiment_prometheus(spec) is not None or (
+        spec.strategy.shadow is None and spec.strategy.ab_test is None
+    )
+
+
+def experiment_prometheus(spec: ModelDeploymentSpec) -> str | None:
+    """Where a shadow or A/B test reads the runtime's metrics: its own prometheus, else spec.analysis's."""
+    own = spec.strategy.shadow or spec.strategy.ab_test
+    if own is not None and own.prometheus is not None:
+        return own.prometheus.address
+    return spec.analysis.prometheus.address if spec.analysis is not None else None
+
+
 def _monitoring_drift_for_trigger(spec: ModelDeploymentSpec) -> bool:
     if spec.retraining is None or all(t.drift is None for t in spec.retraining.triggers):
         return True
@@ -73,6 +87,14 @@ class ModelDeploymentSpec(ApiModel):
             "an analysis step in shadow.continueWith needs spec.analysis",
             _analysis_present_after_shadow,
             field_path=".analysis",
+        ),
+        Rule(
+            "(!has(self.strategy.shadow) || has(self.strategy.shadow.prometheus) || has(self.analysis))"
+            " && (!has(self.strategy.abTest) || has(self.strategy.abTest.prometheus) || has(self.analysis))",
+            "shadow and abTest read the runtime's metrics from Prometheus: set their prometheus or"
+            " spec.analysis",
+            _prometheus_for_experiments,
+            field_path=".strategy",
         ),
         Rule(
             "!has(self.retraining) || !self.retraining.triggers.exists(t, has(t.drift))"

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from mlrollout.api.base import ApiModel, DnsLabel, Duration, Percent, Rule, cel_exactly_one, exactly_one
+from mlrollout.api.loop import Prometheus
 
 
 class Pause(ApiModel):
@@ -107,6 +108,10 @@ class Shadow(ApiModel):
     continue_with: Canary | None = Field(
         default=None, description="Continue into this canary instead of promoting."
     )
+    prometheus: Prometheus | None = Field(
+        default=None,
+        description="Where the runtime's metrics are read (default spec.analysis.prometheus).",
+    )
 
 
 class StickyAssignment(ApiModel):
@@ -150,6 +155,10 @@ class AbTest(ApiModel):
     test: Literal["msprt", "fixedHorizon"] = "msprt"
     max_duration: Duration = "7d"
     sticky: StickyAssignment | None = None
+    prometheus: Prometheus | None = Field(
+        default=None,
+        description="Where the runtime's metrics are read (default spec.analysis.prometheus).",
+    )
 
     cel_rules = (
         Rule(

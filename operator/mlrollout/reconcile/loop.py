@@ -21,11 +21,11 @@ from mlrollout.adapters.traffic.router import TrafficRouter
 from mlrollout.adapters.traffic.routes import GatewayApiRouter, IstioRouter
 from mlrollout.api import names
 from mlrollout.api.serving import ModelRef
-from mlrollout.api.spec import ModelDeploymentSpec
+from mlrollout.api.spec import ModelDeploymentSpec, experiment_prometheus
 from mlrollout.api.status import ModelDeploymentStatus, Phase
 from mlrollout.api.training import TrainResult
 from mlrollout.reconcile import observe
-from mlrollout.rollout import backoff, plan, requests
+from mlrollout.rollout import backoff, experiment_queries, plan, requests
 from mlrollout.rollout.actions import (
     ApplyGateJob,
     ApplyMonitor,
@@ -33,11 +33,13 @@ from mlrollout.rollout.actions import (
     ApplyService,
     ApplyServing,
     ApplyTrainJob,
+    ConfigureMirror,
     DeleteJob,
     DeleteMonitor,
     DeletePreviewService,
     DeleteService,
     DeleteServing,
+    DeleteTrackService,
     EmitEvent,
     MoveAlias,
     SetWeights,
@@ -45,6 +47,7 @@ from mlrollout.rollout.actions import (
 )
 from mlrollout.rollout.analysis import MetricQueries, Sample
 from mlrollout.rollout.decision import Decision, decide, reject_spec, terminate
+from mlrollout.rollout.experiment_observed import AbObservation, ShadowObservation
 from mlrollout.rollout.gate import GateResult
 from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel
 
@@ -70,6 +73,9 @@ class MetricsSource(Protocol):
     def sample(self, metric_name: str, queries: MetricQueries) -> Sample: ...
 
     def check(self, promql: str) -> str | None: ...
+
+    def query(self, promql: str) -> float | None:
+        """One number (None: no data); raises on a failed query or an unreachable server."""
 
 
 class ActionFailed(RuntimeError):
@@ -143,7 +149,9 @@ def reconcile(seen: Mapping[str, Any], world: World, now: datetime | None = None
     observed = _observe_children(body, owner, spec, status, world, model)
     samples = _sample(spec, status, owner, world, now)
     problems = _check_queries(spec, status, model, owner, world)
-    decision = decide(spec, status, replace(observed, samples=samples, query_problems=problems), now)
+    shadow, ab = _observe_experiment(spec, status, owner, world, now)
+    observed = replace(observed, samples=samples, query_problems=problems, shadow=shadow, ab=ab)
+    decision = decide(spec, status, observed, now)
     _act(decision, owner, spec, world, body, now)
     return Outcome(decision.phase, decision.requeue_after, acted=True)
 
@@ -174,6 +182,7 @@ def _observe_children(
     if candidate is not None:
         pinned[names.TRACK_CANARY] = (candidate.model_name, candidate.version)
         pinned[names.TRACK_PREVIEW] = (candidate.model_name, candidate.version)
+        pinned[names.TRACK_SHADOW] = (candidate.model_name, candidate.version)
     meta = body["metadata"]
     annotations = meta.get("annotations") or {}
     deployments = world.executor.list_deployments(owner)
@@ -181,6 +190,7 @@ def _observe_children(
     service = world.executor.read_service(owner)
     selector = ((service or {}).get("spec") or {}).get("selector") or {}
     preview = world.executor.read_service(owner, names.preview_service_name(owner.name))
+    shadow_service = _shadow_service_present(owner, spec, status, world)
     return Observed(
         generation=int(meta.get("generation", 1)),
         model=model,
@@ -188,6 +198,7 @@ def _observe_children(
         service_present=service is not None,
         active_track=selector.get(names.LABEL_TRACK),
         preview_service_present=preview is not None,
+        shadow_service_present=shadow_service,
         paused=annotations.get(names.ANNOTATION_PAUSED, "").lower() == "true",
         deleting=bool(meta.get("deletionTimestamp")),
         request=requests.parse(annotations.get(names.ANNOTATION_REQUEST)),
@@ -208,6 +219,36 @@ def _restore_route(body: Mapping[str, Any], owner: Owner, world: World) -> None:
     except ValidationError:
         return
     world.router(spec).restore(owner, spec)
+
+
+def _shadow_service_present(
+    owner: Owner, spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, world: World
+) -> bool:
+    """Read only where a shadow may have made it (one GET less per tick for everyone else)."""
+    rollout = status.rollout
+    if (spec is None or spec.strategy.shadow is None) and (rollout is None or rollout.shadow is None):
+        return False
+    name = names.track_service_name(owner.name, names.TRACK_SHADOW)
+    return world.executor.read_service(owner, name) is not None
+
+
+def _observe_experiment(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, owner: Owner, world: World, now: datetime
+) -> tuple[ShadowObservation | None, AbObservation | None]:
+    """A running shadow's or A/B test's numbers from Prometheus; a failed query is no data (the
+    experiment pauses on it, never decides)."""
+    due = experiment_queries.plan(spec, status, owner.namespace, now)
+    address = experiment_prometheus(spec)
+    if due is None or address is None or world.metrics is None:
+        return None, None
+    source = world.metrics(address)
+    try:
+        if isinstance(due, experiment_queries.ShadowQueries):
+            return experiment_queries.shadow_observation(due, source.query), None
+        return None, experiment_queries.ab_observation(due, source.query)
+    except Exception as e:  # the provider's QueryError, or anything unexpected: no data this tick
+        log.warning("%s/%s: experiment metrics unavailable: %s", owner.namespace, owner.name, e)
+        return None, None
 
 
 def hpa_scaled_tracks(owner: Owner, hpa_targets: frozenset[str]) -> frozenset[str]:
@@ -291,12 +332,23 @@ def _act(
     if spec is not None and (rollout is None or rollout.candidate is None):
         # No candidate any more: a route goes back to the live Service before the candidate goes.
         world.router(spec).finalize(owner, spec)
+    # The stable pods' live config follows every decision: mirroring on only while one asks for it.
+    mirror = next((a for a in decision.actions if isinstance(a, ConfigureMirror)), None)
     for action in decision.actions:
         match action:
             case ApplyServing(track=track, model_name=model_name, version=version, replicas=replicas):
                 assert spec is not None
+                if track == names.TRACK_STABLE:  # the pods mount it: it exists before they start
+                    world.executor.apply(_live_config(owner, mirror))
                 manifest = builders.serving_deployment(owner, spec, track, model_name, version, replicas)
                 world.executor.apply(manifest)
+            case ConfigureMirror(percent=percent, target_track=target):
+                assert spec is not None
+                if percent > 0:  # the target's Service first: mirrored calls must find it
+                    world.executor.apply(builders.track_service(owner, spec, target))
+                world.executor.apply(_live_config(owner, action))
+            case DeleteTrackService(track=track):
+                world.executor.delete_service(owner.namespace, names.track_service_name(owner.name, track))
             case ApplyService(selector_track=selector_track):
                 assert spec is not None
                 world.executor.apply(builders.service(owner, spec, selector_track))
@@ -370,6 +422,13 @@ def _act(
     patch = status_patch(raw_status, decision.status)
     if patch:
         world.executor.patch_status(owner, patch, body["metadata"].get("resourceVersion"))
+
+
+def _live_config(owner: Owner, mirror: ConfigureMirror | None) -> builders.Manifest:
+    if mirror is None or mirror.percent <= 0:
+        return builders.live_config_map(owner, None)
+    url = builders.track_service_url(owner, mirror.target_track)
+    return builders.live_config_map(owner, (url, mirror.percent, mirror.relative_tolerance))
 
 
 def _move_alias(registry: Registry, model_name: str, alias: str, version: str) -> None:

@@ -117,6 +117,26 @@ class DeleteMonitor:
 
 
 @dataclass(frozen=True)
+class ConfigureMirror:
+    """Mirror `percent` % of the stable pods' requests to `target_track`'s own Service through the
+    runtime's mounted live config (a ConfigMap: the stable pods reload it, they are not restarted).
+    0 switches it off; a tick without this action leaves mirroring off (the executor writes the
+    stable pods' live config from the decision every tick). Predictions agree within
+    `relative_tolerance` (regression; labels must be equal)."""
+
+    percent: int
+    target_track: str
+    relative_tolerance: float = 0.0
+
+
+@dataclass(frozen=True)
+class DeleteTrackService:
+    """The Service of one track only (the shadow's mirror target), once mirroring is over."""
+
+    track: str
+
+
+@dataclass(frozen=True)
 class EmitEvent:
     type: Literal["Normal", "Warning"]
     reason: str
@@ -139,5 +159,7 @@ Action = (
     | DeleteService
     | ApplyMonitor
     | DeleteMonitor
+    | ConfigureMirror
+    | DeleteTrackService
     | EmitEvent
 )

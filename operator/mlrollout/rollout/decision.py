@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Literal
 
 from mlrollout.api import conditions as c
-from mlrollout.api.names import TRACK_STABLE
+from mlrollout.api.names import TRACK_SHADOW, TRACK_STABLE
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import (
     Candidate,
@@ -25,8 +26,7 @@ from mlrollout.api.status import (
 from mlrollout.rollout import (
     analysis,
     backoff,
-    bluegreen,
-    canary,
+    experiments,
     gate,
     monitoring,
     plan,
@@ -40,6 +40,7 @@ from mlrollout.rollout.actions import (
     DeletePreviewService,
     DeleteService,
     DeleteServing,
+    DeleteTrackService,
     EmitEvent,
     MoveAlias,
     TagVersion,
@@ -106,6 +107,8 @@ def terminate(status: ModelDeploymentStatus, observed: Observed, now: datetime) 
         actions.append(DeleteService())
     if observed.preview_service_present:
         actions.append(DeletePreviewService())
+    if observed.shadow_service_present:
+        actions.append(DeleteTrackService(TRACK_SHADOW))
     actions += monitoring.on_delete(observed)
     left = len(actions)
     verdict = _Verdict(
@@ -201,6 +204,8 @@ def _serve(
         )
     elif rollout.aborted_version == model.version and (rejected := gate.rejected_message(rollout)):
         verdict = replace(verdict, progressing=(False, "GateFailed", rejected))  # stays Healthy on stable
+    elif rollout.aborted_version == model.version and (kept := experiments.kept_stable_message(rollout)):
+        verdict = replace(verdict, progressing=(False, "KeptStable", kept))  # nothing was wrong: Healthy
     elif rollout.aborted_version == model.version and verdict.phase == Phase.HEALTHY and rollout.last_outcome:
         message = f"{rollout.last_outcome}; `retry` or a newer version starts again"
         verdict = replace(verdict, phase=Phase.ROLLED_BACK, progressing=(False, "RolledBack", message))
@@ -263,25 +268,29 @@ def _progress(
     problems = query_problems(spec, observed)
     if problems and plan.before_traffic(status, rollout.candidate.version):
         return _hold_on_queries(status, observed, now, problems, events, updates)
-    if spec.strategy.canary is not None:
-        result = canary.step(spec, spec.strategy.canary, rollout, observed, stable_version, now)
-        stable_replicas: int | None = canary.expected_replicas(spec, result.rollout)[0]
-        routing: tuple[Action, ...] = (ApplyService(selector_track=None),)
-    elif spec.strategy.blue_green is not None:
-        result = bluegreen.step(spec, spec.strategy.blue_green, rollout, observed, stable_version, now)
-        stable_replicas, routing = None, ()
-    else:
-        kind = "shadow" if spec.strategy.shadow else "abTest"
-        message = f"strategy {kind} is not supported yet: version {rollout.candidate.version} waits"
-        verdict = replace(verdict, progressing=(False, "StrategyNotSupported", message))
-        steady = _steady_actions(status, observed)
-        return _finish(status, observed, now, verdict, (*steady, *events), None, updates)
+    step = experiments.step(spec, rollout, observed, stable_version, now)
+    result, stable_replicas, routing = step.result, step.stable_replicas, step.routing
+    events = [*events, *step.events]
     status = status.model_copy(update={"rollout": result.rollout})
     if result.outcome == "promote":
-        cause = "canary" if spec.strategy.canary is not None else "blueGreen"
-        return _promote(spec, status, observed, now, cause, result.message, events, updates)
+        return _promote(spec, status, observed, now, step.cause, result.message, events, updates)
     if result.outcome == "rollback":
         return _rollback(spec, status, observed, now, result.reason, result.message, events, updates)
+    if result.outcome in ("reject", "keep-stable"):
+        # shadow rejected, or an A/B test without a winner: the candidate goes, stable stays
+        kept = result.outcome == "keep-stable"
+        return _rollback(
+            spec,
+            status,
+            observed,
+            now,
+            result.reason,
+            result.message,
+            events,
+            updates,
+            tag="rejected",
+            event=("Normal" if kept else "Warning", result.reason),
+        )
     actions: list[Action] = [
         ApplyServing(TRACK_STABLE, model_name, stable_version, stable_replicas),
         *routing,
@@ -368,7 +377,12 @@ def _promote(
             "stable_version": candidate.version,
             "model_name": candidate.model_name,
             "history": history[-spec.revision_history_limit :],
-            "rollout": RolloutStatus(handled_request=rollout.handled_request, last_outcome=outcome[:1024]),
+            "rollout": RolloutStatus(
+                handled_request=rollout.handled_request,
+                last_outcome=outcome[:1024],
+                ab_test=rollout.ab_test,  # the experiment's numbers stay in status
+                shadow=rollout.shadow,
+            ),
         }
     )
     actions: list[Action] = [
@@ -396,6 +410,7 @@ def _rollback(
     events: list[Action],
     updates: dict[str, object],
     tag: str = "rolled_back",
+    event: tuple[Literal["Normal", "Warning"], str] | None = None,
 ) -> Decision:
     """All traffic back to stable (on the next tick, at once), the alias untouched, the candidate
     tagged; never a retraining."""
@@ -410,13 +425,18 @@ def _rollback(
                 aborted_version=candidate.version,
                 last_outcome=outcome[:1024],
                 analysis=rollout.analysis,
+                ab_test=rollout.ab_test,  # the experiment's numbers stay in status
+                shadow=rollout.shadow,
             )
         }
     )
-    reason_event = "CandidateRolledBack" if tag == "rolled_back" else "CandidateAborted"
+    event_type, reason_event = event or (
+        "Warning",
+        "CandidateRolledBack" if tag == "rolled_back" else "CandidateAborted",
+    )
     actions: list[Action] = [
         TagVersion(candidate.model_name, candidate.version, _outcome_tags(tag, why, now)),
-        EmitEvent("Warning", reason_event, f"{candidate.model_name} {outcome}"),
+        EmitEvent(event_type, reason_event, f"{candidate.model_name} {outcome}"),
     ]
     verdict = _Verdict(
         phase=Phase.ROLLED_BACK,
@@ -531,13 +551,15 @@ def _steady_actions(status: ModelDeploymentStatus, observed: Observed) -> tuple[
     strays = [t for t in sorted(observed.tracks) if t != TRACK_STABLE]
     # Until stable serves the pinned version, the Service selects a track that does (a promoted
     # canary or preview), or every track; then the leftovers go.
+    # The shadow track never takes callers: sized for a mirrored share, it waits for stable too.
+    servers = [t for t in strays if t != TRACK_SHADOW]
     serving_pinned = [
         t
-        for t in strays
+        for t in servers
         if (state := observed.tracks[t]).version == status.stable_version and state.available
     ]
     selector = (
-        TRACK_STABLE if stable_serving or not strays else (serving_pinned[0] if serving_pinned else None)
+        TRACK_STABLE if stable_serving or not servers else (serving_pinned[0] if serving_pinned else None)
     )
     actions: list[Action] = [
         ApplyServing(TRACK_STABLE, status.model_name, status.stable_version),
@@ -547,6 +569,8 @@ def _steady_actions(status: ModelDeploymentStatus, observed: Observed) -> tuple[
         actions += [DeleteServing(track) for track in strays]
         if observed.preview_service_present:
             actions.append(DeletePreviewService())
+        if observed.shadow_service_present:
+            actions.append(DeleteTrackService(TRACK_SHADOW))
     return tuple(actions)
 
 

@@ -11,23 +11,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mlrollout.api.status import RolloutStatus
-from mlrollout.rollout.actions import Action
+from mlrollout.rollout.actions import Action, ConfigureMirror
+
+__all__ = ["ConfigureMirror", "ExperimentAction", "ExperimentOutcome", "StepResult"]
 
 ExperimentOutcome = Literal[
     "moving", "waiting", "held", "analysis-paused", "promote", "rollback", "keep-stable", "continue", "reject"
 ]
 
 
-@dataclass(frozen=True)
-class ConfigureMirror:
-    """Mirror `percent` % of the stable pods' requests to `target_track` through the runtime's mounted
-    live config (a ConfigMap: the stable pods reload it, they are not restarted). 0 switches it off."""
-
-    percent: int
-    target_track: str
-
-
-ExperimentAction = Action | ConfigureMirror
+ExperimentAction = Action  # ConfigureMirror is one of the actions (rollout.actions)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ class Observed:
     weights: Weights | None = None  # read back from the traffic router
     active_track: str | None = None  # the live Service's track selector as read back (None: every track)
     preview_service_present: bool = False
+    shadow_service_present: bool = False  # the shadow track's own Service (the mirror target)
     hpa_tracks: frozenset[str] = frozenset()  # tracks whose replicas an HPA owns
     ab: AbObservation | None = None  # per-variant business metric since the A/B test started
     shadow: ShadowObservation | None = None  # mirroring read back and compared since the window began

@@ -9,7 +9,7 @@ from mlrollout.api.names import TRACK_CANARY, TRACK_PREVIEW
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import ModelDeploymentStatus, RolloutStatus
 from mlrollout.api.strategy import StepAnalysis
-from mlrollout.rollout import analysis, bluegreen
+from mlrollout.rollout import analysis, bluegreen, experiments
 from mlrollout.rollout.analysis import MetricQueries, QueryContext
 
 
@@ -21,7 +21,8 @@ def analysis_queries(
         return []
     run, index = rollout.analysis, rollout.step_index or 0
     stage: tuple[str, StepAnalysis | None, str] | None = None
-    canary, bg = spec.strategy.canary, spec.strategy.blue_green
+    canary = spec.strategy.canary or experiments.canary_after_shadow(spec, rollout)
+    bg = spec.strategy.blue_green
     if canary is not None and index < len(canary.steps):
         stage = (f"step-{index}", canary.steps[index].analysis, TRACK_CANARY)
     elif bg is not None and index == bluegreen.PRE_ANALYSIS:

@@ -21,7 +21,7 @@ from mlrollout.api.names import TRACK_SHADOW
 from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import RolloutStatus
 from mlrollout.api.strategy import Shadow
-from mlrollout.rollout.actions import ApplyServing, DeleteServing
+from mlrollout.rollout.actions import ApplyServing, DeleteServing, DeleteTrackService
 from mlrollout.rollout.canary import POLL_WHILE_MOVING
 from mlrollout.rollout.experiment_observed import ShadowObservation
 from mlrollout.rollout.experiment_step import ConfigureMirror, ExperimentAction, StepResult
@@ -131,7 +131,8 @@ def step(
     assert candidate is not None
     rollout = rollout.model_copy(update={"strategy": "shadow", "desired_weight": 0})
     serve = ApplyServing(TRACK_SHADOW, candidate.model_name, candidate.version, shadow_replicas(spec, shadow))
-    mirror_on: tuple[ExperimentAction, ...] = (serve, ConfigureMirror(shadow.mirror_percent, TRACK_SHADOW))
+    mirror = ConfigureMirror(shadow.mirror_percent, TRACK_SHADOW, shadow.relative_tolerance)
+    mirror_on: tuple[ExperimentAction, ...] = (serve, mirror)
     mirror_off: tuple[ExperimentAction, ...] = (ConfigureMirror(0, TRACK_SHADOW),)
     if (rollout.step_index or 0) == START or rollout.shadow is None or rollout.shadow.started_at is None:
         track = observed.tracks.get(TRACK_SHADOW)
@@ -139,11 +140,12 @@ def step(
             track is not None and track.version == candidate.version and track.rolled_out and track.available
         )
         mirrored = observed.shadow is not None and observed.shadow.mirror_percent == shadow.mirror_percent
-        if not (ready and mirrored):
-            waiting = (
-                "the shadow track" if not ready else f"mirroring of {shadow.mirror_percent}% to be read back"
-            )
-            message = f"shadow: waiting for {waiting}"
+        if not ready:
+            # mirroring stays off until the shadow serves: calls to a track not up yet would only fail
+            message = "shadow: waiting for the shadow track"
+            return StepResult(rollout, (serve,), "moving", "ShadowStarting", message, POLL_WHILE_MOVING)
+        if not mirrored:
+            message = f"shadow: waiting for mirroring of {shadow.mirror_percent}% to be read back"
             return StepResult(rollout, mirror_on, "moving", "ShadowStarting", message, POLL_WHILE_MOVING)
         started = ShadowStatus(started_at=now)
         rollout = rollout.model_copy(update={"step_index": WINDOW, "step_started_at": now, "shadow": started})
@@ -183,6 +185,6 @@ def step(
     if shadow.continue_with is not None:
         # the canary's Service selects every track: the shadow pods go before it serves anyone
         message = f"shadow passed ({numbers}): continuing into the canary"
-        leave = (*mirror_off, DeleteServing(TRACK_SHADOW))
+        leave = (*mirror_off, DeleteServing(TRACK_SHADOW), DeleteTrackService(TRACK_SHADOW))
         return StepResult(rollout, leave, "continue", "ShadowPassed", message, 0.1)
     return StepResult(rollout, mirror_off, "promote", "ShadowPassed", f"shadow passed: {numbers}", None)

@@ -6,7 +6,6 @@ for that request only, the worker keeps serving.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -142,20 +141,10 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                 settings.max_body_bytes,
             )
             items = fb.parse(jsonio.loads(body), rt.outcomes)
-            index = rt.requests
-            if index is not None:
-                unseen = {it.request_id for it in items if not index.served_here(it.request_id)}
-                for rid in unseen:
-                    if not await asyncio.to_thread(index.known, rid):
-                        raise InputError(
-                            f"unknown request id {rid!r}: not in the inference log of {rt.name} "
-                            f"(rows reach storage every {settings.inference_log_rotate_seconds:g}s; "
-                            "retry later for a request served just now)",
-                            status=404,
-                            code="UNKNOWN_REQUEST_ID",
-                        )
-            rt.record_feedback(items)
-            return json_response({"accepted": len(items)})
+            # Every item attributed before any is counted: a refused batch counts nothing.
+            variants = await rt.attribute(items)
+            counted = rt.record_feedback(items, variants)
+            return json_response({"accepted": len(items), "duplicates": len(items) - counted})
         except InputError as exc:
             status = exc.status
             headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None

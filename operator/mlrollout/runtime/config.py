@@ -110,6 +110,8 @@ class LiveConfig:
     mirror_url: str = ""
     mirror_fraction: float = 0.0
     mirror_timeout_ms: float = 1000.0
+    # Numeric predictions of primary and shadow agree within this relative error (labels: equal).
+    mirror_relative_tolerance: float = 1e-6
     # Fault injection, off unless a live config asks for it: rollout tests and game days use it to
     # make a candidate fail or slow down on purpose, without a special model or a restart.
     fault_error_rate: float = 0.0
@@ -142,6 +144,9 @@ class LiveConfig:
             fraction = self.mirror_fraction
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"mirroring.fraction must be within [0, 1], got {fraction}")
+        tolerance = float(mirroring.get("relativeTolerance", self.mirror_relative_tolerance))
+        if not 0.0 <= tolerance <= 1.0:
+            raise ValueError(f"mirroring.relativeTolerance must be within [0, 1], got {tolerance}")
         faults = doc.get("faults") or {}
         error_rate = float(faults.get("errorRate", 0.0))
         extra_latency = float(faults.get("extraLatencyMs", 0.0))
@@ -159,6 +164,7 @@ class LiveConfig:
             mirror_url=str(mirroring.get("url", self.mirror_url) or ""),
             mirror_fraction=fraction,
             mirror_timeout_ms=float(mirroring.get("timeoutMs", self.mirror_timeout_ms)),
+            mirror_relative_tolerance=tolerance,
             fault_error_rate=error_rate,
             fault_extra_latency_ms=extra_latency,
         )
@@ -235,6 +241,7 @@ def dumps(cfg: LiveConfig) -> str:
                 "url": cfg.mirror_url,
                 "fraction": cfg.mirror_fraction,
                 "timeoutMs": cfg.mirror_timeout_ms,
+                "relativeTolerance": cfg.mirror_relative_tolerance,
             },
             "faults": {"errorRate": cfg.fault_error_rate, "extraLatencyMs": cfg.fault_extra_latency_ms},
         }

@@ -30,6 +30,8 @@ SHADOW_AGREEMENT_TOTAL: Final = "mlrollout_shadow_agreement_total"  # rows where
 SHADOW_COMPARED_TOTAL: Final = "mlrollout_shadow_compared_total"  # rows compared
 FEEDBACK_TOTAL: Final = "mlrollout_feedback_total"  # {model,version,track,outcome}
 FEEDBACK_VALUE_SUM: Final = "mlrollout_feedback_value_sum_total"  # {model,version,track,outcome}
+# Squared values: with the sum and the count, a mean metric's variance (an A/B test of revenue).
+FEEDBACK_VALUE_SQUARES: Final = "mlrollout_feedback_value_squares_total"  # {model,version,track,outcome}
 INFERENCE_LOG_DROPPED_TOTAL: Final = "mlrollout_inference_log_dropped_total"
 
 # Histograms (exposed as _bucket, _sum, _count).
@@ -42,6 +44,8 @@ SHADOW_DURATION_SECONDS: Final = "mlrollout_shadow_duration_seconds"
 MODEL_LOAD_SECONDS: Final = "mlrollout_model_load_seconds"
 MODEL_READY: Final = "mlrollout_model_ready"
 MODEL_INFO: Final = "mlrollout_model_info"  # {model,version,track,flavor} = 1
+# The share of requests this pod mirrors now (live config as applied): the operator's read-back.
+MIRROR_FRACTION: Final = "mlrollout_mirror_fraction"  # {model,version,track}
 
 ALL_METRICS: Final = (
     REQUESTS_TOTAL,
@@ -51,6 +55,7 @@ ALL_METRICS: Final = (
     SHADOW_COMPARED_TOTAL,
     FEEDBACK_TOTAL,
     FEEDBACK_VALUE_SUM,
+    FEEDBACK_VALUE_SQUARES,
     INFERENCE_LOG_DROPPED_TOTAL,
     REQUEST_DURATION_SECONDS,
     BATCH_SIZE,
@@ -59,4 +64,5 @@ ALL_METRICS: Final = (
     MODEL_LOAD_SECONDS,
     MODEL_READY,
     MODEL_INFO,
+    MIRROR_FRACTION,
 )

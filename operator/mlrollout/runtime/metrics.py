@@ -117,6 +117,19 @@ class Metrics:
             [*B, n.LABEL_OUTCOME],
             registry=r,
         )
+        self.feedback_squares = Counter(
+            _strip_total(n.FEEDBACK_VALUE_SQUARES),
+            "Sum of squared numeric feedback values",
+            [*B, n.LABEL_OUTCOME],
+            registry=r,
+        )
+        self.mirror_fraction = Gauge(
+            n.MIRROR_FRACTION,
+            "Share of requests mirrored to the shadow (live config as applied)",
+            B,
+            registry=r,
+            multiprocess_mode="livemin",
+        )
         self.log_dropped = Counter(
             _strip_total(n.INFERENCE_LOG_DROPPED_TOTAL),
             "Inference log rows dropped because the buffer was full",
@@ -151,6 +164,22 @@ class Metrics:
         self.d_duration = self.duration.labels(*self.labels)
         self.d_batch = self.batch_size.labels(*self.labels)
         self.d_value = self.prediction_value.labels(*self.labels)
+        # Answered requests from 0: increase() over an A/B test's window counts a new pod's first ones.
+        self._children[("req", "200")] = self.requests.labels(*self.labels, "200")
+
+    def feedback_event(self, version: str, track: str, outcome: str, value: float | None) -> None:
+        """One feedback event, under the variant that served the request (not this pod's, maybe)."""
+        labels = (self.model, version, track, outcome)
+        self.feedback.labels(*labels).inc()
+        if value is not None:
+            self.feedback_value.labels(*labels).inc(value)
+            self.feedback_squares.labels(*labels).inc(value * value)
+
+    def start_feedback(self, outcomes: list[str]) -> None:
+        """This pod's series at 0 from the start: increase() then counts the first events too."""
+        for outcome in outcomes:
+            for counter in (self.feedback, self.feedback_value, self.feedback_squares):
+                counter.labels(*self.labels, outcome)
 
     def request(self, code: int, seconds: float) -> None:
         key = ("req", str(code))

@@ -24,9 +24,9 @@ REQUEST_ID_HEADER = "x-request-id"
 Report = Callable[[str, list[Any], list[Any] | None, float], None]
 
 
-def agree(a: Any, b: Any) -> bool:
+def agree(a: Any, b: Any, relative_tolerance: float = 1e-6) -> bool:
     if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
-        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-9)
+        return math.isclose(float(a), float(b), rel_tol=relative_tolerance, abs_tol=1e-9)
     return bool(a == b) or str(a) == str(b)
 
 
@@ -35,14 +35,18 @@ class Mirror:
         self.url = ""
         self.fraction = 0.0
         self.timeout = 1.0
+        self.relative_tolerance = 1e-6
         self.max_in_flight = max_in_flight
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
 
-    def configure(self, url: str, fraction: float, timeout_ms: float) -> None:
+    def configure(
+        self, url: str, fraction: float, timeout_ms: float, relative_tolerance: float = 1e-6
+    ) -> None:
         self.url = url.rstrip("/")
         self.fraction = fraction if url else 0.0
         self.timeout = max(0.001, timeout_ms / 1000.0)
+        self.relative_tolerance = relative_tolerance
 
     def sampled(self) -> bool:
         return self.fraction > 0 and (self.fraction >= 1 or random.random() < self.fraction)

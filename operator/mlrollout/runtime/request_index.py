@@ -32,7 +32,7 @@ class RequestIndex:
         self.lookback_days = lookback_days
         self.min_rescan_seconds = min_rescan_seconds
         self._recent: OrderedDict[str, None] = OrderedDict()
-        self._files: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._files: OrderedDict[str, dict[str, tuple[str, str]]] = OrderedDict()
         self._cached = 0
         self._last_scan = -float("inf")
         self._lock = threading.Lock()
@@ -51,12 +51,18 @@ class RequestIndex:
         """Blocking (storage I/O): call it off the event loop."""
         if request_id in self._recent:
             return True
+        return self.logged(request_id) is not None
+
+    def logged(self, request_id: str) -> tuple[str, str] | None:
+        """(version, track) of the logged prediction row of `request_id`, None when not in the log
+        (a file without those columns gives ("", ""): known, variant unknown). Blocking."""
         with self._lock:
-            if any(request_id in ids for ids in self._files.values()):
-                return True
+            found = self._lookup(request_id)
+            if found is not None:
+                return found
             # Unknown ids cost at most one listing per interval, whatever a caller sends.
             if time.monotonic() - self._last_scan < self.min_rescan_seconds:
-                return False
+                return None
             self._last_scan = time.monotonic()
             for fs, path in self._new_files():
                 ids = self._read_ids(fs, path)
@@ -67,7 +73,13 @@ class RequestIndex:
                 while self._cached > self.max_cached_ids and len(self._files) > 1:
                     _, old = self._files.popitem(last=False)
                     self._cached -= len(old)
-            return any(request_id in ids for ids in self._files.values())
+            return self._lookup(request_id)
+
+    def _lookup(self, request_id: str) -> tuple[str, str] | None:
+        for ids in self._files.values():
+            if request_id in ids:
+                return ids[request_id]
+        return None
 
     def _new_files(self) -> list[tuple[Any, str]]:
         import fsspec
@@ -84,13 +96,29 @@ class RequestIndex:
             found += [(fs, p) for p in sorted(paths) if p not in self._files]
         return found
 
-    def _read_ids(self, fs: Any, path: str) -> frozenset[str] | None:
+    def _read_ids(self, fs: Any, path: str) -> dict[str, tuple[str, str]] | None:
+        """request id -> (version, track) of the file's prediction rows (shadow rows excluded: the
+        caller was answered by the primary)."""
         import pyarrow.parquet as pq
 
         try:
             with fs.open(path, "rb") as fh:
-                column = pq.read_table(fh, columns=["request_id"]).column("request_id")
+                names = set(pq.read_schema(fh).names)
+                fh.seek(0)
+                wanted = [c for c in ("request_id", "version", "track", "kind") if c in names]
+                table = pq.read_table(fh, columns=wanted).to_pydict()
         except Exception:  # a file being written or a storage hiccup: read it next time
             log.warning("request index: cannot read %s", path, exc_info=True)
             return None
-        return frozenset(str(v) for v in column.to_pylist() if v is not None)
+        ids = table.get("request_id", [])
+        versions = table.get("version") or [""] * len(ids)
+        tracks = table.get("track") or [""] * len(ids)
+        kinds = table.get("kind") or [None] * len(ids)
+        variants: dict[tuple[str, str], tuple[str, str]] = {}  # one tuple per variant, shared
+        out: dict[str, tuple[str, str]] = {}
+        for rid, version, track, kind in zip(ids, versions, tracks, kinds, strict=True):
+            if rid is None or kind == "shadow":
+                continue
+            key = (str(version or ""), str(track or ""))
+            out.setdefault(str(rid), variants.setdefault(key, key))
+        return out

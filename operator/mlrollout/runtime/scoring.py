@@ -33,15 +33,6 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 RETRY_AFTER_SECONDS = 1
 
 
-def request_id(given: bytes | None) -> str:
-    if given and len(given) <= 128:
-        text = given.decode("latin-1")
-        if text.isprintable():
-            return text
-    # Not a secret, only unique: getrandbits avoids uuid4's system call on every request.
-    return f"{random.getrandbits(128):032x}"
-
-
 def parse_v2_path(path: str) -> tuple[str, str | None] | None:
     """/v2/models/{name}/infer or /v2/models/{name}/versions/{v}/infer -> (name, version)."""
     parts = path.split("/")
@@ -78,7 +69,7 @@ class ScoringApp:
         t0 = time.perf_counter()
         rt = self.runtime
         headers = dict(scope["headers"])
-        rid = request_id(headers.get(b"x-request-id"))
+        rid = rt.new_request_id(headers.get(b"x-request-id"))
         if self.in_flight >= rt.settings.max_concurrency:
             # Shed before reading the body: an overloaded worker spends nothing more on it.
             msg = f"overloaded: {self.in_flight} requests in flight; retry later"
@@ -151,8 +142,7 @@ class ScoringApp:
                 }
             else:
                 payload = {"predictions": preds}
-            if rt.requests is not None:  # before the answer: feedback may follow at once
-                rt.requests.remember(rid)
+            rt.served(rid)  # before the answer: feedback may follow at once
             await respond(send, 200, jsonio.dumps(payload), rid)
             elapsed = time.perf_counter() - t0
             mirrored = b"x-mlrollout-mirrored" in headers

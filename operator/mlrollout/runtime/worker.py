@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from mlrollout.runtime import attribution
 from mlrollout.runtime import feedback as fb
 from mlrollout.runtime.batching import MicroBatcher
 from mlrollout.runtime.config import ConfigWatcher, LiveConfig, Settings
@@ -46,6 +47,9 @@ class Runtime:
         self.log: InferenceLog | None = None
         self.requests: RequestIndex | None = None  # with the inference log: ids feedback may name
         self.outcomes = fb.parse_outcomes(settings.feedback_outcomes)
+        self.recent = attribution.Recent()  # ids answered here, and by which track
+        self.counted = attribution.Counted()  # (id, outcome) already counted: a resend counts once
+        self.variants = attribution.Variants((self.version, self.live.track))
         self._tasks: list[asyncio.Task[None]] = []
         if model is not None:
             self._adopt(model)
@@ -79,6 +83,8 @@ class Runtime:
             await asyncio.to_thread(self._load)
         model = self.model
         self.metrics = Metrics(self.name, self.version, self.live.track)
+        self.variants = attribution.Variants((self.version, self.live.track))
+        self.metrics.start_feedback(sorted(self.outcomes))
         s = self.settings
         if s.inference_log_uri:
             self.log = InferenceLog(
@@ -142,7 +148,17 @@ class Runtime:
             self.metrics.ready.labels(*self.metrics.labels).set(1 if self.ready else 0)
         if self.batcher is not None:
             self.batcher.configure(cfg.max_batch_size, cfg.max_delay_ms)
-        self.mirror.configure(cfg.mirror_url, cfg.mirror_fraction, cfg.mirror_timeout_ms)
+        self.mirror.configure(
+            cfg.mirror_url, cfg.mirror_fraction, cfg.mirror_timeout_ms, cfg.mirror_relative_tolerance
+        )
+        if self.metrics is not None:
+            mt = self.metrics
+            mt.mirror_fraction.labels(*mt.labels).set(self.mirror.fraction)
+            if self.mirror.fraction > 0:  # the window's counters from 0, so increase() sees them all
+                for result in ("ok", "error", "dropped"):
+                    mt.shadow_requests.labels(*mt.labels, result)
+                mt.shadow_compared.labels(*mt.labels)
+                mt.shadow_agreement.labels(*mt.labels)
         log.info(
             "live config: track=%s batch=%d/%.1fms mirror=%s@%.3f faults=%.3f/+%.0fms",
             cfg.track,
@@ -154,23 +170,75 @@ class Runtime:
             cfg.fault_extra_latency_ms,
         )
 
-    def record_feedback(self, items: list[fb.Item]) -> None:
-        mt = self.metrics
+    def new_request_id(self, given: bytes | None) -> str:
+        """The caller's x-request-id as given, else a new id carrying this pod's variant."""
+        rid = attribution.request_id(given)
+        if given is not None and rid.encode("latin-1") == given:
+            return rid
+        return attribution.tagged_id(rid, self.version, self.live.track)
+
+    def served(self, request_id: str) -> None:
+        """Called on the request path before the answer: feedback may follow at once."""
+        self.recent.remember(request_id, self.live.track)
+        if self.requests is not None:
+            self.requests.remember(request_id)
+
+    async def attribute(self, items: list[fb.Item]) -> list[attribution.Variant]:
+        """The variant (version, track) that served each item's request, or InputError: an id
+        nobody served (with the inference log on), or more variants than this process labels."""
+        found: list[attribution.Variant] = []
         for it in items:
+            track = self.recent.track_of(it.request_id)
+            variant = (self.version, track) if track is not None else attribution.variant_of(it.request_id)
+            if variant is None and self.requests is not None:
+                logged = await asyncio.to_thread(self.requests.logged, it.request_id)
+                if logged is None:
+                    raise InputError(
+                        f"unknown request id {it.request_id!r}: not in the inference log of {self.name} "
+                        f"(rows reach storage every {self.settings.inference_log_rotate_seconds:g}s; "
+                        "retry later for a request served just now)",
+                        status=404,
+                        code="UNKNOWN_REQUEST_ID",
+                    )
+                variant = logged if all(logged) else None
+            # No log to ask: an untagged id another pod served counts under this pod's variant.
+            variant = variant or (self.version, self.live.track)
+            if not self.variants.admits(variant):
+                raise InputError(
+                    f"request id {it.request_id!r} names a variant beyond the {self.variants.limit} "
+                    "this server counts feedback for",
+                    status=422,
+                    code="TOO_MANY_VARIANTS",
+                )
+            found.append(variant)
+        return found
+
+    def record_feedback(self, items: list[fb.Item], variants: list[attribution.Variant]) -> int:
+        """Count each item under its variant, once per (request id, outcome); the number counted."""
+        mt = self.metrics
+        counted = 0
+        for it, (version, track) in zip(items, variants, strict=True):
+            if self.counted.seen(it.request_id, it.outcome):
+                continue
+            self.counted.add(it.request_id, it.outcome)
+            self.variants.add((version, track))
+            counted += 1
+            value = it.value
+            if value is None and self.outcomes.get(it.outcome) == "proportion":
+                value = 1.0  # a posted conversion without a value happened
             if mt is not None:
-                mt.feedback.labels(*mt.labels, it.outcome).inc()
-                if it.value is not None:
-                    mt.feedback_value.labels(*mt.labels, it.outcome).inc(it.value)
+                mt.feedback_event(version, track, it.outcome, value)
             if self.log is not None:
                 self.log.log_label(
                     it.request_id,
                     self.name,
-                    self.version,
-                    self.live.track,
+                    version,
+                    track,
                     label=it.label,
                     outcome=it.outcome,
-                    value=it.value,
+                    value=value,
                 )
+        return counted
 
     def _on_batch(self, size: int) -> None:
         # Called from the event loop thread (after the executor future resolves).
@@ -231,8 +299,10 @@ class Runtime:
         mt.shadow_duration.labels(*mt.labels).observe(seconds)
         if shadow is None:
             return
-        agreed = sum(1 for a, b in zip(primary, shadow, strict=False) if agree(a, b))
-        mt.shadow_compared.labels(*mt.labels).inc(len(primary))
+        tolerance = self.mirror.relative_tolerance
+        agreed = sum(1 for a, b in zip(primary, shadow, strict=False) if agree(a, b, tolerance))
+        # rows beyond the shorter answer disagree (rollout.shadow.agreement counts them so too)
+        mt.shadow_compared.labels(*mt.labels).inc(max(len(primary), len(shadow)))
         mt.shadow_agreement.labels(*mt.labels).inc(agreed)
         if self.log is not None:
             self.log.log_predictions(

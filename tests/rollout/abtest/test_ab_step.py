@@ -25,7 +25,12 @@ def md(traffic: dict[str, Any] | None = None, **ab: Any) -> ModelDeploymentSpec:
         "registry": {"trackingUri": "http://mlflow:5000"},
         "serving": {"image": "img:1", "replicas": 4},
         "strategy": {
-            "abTest": {"metric": {"name": "conversion"}, "minimumDetectableEffect": 0.02, "baseline": 0.1}
+            "abTest": {
+                "metric": {"name": "conversion"},
+                "minimumDetectableEffect": 0.02,
+                "baseline": 0.1,
+                "prometheus": {"address": "http://prom:9090"},
+            }
             | ab
         },
     }

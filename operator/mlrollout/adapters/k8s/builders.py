@@ -95,6 +95,7 @@ def without_replicas(manifest: Manifest) -> Manifest:
 def _pod_spec(owner: Owner, spec: ModelDeploymentSpec, track: str, model_name: str, version: str) -> Manifest:
     serving = spec.serving
     log_volumes, log_mounts = inference_log.volumes(spec, read_only=False)
+    live_volumes, live_mounts, live_env = _live_config(owner, track)
     args = [
         model_uri(model_name, version),
         "--port",
@@ -126,6 +127,7 @@ def _pod_spec(owner: Owner, spec: ModelDeploymentSpec, track: str, model_name: s
             *inference_log.env(owner, spec),
             *({"name": e.name, "value": e.value} for e in serving.env),
             *feedback_env(spec),
+            *live_env,
         ],
         "ports": [{"name": names.SERVING_PORT_NAME, "containerPort": serving.port, "protocol": "TCP"}],
         "readinessProbe": _probe("/health", serving.port, period=5),
@@ -134,8 +136,8 @@ def _pod_spec(owner: Owner, spec: ModelDeploymentSpec, track: str, model_name: s
     if serving.resources is not None:
         container["resources"] = _resources(serving.resources)
     pod: Manifest = {
-        "containers": [pods.hardened(spec, container, mounts=log_mounts)],
-        "volumes": [dict(pods.TMP_VOLUME), *log_volumes],
+        "containers": [pods.hardened(spec, container, mounts=[*log_mounts, *live_mounts])],
+        "volumes": [dict(pods.TMP_VOLUME), *log_volumes, *live_volumes],
         "securityContext": pods.pod_security(),
     }
     if serving.service_account_name:
@@ -143,6 +145,42 @@ def _pod_spec(owner: Owner, spec: ModelDeploymentSpec, track: str, model_name: s
     if serving.node_selector:
         pod["nodeSelector"] = dict(serving.node_selector)
     return pod
+
+
+def _live_config(owner: Owner, track: str) -> tuple[list[Manifest], list[Manifest], list[Manifest]]:
+    """Stable pods mount the live-config ConfigMap and reload it (mirroring on and off without a
+    restart); other tracks never mirror."""
+    if track != names.TRACK_STABLE:
+        return [], [], []
+    volume = {"name": "live-config", "configMap": {"name": names.live_config_name(owner.name)}}
+    mount = {"name": "live-config", "mountPath": names.LIVE_CONFIG_DIR, "readOnly": True}
+    env = {"name": "MLROLLOUT_CONFIG_FILE", "value": f"{names.LIVE_CONFIG_DIR}/{names.LIVE_CONFIG_KEY}"}
+    return [volume], [mount], [env]
+
+
+def live_config_map(owner: Owner, mirror: tuple[str, int, float] | None) -> Manifest:
+    """The stable pods' live config: mirroring to `mirror` = (url, percent, relative tolerance) or off."""
+    url, percent, tolerance = mirror if mirror is not None else ("", 0, 0.0)
+    doc = {"mirroring": {"url": url, "percent": percent, "relativeTolerance": tolerance}}
+    manifest: Manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": names.live_config_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": common_labels(owner),
+            "annotations": {},
+            "ownerReferences": [owner.reference()],
+        },
+        "data": {names.LIVE_CONFIG_KEY: json.dumps(doc, sort_keys=True)},
+    }
+    manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
+    return manifest
+
+
+def track_service_url(owner: Owner, track: str) -> str:
+    """The in-cluster address of a track's own Service (the mirror target of the stable pods)."""
+    return f"http://{names.track_service_name(owner.name, track)}.{owner.namespace}.svc:80"
 
 
 def feedback_env(spec: ModelDeploymentSpec) -> list[Manifest]:
@@ -215,6 +253,15 @@ def preview_service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
     """Blue-green: the preview track behind its own Service, reachable before promotion."""
     manifest = service(owner, spec, names.TRACK_PREVIEW)
     manifest["metadata"]["name"] = names.preview_service_name(owner.name)
+    manifest["metadata"]["annotations"] = {}
+    manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
+    return manifest
+
+
+def track_service(owner: Owner, spec: ModelDeploymentSpec, track: str) -> Manifest:
+    """A Service over one track only: the shadow's, which the stable pods mirror to."""
+    manifest = service(owner, spec, track)
+    manifest["metadata"]["name"] = names.track_service_name(owner.name, track)
     manifest["metadata"]["annotations"] = {}
     manifest["metadata"]["annotations"][names.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
     return manifest
