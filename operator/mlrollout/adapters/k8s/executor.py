@@ -112,8 +112,9 @@ class KubeExecutor:
             "apps", "v1", owner.namespace, "deployments", label_selector=_selector(owner)
         )
         items = [d | {"kind": "Deployment"} for d in found.get("items", []) if _owned_by(d, owner)]
-        for key in [k for k in self._hashes if k[0] == "Deployment" and k[1] == owner.namespace]:
-            del self._hashes[key]  # a Deployment gone since the last read must be created again
+        # A snapshot of the keys: reconciles of other objects run in other threads and add theirs.
+        for key in [k for k in list(self._hashes) if k[0] == "Deployment" and k[1] == owner.namespace]:
+            self._hashes.pop(key, None)  # a Deployment gone since the last read must be created again
         for item in items:
             self._remember(item)
         return items
