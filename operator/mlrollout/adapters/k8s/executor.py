@@ -112,7 +112,7 @@ class KubeExecutor:
             "apps", "v1", owner.namespace, "deployments", label_selector=_selector(owner)
         )
         items = [d | {"kind": "Deployment"} for d in found.get("items", []) if _owned_by(d, owner)]
-        # list(): other objects' ticks run in other threads and change the cache meanwhile
+        # A snapshot of the keys: reconciles of other objects run in other threads and add theirs.
         for key in [k for k in list(self._hashes) if k[0] == "Deployment" and k[1] == owner.namespace]:
             self._hashes.pop(key, None)  # a Deployment gone since the last read must be created again
         for item in items:
