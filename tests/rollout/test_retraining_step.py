@@ -115,3 +115,22 @@ def test_a_trainer_error_report_is_a_failure_and_after_max_failures_it_waits_for
     bad = TrainReport(outcome="error", model_name="churn", reason="no trial completed")
     s = tick(healthy(drift_at(T0 - timedelta(minutes=1))), state, T0 + timedelta(minutes=1), bad)
     assert s.state.failures == 3 and "waiting for new evidence" in s.events[0].message
+
+
+def test_benign_drift_is_said_once_in_status_and_an_event() -> None:
+    spec = Retraining.model_validate(
+        {
+            "triggers": [{"drift": {"minSamples": 100, "confirm": {"predictionDrift": True}}}],
+            "job": {"builtin": {"estimator": "logistic_regression", "target": "y"}, "datasetUri": "s3://b/t"},
+        }
+    )
+    steady = ColumnDrift(column="prediction", test="ks", statistic=0.01, p_value=0.8, drifted=False)
+    mon = drift_at(T0).model_copy(update={"prediction_drift": steady})
+    first = r.step("churn", spec, healthy(mon), None, None, CREATED, T0 + timedelta(minutes=1))
+    assert first.start is None and isinstance(first.verdict, t.Quiet)
+    assert first.state.benign_drift is not None and "tenure" in first.state.benign_drift
+    assert "predictions did not drift" in first.state.benign_drift
+    assert [e.reason for e in first.events] == ["RetrainingNotNeeded"]
+    assert "not started" in first.events[0].message and "looks benign" in first.events[0].message
+    again = r.step("churn", spec, healthy(mon), first.state, None, CREATED, T0 + timedelta(minutes=2))
+    assert again.state == first.state and again.events == ()  # the same verdict is not said twice

@@ -37,6 +37,12 @@ class RetrainingStatus(ApiModel):
     failures: int = Field(default=0, ge=0, description="Failed trainings in a row.")
     next_attempt_at: datetime | None = None
     message: str | None = Field(default=None, max_length=1024)
+    benign_drift: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Why the last drift verdict did not retrain (the policy found it benign): the "
+        "drifted columns and the confirmations that did not hold.",
+    )
     approved_by: str | None = Field(
         default=None,
         max_length=128,

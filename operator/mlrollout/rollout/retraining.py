@@ -78,7 +78,14 @@ def step(
     if isinstance(verdict, Wait):
         retry_in = verdict.retry_at - now if verdict.retry_at is not None else POLL_WHILE_WAITING
         return RetrainStep(state, verdict=verdict, requeue_after=max(retry_in, timedelta(seconds=1)))
-    return RetrainStep(state, verdict=verdict, requeue_after=_quiet_requeue(verdict, now))
+    requeue = _quiet_requeue(verdict, now)
+    benign = next((r.message for r in verdict.reasons if r.signal == "benignDrift"), None)
+    if benign is None or benign[:1024] == state.benign_drift:
+        return RetrainStep(state, verdict=verdict, requeue_after=requeue)
+    # Drift that the policy finds benign is a decision too: say it once, where people look.
+    noted = state.model_copy(update={"benign_drift": benign[:1024]})
+    event = Event("Normal", "RetrainingNotNeeded", f"retraining (drift) not started: {benign}"[:1024])
+    return RetrainStep(noted, events=(event,), verdict=verdict, requeue_after=requeue)
 
 
 def _quiet_requeue(verdict: Quiet, now: datetime) -> timedelta | None:
