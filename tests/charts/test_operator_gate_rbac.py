@@ -66,13 +66,14 @@ def test_the_operator_role_runs_the_gate_job_lifecycle(
     executor.delete_job(ns, "churn-gate-3-1")  # gone already: fine
     assert executor.read_job(ns, "churn-gate-3-1") is None
 
-    # Least privilege: nothing on Jobs beyond that, nothing on pods beyond listing them.
+    # Least privilege: on Jobs, that and the watch that wakes their owner; on pods, listing only.
     who = f"--as=system:serviceaccount:{ns}:{SA}"
     for verb, resource, allowed in (
         ("create", "jobs.batch", "yes"),
         ("patch", "jobs.batch", "yes"),
         ("update", "jobs.batch", "no"),
-        ("list", "jobs.batch", "no"),
+        ("list", "jobs.batch", "yes"),
+        ("watch", "jobs.batch", "yes"),
         ("list", "pods", "yes"),
         ("get", "pods", "no"),
         ("delete", "pods", "no"),
