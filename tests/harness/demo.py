@@ -223,6 +223,9 @@ def main() -> None:
                 KUBECONFIG=str(cp.kubeconfig),
                 MLROLLOUT_NAMESPACES=NS,
                 MLROLLOUT_HEALTH_PORT=str(free_port()),
+                # The demo moves MLflow aliases by hand and registers no webhook: without one, the
+                # operator asks the registry only on its slow resync (300 s by default).
+                MLROLLOUT_REGISTRY_RESYNC_SECONDS="2",
             ),
         ).start()
         extra.append(operator)
