@@ -69,5 +69,8 @@ def test_event_driven_defaults_and_the_polling_design() -> None:
     )
     assert (s.heartbeat_seconds, s.registry_resync_seconds, s.max_concurrent_reconciles) == (120.0, 30.0, 4)
     assert (s.webhook_secret, s.peering_priority, s.peering_lifetime) == ("x", 7, 15)
+    # An alias moved without a webhook is seen on a tick: the shorter registry resync sets the pace.
+    assert s.resync_seconds == 30.0 and Settings.from_env({}).resync_seconds == 300.0
+    assert old.resync_seconds == 10.0  # polling: the registry on every 10 s tick
     with pytest.raises(ValueError, match="MLROLLOUT_MAX_CONCURRENT_RECONCILES"):
         Settings.from_env({"MLROLLOUT_MAX_CONCURRENT_RECONCILES": "0"})

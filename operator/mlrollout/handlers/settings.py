@@ -31,6 +31,14 @@ class Settings:
     peering_priority: int | None = None  # None: a random one per process (the highest is active)
     peering_lifetime: int = 60  # seconds a silent peer counts as alive: the failover time
 
+    @property
+    def resync_seconds(self) -> float:
+        """How long an object's reconcile may sleep with nothing to wake it: the slow resync, or the
+        registry resync when that is shorter (an alias moved without a webhook is only seen by a tick)."""
+        if self.registry_resync_seconds > 0:
+            return min(self.heartbeat_seconds, self.registry_resync_seconds)
+        return self.heartbeat_seconds
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env

@@ -244,7 +244,7 @@ async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopp
         outcome = await _tick(body, logger)
         return 1.0 if outcome is None else outcome.requeue_after
 
-    await run_ticks(tick, _wakeups[body.metadata["uid"]], SETTINGS.heartbeat_seconds, lambda: bool(stopped))
+    await run_ticks(tick, _wakeups[body.metadata["uid"]], SETTINGS.resync_seconds, lambda: bool(stopped))
 
 
 @kopf.on.delete(*RESOURCE, labels=LABELS)
