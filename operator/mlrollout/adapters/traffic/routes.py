@@ -53,8 +53,11 @@ def track_services(owner: Owner, spec: ModelDeploymentSpec) -> list[builders.Man
     return [r.track_service(owner, spec, track) for track in (names.TRACK_STABLE, names.TRACK_CANARY)]
 
 
-def _absent(e: ApiException) -> bool:
-    return bool(e.status == 404)
+# kind -> (group, plural), v1 both; one table so the chart's rights test reads them from here.
+ROUTE_RESOURCES = {
+    "HTTPRoute": ("gateway.networking.k8s.io", "httproutes"),
+    "VirtualService": ("networking.istio.io", "virtualservices"),
+}
 
 
 @dataclass
@@ -67,13 +70,23 @@ class _RouteRouter:
     def _objects(self) -> client.CustomObjectsApi:
         return client.CustomObjectsApi(self.executor.api)
 
-    # The dialect: what each subclass knows of its object.
     def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
-        raise NotImplementedError
+        group, plural = ROUTE_RESOURCES[self._kind]
+        try:
+            found: dict[str, Any] = self._objects.get_namespaced_custom_object(  # type: ignore[assignment]
+                group, "v1", namespace, plural, name
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return found
 
     def _replace(self, namespace: str, name: str, body: Mapping[str, Any]) -> None:
-        raise NotImplementedError
+        group, plural = ROUTE_RESOURCES[self._kind]
+        self._objects.replace_namespaced_custom_object(group, "v1", namespace, plural, name, dict(body))
 
+    # The dialect: what each subclass knows of its object.
     def _name(self, spec: ModelDeploymentSpec) -> str:
         raise NotImplementedError
 
@@ -164,22 +177,6 @@ class GatewayApiRouter(_RouteRouter):
         assert spec.traffic is not None and spec.traffic.gateway_api is not None
         return spec.traffic.gateway_api.http_route
 
-    def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = self._objects.get_namespaced_custom_object(  # type: ignore[assignment]
-                "gateway.networking.k8s.io", "v1", namespace, "httproutes", name
-            )
-        except ApiException as e:
-            if _absent(e):
-                return None
-            raise
-        return found
-
-    def _replace(self, namespace: str, name: str, body: Mapping[str, Any]) -> None:
-        self._objects.replace_namespaced_custom_object(
-            "gateway.networking.k8s.io", "v1", namespace, "httproutes", name, dict(body)
-        )
-
     def _problem(self, obj: Mapping[str, Any] | None, owner: Owner, spec: ModelDeploymentSpec) -> str | None:
         return httproute.problem(obj, owner, self._name(spec))
 
@@ -206,22 +203,6 @@ class IstioRouter(_RouteRouter):
     def _route_name(self, spec: ModelDeploymentSpec) -> str | None:
         assert spec.traffic is not None and spec.traffic.istio is not None
         return spec.traffic.istio.route_name
-
-    def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = self._objects.get_namespaced_custom_object(  # type: ignore[assignment]
-                "networking.istio.io", "v1", namespace, "virtualservices", name
-            )
-        except ApiException as e:
-            if _absent(e):
-                return None
-            raise
-        return found
-
-    def _replace(self, namespace: str, name: str, body: Mapping[str, Any]) -> None:
-        self._objects.replace_namespaced_custom_object(
-            "networking.istio.io", "v1", namespace, "virtualservices", name, dict(body)
-        )
 
     def _problem(self, obj: Mapping[str, Any] | None, owner: Owner, spec: ModelDeploymentSpec) -> str | None:
         return istio.problem(obj, owner, self._name(spec), self._route_name(spec))
