@@ -3,7 +3,7 @@ one Service (no mesh needed; approximate). The weight read back is the canary's 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +18,14 @@ from mlrollout.rollout.weights import replica_split, served_weight
 
 
 def desired_manifests(
-    owner: Owner, spec: ModelDeploymentSpec, weights: SetWeights
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    weights: SetWeights,
+    split: Callable[[int, int], tuple[int, int]] = replica_split,
 ) -> list[builders.Manifest]:
-    stable, canary = replica_split(spec.serving.replicas, weights.canary_weight)
+    """Stable and canary Deployments sized by `split` (the replicas for the weight), or the step's
+    canary scale."""
+    stable, canary = split(spec.serving.replicas, weights.canary_weight)
     if weights.canary_replicas is not None:
         canary = weights.canary_replicas
     return [

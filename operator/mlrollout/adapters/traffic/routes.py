@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from mlrollout.adapters.k8s import builders
 from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.k8s.owner import Owner
-from mlrollout.adapters.traffic import httproute, istio
+from mlrollout.adapters.traffic import httproute, istio, replica_ratio
 from mlrollout.adapters.traffic import routing as r
 from mlrollout.api import names
 from mlrollout.api.spec import ModelDeploymentSpec
@@ -35,18 +35,8 @@ def desired_manifests(
     owner: Owner, spec: ModelDeploymentSpec, weights: SetWeights
 ) -> list[builders.Manifest]:
     """Both tracks at the size their share needs (stable keeps its full size), and their Services."""
-    stable, canary = routed_split(spec.serving.replicas, weights.canary_weight)
-    if weights.canary_replicas is not None:
-        canary = weights.canary_replicas
-    return [
-        builders.serving_deployment(
-            owner, spec, names.TRACK_STABLE, weights.model_name, weights.stable_version, stable
-        ),
-        builders.serving_deployment(
-            owner, spec, names.TRACK_CANARY, weights.model_name, weights.canary_version, canary
-        ),
-        *track_services(owner, spec),
-    ]
+    deployments = replica_ratio.desired_manifests(owner, spec, weights, routed_split)
+    return [*deployments, *track_services(owner, spec)]
 
 
 def track_services(owner: Owner, spec: ModelDeploymentSpec) -> list[builders.Manifest]:
