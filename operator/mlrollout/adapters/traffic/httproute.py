@@ -56,11 +56,9 @@ def where(route_name: str, namespace: str) -> str:
 def problem(route: Mapping[str, Any] | None, owner: Owner, route_name: str) -> str | None:
     """Why the operator cannot route through this route (None: it can); it then touches nothing."""
     at = where(route_name, owner.namespace)
-    if route is None:
-        return f"{at} not found"
-    manager = ((route.get("metadata") or {}).get("annotations") or {}).get(r.ANNOTATION_MANAGED_BY)
-    if manager not in (None, owner.name):
-        return f"{at} is managed by ModelDeployment {manager}"
+    claimed = r.claim_problem(route, owner, at)
+    if claimed is not None or route is None:
+        return claimed
     rules = [
         rule
         for rule in _user_rules(route)

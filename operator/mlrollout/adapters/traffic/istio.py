@@ -71,11 +71,9 @@ def _candidates(vs: Mapping[str, Any], owner: Owner, route_name: str | None) -> 
 
 def problem(vs: Mapping[str, Any] | None, owner: Owner, name: str, route_name: str | None) -> str | None:
     at = where(name, owner.namespace)
-    if vs is None:
-        return f"{at} not found"
-    manager = ((vs.get("metadata") or {}).get("annotations") or {}).get(r.ANNOTATION_MANAGED_BY)
-    if manager not in (None, owner.name):
-        return f"{at} is managed by ModelDeployment {manager}"
+    claimed = r.claim_problem(vs, owner, at)
+    if claimed is not None or vs is None:
+        return claimed
     picked = _candidates(vs, owner, route_name)
     if not picked:
         named = f"an http route named {route_name}" if route_name else "an http route"

@@ -154,8 +154,7 @@ class _RouteRouter:
             return
         if found is None:
             return
-        manager = ((found.get("metadata") or {}).get("annotations") or {}).get(r.ANNOTATION_MANAGED_BY)
-        if manager != owner.name:
+        if r.manager(found) != owner.name:
             return
         self._replace(owner.namespace, self._name(spec), self._restored(found, owner, spec))
 

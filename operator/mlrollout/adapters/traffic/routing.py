@@ -10,7 +10,9 @@ within 1/256. Keys that do not end in two hex digits fall to the weighted, per-r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mlrollout.adapters.k8s import builders
 from mlrollout.adapters.k8s.owner import Owner
@@ -42,6 +44,20 @@ class Routing:
     sticky: Sticky | None = None
     mirror_percent: int = 0
     mirror_track: str = names.TRACK_SHADOW
+
+
+def manager(route: Mapping[str, Any]) -> str | None:
+    """The ModelDeployment that manages the route's entries (None: none yet)."""
+    annotations = (route.get("metadata") or {}).get("annotations") or {}
+    return None if annotations.get(ANNOTATION_MANAGED_BY) is None else str(annotations[ANNOTATION_MANAGED_BY])
+
+
+def claim_problem(route: Mapping[str, Any] | None, owner: Owner, at: str) -> str | None:
+    """A route missing, or managed by another ModelDeployment: the operator touches nothing."""
+    if route is None:
+        return f"{at} not found"
+    other = manager(route)
+    return f"{at} is managed by ModelDeployment {other}" if other not in (None, owner.name) else None
 
 
 def routing_for(spec: ModelDeploymentSpec, canary_weight: int | None) -> Routing:
