@@ -115,6 +115,18 @@ def gateway(kube: KubeEnv) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def istio_crds(kube: KubeEnv) -> None:
+    """Istio's real CRDs (its data plane does not run here): VirtualServices are stored and read back."""
+    if kube.control_plane is None:
+        if kube.kubectl("get", "crd", "virtualservices.networking.istio.io").returncode != 0:
+            pytest.skip("external cluster without Istio's CRDs")
+        return
+    from harness.gateway import install_crds
+
+    install_crds(kube.control_plane)
+
+
+@pytest.fixture(scope="session")
 def crd_installed(kube: KubeEnv) -> str:
     """The ModelDeployment CRD from crds/, applied once and Established."""
     crd = Path(__file__).resolve().parent.parent / "crds" / "mlrollout.io_modeldeployments.yaml"

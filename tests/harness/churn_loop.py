@@ -15,14 +15,13 @@ from __future__ import annotations
 import random
 import shutil
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.models import FEATURES
+from harness.models import FEATURES, register_fitted
 
 Era = Literal["before", "after"]
 TARGET = "churned"
@@ -77,26 +76,12 @@ def label_of(row: dict[str, float]) -> int:
 def register_first(tracking_uri: str, name: str, frame: Any, reference: Path) -> str:
     """The first model (logistic regression, skops) on `frame`; its reference snapshot (inputs and
     predictions, as the runtime logs them) written to `reference`. Returns the version."""
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
     x = frame[FEATURES]
     model = LogisticRegression().fit(x, frame[TARGET])
     x.assign(prediction=model.predict(x)).to_parquet(reference, index=False)
-    mlflow.set_tracking_uri(tracking_uri)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with mlflow.start_run():
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(x, model.predict(x)),
-                registered_model_name=name,
-                pip_requirements=["scikit-learn", "skops"],  # no inference: a subprocess, slow here
-            )
-    return str(info.registered_model_version)
+    return register_fitted(tracking_uri, name, model, x)
 
 
 @dataclass(frozen=True)

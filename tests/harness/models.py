@@ -92,7 +92,7 @@ def register_fitted(tracking_uri: str, name: str, model: object, x: object, expe
                 signature=infer_signature(x, model.predict(x)),  # type: ignore[attr-defined]
                 registered_model_name=name,
                 input_example=x.head(2),  # type: ignore[attr-defined]
-                pip_requirements=["scikit-learn"],  # no subprocess to infer them: slow on a busy machine
+                pip_requirements=["scikit-learn", "skops"],  # given: inferring them is a slow subprocess
             )
     return str(info.registered_model_version)
 

@@ -22,17 +22,6 @@ pytestmark = pytest.mark.integration
 GROUP, PLURAL = "networking.istio.io", "virtualservices"
 
 
-@pytest.fixture(scope="module")
-def istio_crds(kube: KubeEnv) -> None:
-    if kube.control_plane is None:
-        if kube.kubectl("get", "crd", "virtualservices.networking.istio.io").returncode != 0:
-            pytest.skip("external cluster without Istio's CRDs")
-        return
-    from harness.gateway import install_crds
-
-    install_crds(kube.control_plane)
-
-
 def user_vs(namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/v1",
