@@ -20,18 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.controlplane import REPO, ControlPlane
+from harness.demo_support import NS, md_status, say, show
 from harness.models import register_trained
 from harness.podnet import PodNetwork
 from harness.procs import HarnessError, Proc, eventually, free_port
 from harness.services import MLflowServer, Prometheus
 
-NS = "demo"
 MODEL = "churn-classifier"
 RUNTIME_IMAGE = "mlrollout.local/runtime:demo"  # under the runner's registry: served for real
-
-
-def say(msg: str) -> None:
-    print(f"\n\033[1m==> {msg}\033[0m", flush=True)
 
 
 def model_deployment(tracking_uri: str, replicas: int, prometheus: str) -> dict[str, Any]:
@@ -117,16 +113,6 @@ def follow_rollout(cp: ControlPlane, stable: str, timeout: float = 240) -> dict[
         time.sleep(0.5)
     show(cp, "describe", "modeldeployment", "churn", "-n", NS)
     raise HarnessError(f"demo: version {stable} was not promoted in {timeout:.0f}s")
-
-
-def md_status(cp: ControlPlane) -> dict[str, Any]:
-    r = cp.kubectl("get", "modeldeployment", "churn", "-n", NS, "-o", "json")
-    return json.loads(r.stdout).get("status", {}) if r.returncode == 0 else {}
-
-
-def show(cp: ControlPlane, *args: str) -> None:
-    r = cp.kubectl(*args)
-    print((r.stdout or r.stderr).rstrip())
 
 
 def follow_phase(cp: ControlPlane, want: str, timeout: float = 240) -> dict[str, Any]:

@@ -19,23 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.controlplane import ControlPlane
+from harness.demo_support import NS, md_status, say
 from harness.load import Answer, Load
 from harness.models import register_again, register_trained, set_alias
 from harness.procs import HarnessError, eventually
 from mlrollout.api.names import service_name
 from mlrollout.runtime.attribution import variant_of
 
-NS = "demo"
 IMAGE = "mlrollout.local/mlrollout-runtime:dev"
-
-
-def say(msg: str) -> None:
-    print(f"\n\033[1m==> {msg}\033[0m", flush=True)
-
-
-def _status(cp: ControlPlane, md: str) -> dict[str, Any]:
-    r = cp.kubectl("get", "modeldeployment", md, "-n", NS, "-o", "json")
-    return json.loads(r.stdout).get("status", {}) if r.returncode == 0 else {}
 
 
 def _deploy(cp: ControlPlane, md: str, model: str, tracking_uri: str, prometheus: str, strategy: Any) -> str:
@@ -60,7 +51,7 @@ def _deploy(cp: ControlPlane, md: str, model: str, tracking_uri: str, prometheus
         },
     }
     cp.kubectl("apply", "-f", "-", input=json.dumps(body))
-    eventually(lambda: _status(cp, md).get("phase") == "Healthy", what=f"{md} Healthy", timeout=240)
+    eventually(lambda: md_status(cp, md).get("phase") == "Healthy", what=f"{md} Healthy", timeout=240)
     svc = json.loads(cp.kubectl("get", "service", service_name(md), "-n", NS, "-o", "json").stdout)
     return f"{svc['spec']['clusterIP']}:80"
 
@@ -71,7 +62,7 @@ def _follow(
     """Print each change of `line(status)` until the candidate's rollout is over."""
     last, deadline = "", time.monotonic() + timeout
     while time.monotonic() < deadline:
-        st = _status(cp, md)
+        st = md_status(cp, md)
         rollout = st.get("rollout") or {}
         text = line(st)
         if text != last:

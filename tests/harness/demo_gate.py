@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.controlplane import ControlPlane
+from harness.demo_support import condition, md_status
 from harness.models import FEATURES, churn, register_fitted, register_trained
 from harness.procs import HarnessError
 
@@ -44,23 +45,14 @@ def register_mistrained(tracking_uri: str, model_name: str) -> str:
     return register_fitted(tracking_uri, model_name, LogisticRegression().fit(x, y), x)
 
 
-def _status(cp: ControlPlane, name: str, ns: str) -> dict[str, Any]:
-    r = cp.kubectl("get", "modeldeployment", name, "-n", ns, "-o", "json")
-    return json.loads(r.stdout).get("status", {}) if r.returncode == 0 else {}
-
-
-def _condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in status.get("conditions") or [] if c.get("type") == type_), {})
-
-
 def follow_gate(cp: ControlPlane, version: str, name: str, ns: str, timeout: float = 300) -> dict[str, Any]:
     """Print the phase and the gate's progress until the gate of `version` has judged it."""
     last = ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = _status(cp, name, ns)
+        status = md_status(cp, name, ns)
         gate = (status.get("rollout") or {}).get("gate") or {}
-        progressing = _condition(status, "Progressing")
+        progressing = condition(status, "Progressing")
         line = (
             f"   phase: {status.get('phase')}  stable={status.get('stableVersion')}  "
             f"gate: {gate.get('phase', '-')} {gate.get('job', '')}  ({progressing.get('reason')})"
@@ -87,7 +79,8 @@ def show_gate(
     """Turn the gate on (ROC AUC >= 0.84 on a holdout), then a bad candidate and a good one."""
     from mlflow.tracking import MlflowClient
 
-    from harness.demo import MODEL, Traffic, follow_rollout, say, show
+    from harness.demo import MODEL, Traffic, follow_rollout
+    from harness.demo_support import say, show
 
     client = MlflowClient(tracking_uri)
     data_dir = Path(tempfile.mkdtemp(prefix="mlrollout-demo-gate-", dir="/var/tmp"))
@@ -110,11 +103,11 @@ def show_gate(
         status = follow_gate(cp, bad, name, ns)
         print_checks(status)
         for _ in range(60):  # the rejection is written in the same tick as the gate's verdict
-            if _condition(status, "Progressing").get("reason") == "GateFailed":
+            if condition(status, "Progressing").get("reason") == "GateFailed":
                 break
             time.sleep(0.5)
-            status = _status(cp, name, ns)
-        print(f"   Progressing: {_condition(status, 'Progressing').get('message')}")
+            status = md_status(cp, name, ns)
+        print(f"   Progressing: {condition(status, 'Progressing').get('message')}")
         champion = client.get_model_version_by_alias(MODEL, "champion").version
         tags = client.get_model_version(MODEL, bad).tags
         print(

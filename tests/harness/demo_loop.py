@@ -14,42 +14,17 @@ Every change of phase is printed as it happens, with its cause.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from harness.churn_loop import Timeline, customers, loop_data, loop_spec, register_first, row_maker
 from harness.controlplane import REPO, ControlPlane
+from harness.demo_support import md_status, plugin, say
 from harness.load import Load
-from harness.procs import HarnessError, eventually
+from harness.procs import eventually
 
 NAME = "loop"
 MODEL = "churn-loop"
-
-
-def say(msg: str) -> None:
-    print(f"\n\033[1m==> {msg}\033[0m", flush=True)
-
-
-def _status(cp: ControlPlane, ns: str) -> dict[str, Any]:
-    r = cp.kubectl("get", "modeldeployment", NAME, "-n", ns, "-o", "json")
-    if r.returncode != 0:
-        raise HarnessError(r.stderr.strip())
-    return dict(json.loads(r.stdout).get("status") or {})
-
-
-def _plugin(cp: ControlPlane, ns: str, *args: str) -> None:
-    plugin = Path(sys.executable).parent / "kubectl-mlrollout"
-    r = subprocess.run(
-        [str(plugin), *args, NAME, "-n", ns, "--kubeconfig", str(cp.kubeconfig)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    print(f"   $ kubectl mlrollout {' '.join(args)} {NAME}")
-    print("\n".join("     " + line for line in (r.stdout or r.stderr).splitlines()))
 
 
 def show_loop(cp: ControlPlane, ns: str, tracking_uri: str, image: str) -> None:
@@ -74,7 +49,7 @@ def show_loop(cp: ControlPlane, ns: str, tracking_uri: str, image: str) -> None:
         cp.kubectl("apply", "-f", "-", input=json.dumps(body))
         eventually(
             what=f"{NAME} Healthy on version {v1}",
-            check=lambda: _status(cp, ns).get("phase") == "Healthy",
+            check=lambda: md_status(cp, NAME, ns).get("phase") == "Healthy",
             timeout=240,
         )
         from mlrollout.api.names import service_name
@@ -87,19 +62,19 @@ def show_loop(cp: ControlPlane, ns: str, tracking_uri: str, image: str) -> None:
             "reach the Service; from here on the operator acts alone (phase, versions, drift, training, why)"
         )
         with (
-            Timeline(lambda: _status(cp, ns), echo=True, period=1.0),
+            Timeline(lambda: md_status(cp, NAME, ns), echo=True, period=1.0),
             Load(address, row=row_maker("after"), period=0.1, workers=1) as load,
         ):
 
             def promoted() -> str | None:
-                status = _status(cp, ns)
+                status = md_status(cp, NAME, ns)
                 stable = status.get("stableVersion")
                 return str(stable) if status.get("phase") == "Healthy" and stable not in (None, v1) else None
 
             v2 = str(eventually(what="the retrained version promoted", check=promoted, timeout=900))
 
             def clean() -> bool:
-                monitoring = _status(cp, ns).get("monitoring") or {}
+                monitoring = md_status(cp, NAME, ns).get("monitoring") or {}
                 return monitoring.get("version") == v2 and monitoring.get("verdict") == "NoDrift"
 
             eventually(what=f"the monitor's run on version {v2}", check=clean, timeout=180)
@@ -107,7 +82,7 @@ def show_loop(cp: ControlPlane, ns: str, tracking_uri: str, image: str) -> None:
 
         say(f"Healthy on version {v2}, the drift verdict cleared by the monitor's run on it")
         print(cp.kubectl("get", "md", NAME, "-n", ns).stdout.rstrip())
-        status = _status(cp, ns)
+        status = md_status(cp, NAME, ns)
         retraining = status.get("retraining") or {}
         print(f"   status.retraining: {retraining.get('trigger')}: {retraining.get('reason')}")
         drift: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Drift"), {})
@@ -120,7 +95,7 @@ def show_loop(cp: ControlPlane, ns: str, tracking_uri: str, image: str) -> None:
             "mlrollout.skops_types",
         ):
             print(f"   MLflow {MODEL} v{v2} {key} = {tags.get(key)}"[:200])
-        _plugin(cp, ns, "history")
+        plugin(cp, NAME, ns, "history")
         events = cp.kubectl("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={NAME}")
         print(events.stdout.rstrip())
         print(f"   the loop act took {time.monotonic() - started:.0f} s")

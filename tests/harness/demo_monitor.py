@@ -22,13 +22,10 @@ from kubernetes import config
 
 from harness import cronjob
 from harness.controlplane import REPO, ControlPlane
+from harness.demo_support import say
 from harness.procs import HarnessError, eventually
 
 FEATURES = ["tenure", "monthly_spend", "support_calls", "age"]
-
-
-def say(msg: str) -> None:
-    print(f"\n\033[1m==> {msg}\033[0m", flush=True)
 
 
 def _rows(n: int, seed: int, shift: float) -> pd.DataFrame:

@@ -9,46 +9,17 @@ champion alias stays where it was and the version is tagged rolled_back with the
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from harness.controlplane import ControlPlane
+from harness.demo_support import NS, condition, md_status, plugin, say
 from harness.load import Load
 from harness.models import register_faulty, set_alias
 from harness.procs import HarnessError
 
-NS = "demo"
 MD = "churn"
 MODEL = "churn-classifier"
-
-
-def say(msg: str) -> None:
-    print(f"\n\033[1m==> {msg}\033[0m", flush=True)
-
-
-def _status(cp: ControlPlane) -> dict[str, Any]:
-    r = cp.kubectl("get", "modeldeployment", MD, "-n", NS, "-o", "json")
-    return json.loads(r.stdout).get("status", {}) if r.returncode == 0 else {}
-
-
-def _condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in status.get("conditions", []) if c["type"] == type_), {})
-
-
-def _plugin(cp: ControlPlane, *args: str) -> None:
-    plugin = Path(sys.executable).parent / "kubectl-mlrollout"
-    r = subprocess.run(
-        [str(plugin), *args, MD, "-n", NS, "--kubeconfig", str(cp.kubeconfig)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    print(f"   $ kubectl mlrollout {' '.join(args)} {MD}")
-    print("\n".join("     " + line for line in (r.stdout or r.stderr).splitlines()))
 
 
 def _follow(cp: ControlPlane, version: str, load: Load, timeout: float) -> dict[str, Any]:
@@ -56,7 +27,7 @@ def _follow(cp: ControlPlane, version: str, load: Load, timeout: float) -> dict[
     last = ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        st = _status(cp)
+        st = md_status(cp, MD)
         rollout = st.get("rollout") or {}
         run = rollout.get("analysis") or {}
         errors = load.counts().get(500, 0)
@@ -102,10 +73,10 @@ def bad_candidate_rolled_back(
         f"rolled back {took:.0f} s after it became the challenger"
     )
     say("Why: the reason is in the status, the Event, and on the model version in MLflow")
-    print(f"   condition Progressing: {_condition(st, 'Progressing').get('reason')}")
-    print(f"     {_condition(st, 'Progressing').get('message')}")
+    print(f"   condition Progressing: {condition(st, 'Progressing').get('reason')}")
+    print(f"     {condition(st, 'Progressing').get('message')}")
     for args in (("status",), ("history",)):
-        _plugin(cp, *args)
+        plugin(cp, MD, NS, *args)
     r = cp.kubectl(
         "get",
         "events",
