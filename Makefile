@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BIN_DIR_FILE := $(VENV)/.bindir
 PYTEST_ARGS ?=
+# Modules run side by side, each worker with its own control plane (tests/harness/ordering.py).
+TEST_WORKERS ?= 4
 
 .PHONY: test demo lint sync cluster-up cluster-down system-deps venv binaries bench bench-serving bench-drift bench-abtest bench-operator clean
 
@@ -26,7 +28,7 @@ binaries:
 	@set -o pipefail; bash tests/harness/build-binaries.sh | tail -n 1 > $(BIN_DIR_FILE).tmp && mv $(BIN_DIR_FILE).tmp $(BIN_DIR_FILE)
 
 test: system-deps venv binaries
-	MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) $(PY) -m pytest $(PYTEST_ARGS)
+	MLROLLOUT_BIN_DIR=$$(cat $(BIN_DIR_FILE)) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check operator tests bench charts/sync.py

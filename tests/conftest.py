@@ -13,12 +13,27 @@ from typing import Any
 
 import pytest
 
+from harness import ordering
 from harness.controlplane import ControlPlane, bin_dir
 from harness.kube import KubeEnv, external_kubeconfig
 from harness.podnet import PodNetwork
 from harness.procs import HarnessError
 from harness.s3 import S3Server
 from harness.services import MLflowServer, Prometheus
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("MLROLLOUT_RECORD_DURATIONS") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(ordering.DurationRecorder(), "mlrollout-durations")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items[:] = ordering.longest_first(items, ordering.load_costs())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    return ordering.module_scheduler(config, log) if config.getoption("dist") == "loadfile" else None
 
 
 @pytest.fixture(scope="session")

@@ -78,6 +78,8 @@ def register(
     from mlflow.models import infer_signature
 
     mlflow.set_tracking_uri(tracking_uri)
+    # by name: the active experiment's id is process-wide and may be another server's
+    mlflow.set_experiment("gate")
     model, columns = fit(kind, train)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -128,6 +128,9 @@ class MLflowServer:
             # MLflow caches the webhook list per event (60 s by default): a hook made by a test would
             # miss the events of its first minute.
             MLFLOW_WEBHOOK_CACHE_TTL="1",
+            # MLflow 3's job runner (a Huey process per queue, seven in all) runs GenAI jobs we
+            # never submit; webhooks are delivered from the server's own threads.
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         )
         self.proc = Proc(
             "mlflow",

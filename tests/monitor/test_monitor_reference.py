@@ -78,7 +78,8 @@ def test_the_versions_own_reference_wins_over_the_specs(mlflow_server: Any, tmp_
     assert patch.get("verdict") == "Drift", patch
 
 
-def test_an_unreachable_registry_is_bad_input_never_a_guess(tmp_path: Path) -> None:
+def test_an_unreachable_registry_is_bad_input_never_a_guess(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # as the Job's entry bounds them
     cfg = config(tmp_path, model_name="churn", version="4", tracking_uri="http://127.0.0.1:9")
     with pytest.raises(BadInput) as raised:
         reference_uri(cfg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -81,6 +82,26 @@ def test_rotation_by_time(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert list((tmp_path / "predictions").rglob("*.parquet"))
     log.close()
+
+
+def test_a_reader_never_sees_a_half_written_local_file(tmp_path: Path, monkeypatch: Any) -> None:
+    import pyarrow.parquet as pq
+
+    real_write, seen_while_writing = pq.write_table, []
+
+    def write_table(table: Any, where: Any, **kwargs: Any) -> None:
+        seen_while_writing.extend((tmp_path / "predictions").rglob("*.parquet"))
+        real_write(table, where, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", write_table)
+    log = InferenceLog(str(tmp_path), rotate_rows=1)
+    log.start()
+    log.log_predictions("r1", "m", "1", "stable", [{"a": 1.0}], [1])
+    log.close()
+    assert seen_while_writing == [] and len(read(tmp_path, "predictions")) == 1
+    assert [p.name for p in (tmp_path / "predictions").rglob("*") if p.is_file()] == [
+        Path(log.files_written[0]).name
+    ]
 
 
 def test_bounded_memory_never_blocks(tmp_path: Path) -> None:

@@ -193,6 +193,17 @@ class InferenceLog:
         fs, _, (real,) = fsspec.get_fs_token_paths(path)
         parent = real.rsplit("/", 1)[0]
         fs.makedirs(parent, exist_ok=True)
-        with fs.open(real, "wb") as fh:
-            pq.write_table(table, fh)
+        if "file" in _protocols(fs):  # readers glob *.parquet: write aside, then rename (atomic)
+            partial = f"{parent}/.{name}.partial"
+            with fs.open(partial, "wb") as fh:
+                pq.write_table(table, fh)
+            fs.mv(partial, real)
+        else:  # an object store's PUT is atomic already; a copy + delete would only double the cost
+            with fs.open(real, "wb") as fh:
+                pq.write_table(table, fh)
         self.files_written.append(path)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
