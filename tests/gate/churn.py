@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.models import SKLEARN_REQUIREMENTS
+
 FEATURES = ["tenure", "monthly_charges", "support_calls", "month_to_month"]
 TARGET = "churned"
 HIGH_RISK = "contract == 'month-to-month'"
@@ -92,6 +94,7 @@ def register(
                 name="model",
                 signature=infer_signature(train[columns], model.predict(train[columns])),
                 registered_model_name=name,
+                pip_requirements=SKLEARN_REQUIREMENTS,
             )
     return str(info.registered_model_version)
 
@@ -138,5 +141,6 @@ def register_slow(tracking_uri: str, name: str, train: pd.DataFrame, workdir: Pa
                 # are refused by MLflow's schema enforcement there; see the gate helper's report)
                 signature=infer_signature(train[FEATURES].astype(float), np.zeros(len(train))),
                 registered_model_name=name,
+                pip_requirements=["mlflow"],
             )
     return str(info.registered_model_version)

@@ -23,6 +23,7 @@ from operator_support import Cluster, OperatorProcess, Registry, eventually, uni
 
 from harness import cronjob
 from harness.kube import KubeEnv
+from harness.models import SKLEARN_REQUIREMENTS
 from harness.traffic import cluster_ip, ready_pods
 from mlrollout.adapters.k8s.monitor import monitor_name
 from mlrollout.api import names
@@ -51,7 +52,11 @@ def train(tracking_uri: str, name: str) -> pd.DataFrame:
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run():
         mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(x, model.predict(x)), registered_model_name=name
+            model,
+            name="model",
+            signature=infer_signature(x, model.predict(x)),
+            registered_model_name=name,
+            pip_requirements=SKLEARN_REQUIREMENTS,
         )
     # the training-time importance, as the built-in trainer tags it (on held-out rows)
     x_valid = pd.DataFrame(rng.normal(size=(400, 4)), columns=FEATURES)

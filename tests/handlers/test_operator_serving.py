@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from operator_support import Cluster, OperatorProcess, Registry, eventually, unique
 
+from harness.models import SKLEARN_REQUIREMENTS
+
 pytestmark = pytest.mark.integration
 
 RUNTIME_IMAGE = "mlrollout.local/mlrollout-runtime:dev"  # executed for real by the harness's pod runner
@@ -32,6 +34,7 @@ def _register_trained_model(tracking_uri: str, name: str) -> None:
             registered_model_name=name,
             input_example=x[:2],
             skops_trusted_types=["sklearn.tree._tree.Tree"],  # MLflow test-loads what it saves
+            pip_requirements=SKLEARN_REQUIREMENTS,
         )
 
 

@@ -75,6 +75,11 @@ def register_trained(tracking_uri: str, name: str, seed: int = 1) -> str:
     return register_fitted(tracking_uri, name, LogisticRegression().fit(x, y), x)
 
 
+# Given to every log_model: inferring requirements runs the model in a subprocess, seconds of CPU
+# per registration, and the runtime image never reads them.
+SKLEARN_REQUIREMENTS = ["scikit-learn", "skops"]
+
+
 def register_fitted(tracking_uri: str, name: str, model: object, x: object, experiment: str = "churn") -> str:
     """Log a fitted scikit-learn model with its signature and register it; returns the new version."""
     import mlflow
@@ -92,7 +97,7 @@ def register_fitted(tracking_uri: str, name: str, model: object, x: object, expe
                 signature=infer_signature(x, model.predict(x)),  # type: ignore[attr-defined]
                 registered_model_name=name,
                 input_example=x.head(2),  # type: ignore[attr-defined]
-                pip_requirements=["scikit-learn", "skops"],  # given: inferring them is a slow subprocess
+                pip_requirements=SKLEARN_REQUIREMENTS,
             )
     return str(info.registered_model_version)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import runtime_models as models
 
+from harness.models import SKLEARN_REQUIREMENTS
 from mlrollout.runtime.loading import ModelLoadError, load_model, parse_model_uri
 
 
@@ -109,6 +110,7 @@ def register_forest(tracking_uri: str, name: str) -> tuple[str, str, str]:
                 signature=infer_signature(x, est.predict(x)),
                 registered_model_name=name,
                 skops_trusted_types=[models.TREE],
+                pip_requirements=SKLEARN_REQUIREMENTS,
             )
     version = str(info.registered_model_version)
     return f"models:/{name}/{version}", version, f"runs:/{run.info.run_id}/model"

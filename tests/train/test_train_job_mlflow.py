@@ -75,7 +75,10 @@ def config(server: MLflowServer, dataset: Path, name: str, **trainer: Any) -> Tr
 def test_train_registers_a_version_with_lineage_that_the_runtime_loads(
     mlflow_server: MLflowServer, tmp_path: Path
 ) -> None:
+    import sklearn
+    import skops
     from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
 
     from mlrollout.monitor.job import read_reference
     from mlrollout.runtime.loading import load_model, predict_checked
@@ -119,6 +122,10 @@ def test_train_registers_a_version_with_lineage_that_the_runtime_loads(
     # (its median imputer keeps a numpy dtype: the one type serving must trust beyond skops' defaults)
     assert mv.tags["mlrollout.skops_types"] == "numpy.dtype"
     use_registry(mlflow_server)
+    # its requirements: this image's versions of what the pipeline loads with, nothing guessed
+    logged = Path(download_artifacts(f"models:/{name}/{report.version}", dst_path=str(tmp_path / "dl")))
+    requirements = set((logged / "requirements.txt").read_text().split())
+    assert {f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}"} <= requirements
     model = load_model(
         f"models:/{name}/{report.version}",
         cache_dir=str(tmp_path / "cache"),

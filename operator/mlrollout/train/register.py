@@ -127,9 +127,18 @@ def log_and_register(
                 skops_trusted_types=list(skops_types) or None,
                 signature=infer_signature(inputs.head(100), model.predict(inputs.head(100))),
                 registered_model_name=config.model_name,
+                pip_requirements=pinned_requirements(),
             )
     version = str(info.registered_model_version)
     client = MlflowClient(config.tracking_uri)
     for key, value in {**tags, tr.TAG_REFERENCE_URI: reference_uri}.items():
         client.set_model_version_tag(config.model_name, version, key, value)
     return Registered(version, run.info.run_id, reference_uri, skops_types)
+
+
+def pinned_requirements() -> list[str]:
+    """What the built-in pipeline needs to load, pinned to this image's versions: exact where
+    MLflow's inference would be a guess, and without the subprocess that runs the model to infer."""
+    from importlib.metadata import version
+
+    return [f"{dist}=={version(dist)}" for dist in ("scikit-learn", "skops")]
