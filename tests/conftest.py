@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from harness import ordering
 from harness.controlplane import ControlPlane, bin_dir
@@ -20,6 +21,11 @@ from harness.podnet import PodNetwork
 from harness.procs import HarnessError
 from harness.s3 import S3Server
 from harness.services import MLflowServer, Prometheus
+
+# Property tests check properties, not speed: modules run side by side on two cores with real
+# control planes, where a 200 ms deadline or input-generation speed only measures the neighbours.
+settings.register_profile("mlrollout", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("mlrollout")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -23,6 +23,10 @@ from mlrollout.api import names
 CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "mlrollout.io_modeldeployments.yaml"
 OPERATOR = Path(sys.executable).parent / "mlrollout-operator"
 
+# Seconds for a process to start: the suite runs modules side by side on two cores (imports alone
+# take 5-10 s of CPU there).
+LIVE_WITHIN = 180
+
 
 @dataclass
 class OperatorProcess:
@@ -51,7 +55,7 @@ class OperatorProcess:
         )
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([str(OPERATOR)], env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + LIVE_WITHIN
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"operator exited {self.proc.returncode}:\n{tail(self.log, 40)}")
@@ -60,7 +64,7 @@ class OperatorProcess:
                     return self
             except OSError:
                 time.sleep(0.2)
-        raise AssertionError(f"operator not live within 60 s:\n{tail(self.log, 40)}")
+        raise AssertionError(f"operator not live within {LIVE_WITHIN} s:\n{tail(self.log, 40)}")
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

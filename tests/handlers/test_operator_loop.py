@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from operator_support import Cluster, OperatorProcess, Registry, eventually, unique
+from operator_support import LIVE_WITHIN, Cluster, OperatorProcess, Registry, eventually, unique
 
 from harness.churn_loop import (
     AUC_FLOOR,
@@ -90,7 +90,7 @@ class Loop:
             [str(PLUGIN), *args, "-n", self.cluster.namespace, "--kubeconfig", self.cluster.kube.kubeconfig],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=LIVE_WITHIN,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from operator_support import Cluster, OperatorProcess, Registry, eventually, unique
+from operator_support import LIVE_WITHIN, Cluster, OperatorProcess, Registry, eventually, unique
 from test_operator_canary import condition, status_of, tracks
 
 from harness.kube import KubeEnv
@@ -82,7 +82,7 @@ class Env:
             [str(PLUGIN), *args, "-n", self.cluster.namespace, "--kubeconfig", self.cluster.kube.kubeconfig],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=LIVE_WITHIN,
         )
 
 

@@ -102,7 +102,7 @@ def test_image_serves_a_registered_model(image: str, docker_engine: Any, mlflow_
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             try:
                 if httpx.get(url + "/ping", timeout=2).status_code == 200:
