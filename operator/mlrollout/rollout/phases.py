@@ -10,8 +10,9 @@ P = Phase
 
 # Staying in a phase is always allowed; Paused and Terminating are reachable from everywhere.
 TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
-    # Pending may go straight to Healthy/Degraded: a restarted operator adopts children it made before.
-    P.PENDING: frozenset({P.VALIDATING, P.DEPLOYING, P.HEALTHY, P.DEGRADED, P.FAILED}),
+    # Pending may go straight to Healthy/Degraded: a restarted operator adopts children it made before;
+    # -> Progressing: another version resolves before the pinned one is up (as -> Validating with a gate).
+    P.PENDING: frozenset({P.VALIDATING, P.DEPLOYING, P.PROGRESSING, P.HEALTHY, P.DEGRADED, P.FAILED}),
     # Validating -> Healthy: rejected at the gate; -> RolledBack: aborted by request while gated.
     P.VALIDATING: frozenset(
         {P.PENDING, P.DEPLOYING, P.PROGRESSING, P.HEALTHY, P.DEGRADED, P.ROLLED_BACK, P.FAILED}
