@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.procs import HarnessError, Proc, free_port
+from harness.services import QUIET_SERVER_ENV
 
 ACCESS_KEY = "mlrollout-test"
 SECRET_KEY = "mlrollout-test-secret"
@@ -102,9 +103,7 @@ class MLflowOnS3:
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port(self.s3.host)
-        env = dict(
-            os.environ, MLFLOW_ENABLE_TELEMETRY="false", MLFLOW_DISABLE_TELEMETRY="true", **self.s3.env()
-        )
+        env = dict(os.environ, **QUIET_SERVER_ENV, **self.s3.env())
         self.proc = Proc(
             "mlflow (artifacts in s3)",
             [

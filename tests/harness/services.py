@@ -19,6 +19,14 @@ from typing import Any
 
 from harness.procs import HarnessError, Proc, free_port
 
+# Every MLflow server the harness starts: no telemetry, and no job runner (MLflow 3 starts seven
+# Huey processes for GenAI jobs we never submit; webhooks go out from the server's own threads).
+QUIET_SERVER_ENV = {
+    "MLFLOW_ENABLE_TELEMETRY": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+}
+
 
 @dataclass
 class Prometheus:
@@ -119,8 +127,7 @@ class MLflowServer:
             raise HarnessError(f"mlflow is not installed in {sys.prefix}: run `make venv`")
         env = dict(
             os.environ,
-            MLFLOW_ENABLE_TELEMETRY="false",
-            MLFLOW_DISABLE_TELEMETRY="true",
+            **QUIET_SERVER_ENV,
             # Registry webhooks to the operator under test: it listens on loopback over plain HTTP,
             # which MLflow refuses by default (SSRF guard). Never set these on a shared server.
             MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true",
@@ -128,9 +135,6 @@ class MLflowServer:
             # MLflow caches the webhook list per event (60 s by default): a hook made by a test would
             # miss the events of its first minute.
             MLFLOW_WEBHOOK_CACHE_TTL="1",
-            # MLflow 3's job runner (a Huey process per queue, seven in all) runs GenAI jobs we
-            # never submit; webhooks are delivered from the server's own threads.
-            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         )
         self.proc = Proc(
             "mlflow",
