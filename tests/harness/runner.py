@@ -39,6 +39,7 @@ from harness.podnet import PodNetwork
 from harness.procs import HarnessError, stop_pid
 
 log = logging.getLogger("harness.runner")
+WATCH_READ_TIMEOUT = 60  # seconds; the server ends each watch after 30
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 TERMINATION_LOG_LIMIT = 4096
 
@@ -116,6 +117,9 @@ class PodRunner:
                     self.api.list_pod_for_all_namespaces,
                     resource_version=rv,
                     timeout_seconds=30,
+                    # a client-side read timeout too: a stalled connection (a loaded API server)
+                    # otherwise blocks this read forever, and no pod is started again
+                    _request_timeout=(10, WATCH_READ_TIMEOUT),
                     allow_watch_bookmarks=True,
                 ):
                     if self.stop_event.is_set():
