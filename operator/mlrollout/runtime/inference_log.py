@@ -168,6 +168,7 @@ class InferenceLog:
         import fsspec
         import pyarrow as pa
         import pyarrow.parquet as pq
+        from fsspec.implementations.local import LocalFileSystem
 
         cols: dict[str, list[Any]] = {}
         for r in rows:
@@ -193,7 +194,7 @@ class InferenceLog:
         fs, _, (real,) = fsspec.get_fs_token_paths(path)
         parent = real.rsplit("/", 1)[0]
         fs.makedirs(parent, exist_ok=True)
-        if "file" in _protocols(fs):  # readers glob *.parquet: write aside, then rename (atomic)
+        if isinstance(fs, LocalFileSystem):  # readers glob *.parquet: write aside, then rename (atomic)
             partial = f"{parent}/.{name}.partial"
             with fs.open(partial, "wb") as fh:
                 pq.write_table(table, fh)
@@ -203,7 +204,3 @@ class InferenceLog:
                 pq.write_table(table, fh)
         self.files_written.append(path)
 
-
-def _protocols(fs: Any) -> tuple[str, ...]:
-    protocol = fs.protocol
-    return (protocol,) if isinstance(protocol, str) else tuple(protocol)

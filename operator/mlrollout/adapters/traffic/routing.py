@@ -48,8 +48,8 @@ class Routing:
 
 def manager(route: Mapping[str, Any]) -> str | None:
     """The ModelDeployment that manages the route's entries (None: none yet)."""
-    annotations = (route.get("metadata") or {}).get("annotations") or {}
-    return None if annotations.get(ANNOTATION_MANAGED_BY) is None else str(annotations[ANNOTATION_MANAGED_BY])
+    found = ((route.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_MANAGED_BY)
+    return None if found is None else str(found)
 
 
 def claim_problem(route: Mapping[str, Any] | None, owner: Owner, at: str) -> str | None:
