@@ -203,4 +203,3 @@ class InferenceLog:
             with fs.open(real, "wb") as fh:
                 pq.write_table(table, fh)
         self.files_written.append(path)
-
