@@ -19,7 +19,8 @@ from harness.kube import KubeEnv
 from harness.s3 import S3Server
 from mlrollout.api import names
 
-pytestmark = [pytest.mark.integration, pytest.mark.services]
+# its own waits add up to 1,020 s (Healthy 300, training 120, promoted 600): above the default 600
+pytestmark = [pytest.mark.integration, pytest.mark.services, pytest.mark.timeout(1200)]
 
 IMAGE = "mlrollout.local/runtime:test"  # serving pods and Jobs run for real under the pod runner
 REPO = Path(__file__).resolve().parents[2]
