@@ -99,10 +99,11 @@ Namespaced rules of the operator: its own resource, the children it manages, rea
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["create", "get", "list", "watch", "patch", "delete"]
-# The monitor's CronJob and its config: server-side apply (create + patch), read back, delete.
+# The monitor's CronJob and its config, the serving pods' live config: server-side apply (create +
+# patch), read back, delete; watched like every child (the operator reads them from its watch).
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["create", "get", "patch", "delete"]
+  verbs: ["create", "get", "list", "watch", "patch", "delete"]
 - apiGroups: ["batch"]
   resources: ["cronjobs"]
   verbs: ["create", "get", "list", "watch", "patch", "delete"]
