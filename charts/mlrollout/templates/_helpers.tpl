@@ -128,8 +128,9 @@ Namespaced rules of the operator: its own resource, the children it manages, rea
   verbs: ["get", "update"]
 {{- end }}
 {{- if .Values.peering.enabled }}
+# Kopf's peering (the operator creates its object at start: mlrollout.handlers.peering).
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["create", "get", "list", "watch", "patch"]
 {{- end }}
 {{- end -}}

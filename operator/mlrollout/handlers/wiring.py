@@ -71,7 +71,7 @@ BACKOFF = Backoff(base=1.0, cap=max(SETTINGS.heartbeat_seconds, 30.0))
 RETRY_FAILED_ACTION = 5.0
 
 
-def _api_client() -> client.ApiClient:
+def api_client() -> client.ApiClient:
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
@@ -82,7 +82,7 @@ def _api_client() -> client.ApiClient:
 def world() -> World:
     global _world
     if _world is None:
-        executor = KubeExecutor(_api_client(), instance=SETTINGS.instance, cache=CHILDREN)
+        executor = KubeExecutor(api_client(), instance=SETTINGS.instance, cache=CHILDREN)
         _world = World(
             executor=executor,
             registry=lambda uri: MlflowRegistry(uri),
