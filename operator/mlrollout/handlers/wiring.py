@@ -42,6 +42,7 @@ from mlrollout.handlers.settings import Settings
 from mlrollout.handlers.webhooks import ModelEvent
 from mlrollout.reconcile import Outcome, World, reconcile
 from mlrollout.reconcile.loop import ActionFailed, MetricsSource
+from mlrollout.rollout.polls import ChildPoll
 
 log = logging.getLogger(__name__)
 SETTINGS = Settings.from_env()
@@ -69,6 +70,10 @@ CHILDREN: ChildCache | None = ChildCache() if SETTINGS.watch_children else None
 _pool = ThreadPoolExecutor(max_workers=SETTINGS.max_concurrent_reconciles, thread_name_prefix="reconcile")
 BACKOFF = Backoff(base=1.0, cap=max(SETTINGS.heartbeat_seconds, 30.0))
 RETRY_FAILED_ACTION = 5.0
+# A requeue that only waits for watched children (polls.ChildPoll): their events wake the reconcile,
+# so the timer is only a safety net. Without it a thousand canaries rolling out at once asked for
+# five hundred useless reconciles a second.
+CHILD_POLL_WHEN_WATCHED = 30.0
 
 
 def api_client() -> client.ApiClient:
@@ -144,7 +149,9 @@ async def _tick(body: kopf.Body, logger: kopf.Logger, started: list[int] | None 
     uid = body.metadata["uid"]
     wakeup = _wakeups[uid]
     now = time.monotonic()
-    fresh = now - _fresh_at.setdefault(uid, now) >= SETTINGS.resync_seconds
+    # The slow resync (MLROLLOUT_RESYNC_SECONDS) reads the API server; the registry's (which may be
+    # shorter) only asks the registry again, children from the copy.
+    fresh = now - _fresh_at.setdefault(uid, now) >= SETTINGS.heartbeat_seconds
     seen = _plain(body)
 
     def run() -> Outcome:
@@ -290,9 +297,18 @@ async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopp
     async def tick() -> tuple[float | None, int | None]:
         started: list[int] = []
         outcome = await _tick(body, logger, started)
-        return (1.0 if outcome is None else outcome.requeue_after), (started[0] if started else None)
+        return requeue_of(outcome, SETTINGS.watch_children), (started[0] if started else None)
 
     await run_ticks(tick, _wakeups[body.metadata["uid"]], SETTINGS.resync_seconds, lambda: bool(stopped))
+
+
+def requeue_of(outcome: Outcome | None, children_watched: bool) -> float | None:
+    if outcome is None:  # a write conflict: decide again soon
+        return 1.0
+    requeue = outcome.requeue_after
+    if children_watched and isinstance(requeue, ChildPoll):
+        return max(float(requeue), CHILD_POLL_WHEN_WATCHED)
+    return requeue
 
 
 @kopf.on.delete(*RESOURCE, labels=LABELS)
