@@ -193,7 +193,8 @@ def _serve(
     if intent == "abort" and rollout.candidate is not None:
         why = f"aborted by request {rollout.handled_request}"
         return _rollback(spec, status, observed, now, "Aborted", why, events, updates, tag="aborted")
-    requeue = {Phase.DEPLOYING: POLL_WHILE_DEPLOYING, Phase.DEGRADED: POLL_WHILE_DEGRADED}.get(verdict.phase)
+    polls: dict[Phase, float] = {Phase.DEPLOYING: POLL_WHILE_DEPLOYING, Phase.DEGRADED: POLL_WHILE_DEGRADED}
+    requeue = polls.get(verdict.phase)
     held = retrain_hook.awaiting_approval(spec, status)
     if held is not None and verdict.phase == Phase.HEALTHY:
         return _await_approval(status, observed, now, verdict, held, events, updates)
