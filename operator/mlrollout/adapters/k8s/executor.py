@@ -131,24 +131,30 @@ class KubeExecutor:
             return
         self.writes += 1
         self._hashes.pop(key, None)
-        common: dict[str, Any] = {"field_manager": names.FIELD_MANAGER, "force": True, "_content_type": APPLY}
+        # The raw reply: the client maps only 200 to an object, so a create (201) would read as None.
+        common: dict[str, Any] = {
+            "field_manager": names.FIELD_MANAGER,
+            "force": True,
+            "_content_type": APPLY,
+            "_preload_content": False,
+        }
         # Direct calls, one per kind: the chart's least-privilege test derives rights from them.
+        reply: Any
         if kind == "Service":
-            service = self._core.patch_namespaced_service(meta["name"], meta["namespace"], manifest, **common)
-            applied: Any = self.api.sanitize_for_serialization(service)  # type: ignore[no-untyped-call]
+            reply = self._core.patch_namespaced_service(meta["name"], meta["namespace"], manifest, **common)
         elif kind == "ConfigMap":
-            config = self._core.patch_namespaced_config_map(
+            reply = self._core.patch_namespaced_config_map(
                 meta["name"], meta["namespace"], manifest, **common
             )
-            applied = self.api.sanitize_for_serialization(config)  # type: ignore[no-untyped-call]
         else:
             group, version, plural = _GROUPED[kind]
-            applied = self._objects.patch_namespaced_custom_object(
+            reply = self._objects.patch_namespaced_custom_object(
                 group, version, meta["namespace"], plural, meta["name"], manifest, **common
             )
+        applied = _json_reply(reply)
         if wanted:
             self._hashes[key] = wanted
-        self._write_through(kind, applied if isinstance(applied, Mapping) else None)
+        self._write_through(kind, applied)
 
     def delete_deployment(self, namespace: str, name: str) -> None:
         self._forget("Deployment", namespace, name)
@@ -325,6 +331,15 @@ class KubeExecutor:
             field_manager=names.FIELD_MANAGER,
             _content_type=MERGE,
         )
+
+
+def _json_reply(reply: Any) -> dict[str, Any] | None:
+    """The object a write answered with (an urllib3 response read raw), None if it is not one."""
+    try:
+        found = json.loads(reply.data)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return found if isinstance(found, dict) and "metadata" in found else None
 
 
 def _selector(owner: Owner) -> str:
