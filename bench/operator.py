@@ -261,6 +261,7 @@ def run_size(
     logs: Path,
     sample: int,
     pace: float,
+    burst_max: int,
 ) -> dict[str, Any]:
     kubeconfig = cp.kubeconfig
     core, objects = client.CoreV1Api(api), client.CustomObjectsApi(api)
@@ -319,6 +320,10 @@ def run_size(
         result["single_sample"] = len(paced)
         result["single_pace_s"] = pace
 
+        if n > burst_max:  # (b) skipped: it would outlast the run (MLROLLOUT_BENCH_BURST_MAX)
+            result["burst_skipped"] = f"size above MLROLLOUT_BENCH_BURST_MAX={burst_max}"
+            result["after_rss_mib"] = round(op.rss_mib(), 1)
+            return result
         burst: dict[str, float] = {}
         ticks, t0 = op.reconciles(), time.monotonic()
         for name in names:
@@ -345,6 +350,9 @@ def main() -> None:
     parser.add_argument("--sizes", default=os.environ.get("MLROLLOUT_BENCH_SIZES", "100,1000"))
     parser.add_argument("--window", type=float, default=float(os.environ.get("MLROLLOUT_BENCH_WINDOW", "60")))
     parser.add_argument("--sample", type=int, default=int(os.environ.get("MLROLLOUT_BENCH_SAMPLE", "50")))
+    parser.add_argument(
+        "--burst-max", type=int, default=int(os.environ.get("MLROLLOUT_BENCH_BURST_MAX", "1000000"))
+    )
     parser.add_argument("--pace", type=float, default=float(os.environ.get("MLROLLOUT_BENCH_PACE", "1.5")))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -373,7 +381,11 @@ def main() -> None:
         for n in sizes:
             print(f"size {n}: running (logs in {work})", flush=True)
             try:
-                results.append(run_size(n, cp, api, mlflow.uri, args.window, work, args.sample, args.pace))
+                results.append(
+                    run_size(
+                        n, cp, api, mlflow.uri, args.window, work, args.sample, args.pace, args.burst_max
+                    )
+                )
             except Exception as e:  # report what happened at this size and go on
                 results.append({"size": n, "error": str(e)[:500]})
             print(json.dumps(results[-1]), flush=True)
