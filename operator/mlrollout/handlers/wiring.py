@@ -342,7 +342,7 @@ def _api_message(error: client.ApiException) -> str:
         message = json.loads(error.body or "{}").get("message")
     except (ValueError, AttributeError):
         message = None
-    return str(message or error.body or "")[:300]
+    return " ".join(str(message or error.body or "").split())[:300]  # one log line, whatever the server sent
 
 
 def _error_kind(e: Exception) -> str:
