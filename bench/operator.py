@@ -252,6 +252,28 @@ def patch_version(objects: client.CustomObjectsApi, namespace: str, name: str, v
     return time.monotonic()
 
 
+PODS_PER_NODE = 500  # what kwok's nodes report allocatable
+
+
+def add_nodes(cp: ControlPlane, pods: int) -> int:
+    """Fake nodes (kwok manages every Node) for `pods` pods: a canary runs two per ModelDeployment, and
+    the harness's two nodes hold 1,000 (the last hundred of a 1,000 run stayed Pending)."""
+    count = -(-pods // PODS_PER_NODE)
+    for i in range(count):
+        name = f"bench-node-{i}"
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": {"kubernetes.io/hostname": name, "type": "kwok", "kubernetes.io/os": "linux"},
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+            },
+        }
+        cp.kubectl_apply(node)
+    return count
+
+
 def run_size(
     n: int,
     cp: ControlPlane,
@@ -342,6 +364,8 @@ def run_size(
     finally:
         canaries.stop.set()
         op.stop()
+        # The next size starts from an empty cluster: no pods, no children, nothing to watch.
+        core.delete_namespace(namespace, propagation_policy="Background")
     return result
 
 
@@ -370,6 +394,7 @@ def main() -> None:
 
     try:
         cp.kubectl("apply", "--server-side", "-f", str(CRD))
+        print(f"{add_nodes(cp, 2 * max(sizes) + 200)} fake nodes added", flush=True)
         time.sleep(3)
         from mlflow import MlflowClient
 
