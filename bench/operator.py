@@ -284,12 +284,14 @@ def run_size(
     sample: int,
     pace: float,
     burst_max: int,
+    result: dict[str, Any],
 ) -> dict[str, Any]:
+    """Fills `result` as it goes: a run stopped half-way keeps what it measured."""
     kubeconfig = cp.kubeconfig
     core, objects = client.CoreV1Api(api), client.CustomObjectsApi(api)
     namespace = f"bench-{n}-{int(time.time()) % 100000}"
     core.create_namespace({"metadata": {"name": namespace}})
-    result: dict[str, Any] = {"size": n, "namespace": namespace}
+    result |= {"size": n, "namespace": namespace}
     op = Operator(kubeconfig, namespace, logs / f"operator-{n}-event.log")
     try:
         t0 = time.monotonic()
@@ -405,17 +407,26 @@ def main() -> None:
         api = config.new_client_from_config(config_file=str(cp.kubeconfig))  # type: ignore[no-untyped-call]
         for n in sizes:
             print(f"size {n}: running (logs in {work})", flush=True)
+            results.append({"size": n})
             try:
-                results.append(
-                    run_size(
-                        n, cp, api, mlflow.uri, args.window, work, args.sample, args.pace, args.burst_max
-                    )
+                run_size(
+                    n,
+                    cp,
+                    api,
+                    mlflow.uri,
+                    args.window,
+                    work,
+                    args.sample,
+                    args.pace,
+                    args.burst_max,
+                    results[-1],
                 )
             except Exception as e:  # report what happened at this size and go on
-                results.append({"size": n, "error": str(e)[:500]})
+                results[-1]["error"] = str(e)[:500]
             print(json.dumps(results[-1]), flush=True)
             save()
     finally:
+        save()
         mlflow.stop()
         cp.stop()
     columns = [
