@@ -217,7 +217,14 @@ class CanaryWatch:
     def _run(self) -> None:
         apps = client.AppsV1Api(self.api)
         w = watch.Watch()
-        for event in w.stream(apps.list_namespaced_deployment, self.namespace, timeout_seconds=self.timeout):
+        # Server-side filtered to canary tracks: at 1,000 objects an unfiltered watch (every stable
+        # Deployment's status updates, deserialized here) fell minutes behind and saw no canary.
+        for event in w.stream(
+            apps.list_namespaced_deployment,
+            self.namespace,
+            label_selector="mlrollout.io/track=canary",
+            timeout_seconds=self.timeout,
+        ):
             if self.stop.is_set():
                 w.stop()
                 break
@@ -230,7 +237,11 @@ class CanaryWatch:
                 )
                 self.first_seen.setdefault(key, time.monotonic())
 
-    def latencies(self, patched: dict[str, float], version: str) -> list[float]:
+    def latencies(self, patched: dict[str, float], version: str, wait: float = 60.0) -> list[float]:
+        """Waits (up to `wait` s) for the watch to have seen every change's first action."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any((k, version) not in self.first_seen for k in patched):
+            time.sleep(1)
         return [
             self.first_seen[(k, version)] - t for k, t in patched.items() if (k, version) in self.first_seen
         ]
