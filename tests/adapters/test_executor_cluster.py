@@ -15,6 +15,7 @@ from kubernetes import client
 
 from harness.kube import KubeEnv
 from mlrollout.adapters.k8s import builders
+from mlrollout.adapters.k8s.cache import ChildCache
 from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.api import names
@@ -117,3 +118,36 @@ def test_unchanged_ticks_write_nothing_and_an_hpa_keeps_its_replicas(kube: KubeE
     kube.kubectl("delete", "hpa", "stable-hpa", "-n", owner.namespace, check=True)
     tick()
     assert deployment().spec.replicas == 1
+
+
+def test_reads_from_the_watch_copy_own_writes_in_at_once_and_a_fresh_read_repairs_it(
+    kube: KubeEnv, owner: Owner
+) -> None:
+    """With the operator's copy of its children: an apply is in the copy before any watch sees it
+    (the next tick skips it), a DELETED event makes the next apply create it again, and the slow
+    resync's fresh read drops a child the copy still holds but the API server no longer has."""
+    spec = ModelDeploymentSpec.model_validate(SPEC)
+    cache = ChildCache()
+    ex = KubeExecutor(kube.api_client(), cache=cache)
+    apps = client.AppsV1Api(kube.api_client())
+    manifest = builders.serving_deployment(owner, spec, names.TRACK_STABLE, "m", "1", 1)
+    name = manifest["metadata"]["name"]
+
+    ex.apply(manifest)
+    assert ex.writes == 1
+    [held] = ex.list_deployments(owner)  # from the copy: no watch runs in this test
+    assert held["metadata"]["name"] == name and "template" not in held["spec"]
+    ex.apply(manifest)
+    assert ex.writes == 1, "an unchanged apply was sent although the copy has it"
+
+    apps.delete_namespaced_deployment(name, owner.namespace)
+    cache.remove("Deployment", held)  # what the watch's DELETED event does
+    assert ex.list_deployments(owner) == []
+    ex.apply(manifest)
+    assert ex.writes == 2 and apps.read_namespaced_deployment(name, owner.namespace) is not None
+
+    apps.delete_namespaced_deployment(name, owner.namespace)  # and this time the watch missed it
+    wait_for("the deletion", lambda: not apps.list_namespaced_deployment(owner.namespace).items, 60)
+    assert len(ex.list_deployments(owner)) == 1  # the copy still holds it
+    assert ex.uncached().list_deployments(owner) == []  # the slow resync asks the API server
+    assert ex.list_deployments(owner) == []  # ... and the copy is set right

@@ -69,7 +69,11 @@ ALL_OPERATOR_RULES = api_usage.merge(
 # The user's routes (traffic routers gatewayAPI, istio): granted only when the chart is told to.
 ROUTER_GROUPS = ("gateway.networking.k8s.io", "networking.istio.io")
 ROUTER_RULES = {k: v for k, v in ALL_OPERATOR_RULES.items() if k[0] in ROUTER_GROUPS}
-OPERATOR_NAMESPACED_RULES = {k: v for k, v in ALL_OPERATOR_RULES.items() if k[0] not in ROUTER_GROUPS}
+# Kopf's peering objects: only with peering.enabled (the operator creates its own at start).
+PEERING_GROUP = "kopf.dev"
+OPERATOR_NAMESPACED_RULES = {
+    k: v for k, v in ALL_OPERATOR_RULES.items() if k[0] not in (*ROUTER_GROUPS, PEERING_GROUP)
+}
 KOPF_CLUSTER_RULES = {
     ("", "namespaces"): {"get", "list", "watch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
@@ -232,7 +236,43 @@ def test_optional_traffic_router_and_peering_rules() -> None:
     }
     for key, verbs in ROUTER_RULES.items():
         assert rules[key] == verbs, key
-    assert ("kopf.dev", "clusterkopfpeerings") in rules
+    assert rules[("kopf.dev", "clusterkopfpeerings")] == {"create", "get", "list", "watch", "patch"}
+    # What the operator's own code calls (it creates its peering object), plus Kopf's keep-alives.
+    peering_calls = {k: v for k, v in ALL_OPERATOR_RULES.items() if k[0] == PEERING_GROUP}
+    assert peering_calls == {("kopf.dev", "kopfpeerings"): {"create"}}
+    assert peering_calls[("kopf.dev", "kopfpeerings")] <= rules[("kopf.dev", "kopfpeerings")]
+
+
+def test_peering_crds_only_with_peering_and_never_removed_on_uninstall() -> None:
+    crds = {c["metadata"]["name"]: c for c in by_kind(rendered("everything"), "CustomResourceDefinition")}
+    assert set(crds) == {"kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"}
+    assert all(c["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for c in crds.values())
+    assert not by_kind(rendered("default"), "CustomResourceDefinition")
+    # Another shard's release made them: this one leaves them alone.
+    assert not by_kind(
+        docs(render("peering.enabled=true", "peering.createCRDs=false")), "CustomResourceDefinition"
+    )
+
+
+def test_several_replicas_without_peering_are_refused() -> None:
+    result = helm("template", "rel", str(CHART), "--set", "replicaCount=2", check=False)
+    assert result.returncode != 0 and "needs peering.enabled=true" in result.stderr
+
+
+def test_the_webhook_secret_comes_from_an_existing_secret_and_never_from_values() -> None:
+    def env(objs: list[Obj]) -> dict[str, Obj]:
+        c = by_kind(objs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e for e in c["env"]}
+
+    assert "MLROLLOUT_WEBHOOK_SECRET" not in env(rendered("default"))
+    objs = docs(render("webhook.existingSecret=mlflow-webhook", "webhook.secretKey=hmac"))
+    assert env(objs)["MLROLLOUT_WEBHOOK_SECRET"] == {
+        "name": "MLROLLOUT_WEBHOOK_SECRET",
+        "valueFrom": {"secretKeyRef": {"name": "mlflow-webhook", "key": "hmac"}},
+    }
+    assert not by_kind(objs, "Secret")  # the chart never holds the secret itself
+    result = helm("template", "rel", str(CHART), "--set", "webhook.secret=s3cr3t", check=False)
+    assert result.returncode != 0  # no such value: the schema refuses it rather than render it
 
 
 def test_jobs_service_account_in_each_job_namespace() -> None:

@@ -18,7 +18,8 @@ from mlrollout.api import names
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]  # two operators, a slow MLflow
 
 IMAGE = "ghcr.io/example/mlrollout-runtime:0.1.0"  # not run: kwok makes the pods ready
-PEERING_CRDS = Path(__file__).parent / "kopf_peering_crds.yaml"
+# The chart's copy (templates/peering.yaml installs it with the release).
+PEERING_CRDS = Path(__file__).parents[2] / "charts" / "mlrollout" / "files" / "kopf-peering-crds.yaml"
 LIFETIME = "10"  # seconds a silent peer counts as alive: the failover time
 
 
@@ -30,9 +31,7 @@ def status_of(cluster: Cluster, md: str) -> dict[str, Any]:
 def peering(kube: KubeEnv, namespace: str) -> str:
     kube.kubectl("apply", "--server-side", "-f", str(PEERING_CRDS), check=True)
     kube.wait_established("kopfpeerings.kopf.dev")
-    name = unique("mlrollout")
-    kube.apply({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}, namespace)
-    return name
+    return unique("mlrollout")  # the operators create the KopfPeering themselves at start
 
 
 def test_the_standby_takes_over_a_canary_without_a_double_promotion(

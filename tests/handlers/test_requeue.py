@@ -1,5 +1,6 @@
 """The daemon's tick loop honours requeue_after: a requeue of 1 s acts after about 1 s, not at the
-heartbeat; a change wakes it at once; no requeue waits for the heartbeat."""
+heartbeat; a change wakes it at once; no requeue waits for the heartbeat; wakes that came before a
+tick started reading are absorbed by it, later ones tick again."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ import asyncio
 import itertools
 import time
 
-from mlrollout.handlers.requeue import next_delay, run_ticks
+from mlrollout.handlers.requeue import Wakeup, next_delay, run_ticks
 
 
 def test_a_requeue_of_one_second_acts_within_about_a_second() -> None:
     ticks: list[float] = []
 
     async def main() -> None:
-        wake = asyncio.Event()
+        wake = Wakeup()
 
-        async def tick() -> float | None:
+        async def tick() -> tuple[float | None, int | None]:
             ticks.append(time.monotonic())
-            return 1.0
+            return 1.0, wake.count
 
         await run_ticks(tick, wake, heartbeat=60.0, stopped=lambda: len(ticks) >= 3)
 
@@ -32,18 +33,55 @@ def test_a_change_wakes_the_loop_before_the_heartbeat() -> None:
     ticks: list[float] = []
 
     async def main() -> None:
-        wake = asyncio.Event()
+        wake = Wakeup()
 
-        async def tick() -> float | None:
+        async def tick() -> tuple[float | None, int | None]:
             ticks.append(time.monotonic())
             if len(ticks) == 1:
                 asyncio.get_running_loop().call_later(0.2, wake.set)
-            return None
+                return None, wake.count
+            return 0.0, wake.count  # the loop looks at `stopped` again at once
 
         await run_ticks(tick, wake, heartbeat=60.0, stopped=lambda: len(ticks) >= 2)
 
     asyncio.run(main())
     assert ticks[1] - ticks[0] < 10.0
+
+
+def test_wakes_before_a_tick_starts_are_absorbed_and_later_ones_tick_again() -> None:
+    """A burst of child events while the tick waits for the pool: one tick, not one per event; the
+    next tick is the next event's (the heartbeat is far away)."""
+    ticks: list[int] = []
+
+    async def main() -> None:
+        wake = Wakeup()
+        for _ in range(5):  # queued behind a burst: five events before the tick starts reading
+            wake.set()
+
+        async def tick() -> tuple[float | None, int | None]:
+            started = wake.count
+            ticks.append(started)
+            if len(ticks) == 1:
+                asyncio.get_running_loop().call_later(0.2, wake.set)  # a change after the read
+                return None, started
+            return 0.0, started  # the loop looks at `stopped` again at once
+
+        await run_ticks(tick, wake, heartbeat=600.0, stopped=lambda: len(ticks) >= 2)
+
+    asyncio.run(main())
+    assert ticks == [5, 6]  # not [5, 5]: the five earlier events did not tick again
+
+
+def test_an_unknown_start_keeps_the_wake() -> None:
+    async def main() -> None:
+        wake = Wakeup()
+        wake.set()
+        wake.settle(None)
+        assert wake.event.is_set()
+        wake.settle(wake.count)
+        assert not wake.event.is_set()
+
+    asyncio.run(main())
 
 
 def test_next_delay() -> None:

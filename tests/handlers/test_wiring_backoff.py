@@ -16,6 +16,7 @@ from kubernetes import client
 from mlrollout.api.status import Phase
 from mlrollout.handlers import wiring
 from mlrollout.reconcile import Outcome
+from mlrollout.rollout.polls import ChildPoll
 
 RAW = {"metadata": {"name": "churn", "namespace": "ml", "uid": "u-backoff"}, "status": {"phase": "Healthy"}}
 
@@ -71,3 +72,17 @@ def test_a_conflict_retries_on_the_next_tick_without_backoff(monkeypatch: pytest
     wiring._failures.pop("u-backoff", None)
     assert tick(monkeypatch, client.ApiException(status=409, reason="Conflict")) is None
     assert "u-backoff" not in wiring._failures
+
+
+def test_polls_that_only_wait_for_watched_children_become_a_safety_net() -> None:
+    """A Deployment rolling out wakes the reconcile by its own events: no 2 s poll while watched.
+    A pause of the same length is time itself and keeps its timer; so does everything unwatched."""
+
+    def outcome(requeue: float | None) -> Outcome:
+        return Outcome(phase=Phase.PROGRESSING, requeue_after=requeue, acted=True)
+
+    assert wiring.requeue_of(outcome(ChildPoll(2.0)), children_watched=True) == wiring.CHILD_POLL_WHEN_WATCHED
+    assert wiring.requeue_of(outcome(ChildPoll(2.0)), children_watched=False) == 2.0
+    assert wiring.requeue_of(outcome(2.0), children_watched=True) == 2.0  # a pause of 2 s
+    assert wiring.requeue_of(outcome(None), children_watched=True) is None
+    assert wiring.requeue_of(None, children_watched=True) == 1.0

@@ -63,6 +63,8 @@ class ControlPlane:
     network: PodNetwork | None = None  # owned by the caller, who destroys it after stop()
     # Service range without a pod network: a /24 holds 254 Services, too few for bench-operator.
     loopback_service_cidr: str = "10.0.0.0/24"
+    # API Priority and Fairness (off by default: it costs CPU and no test but the 429 one needs it).
+    priority_and_fairness: bool = False
 
     @property
     def host(self) -> str:
@@ -158,7 +160,7 @@ class ControlPlane:
             f"--service-account-signing-key-file={c.sa_key}",
             f"--service-cluster-ip-range={services}",
             "--allow-privileged=true",
-            "--enable-priority-and-fairness=false",
+            f"--enable-priority-and-fairness={str(self.priority_and_fairness).lower()}",
             "--profiling=false",
         )
         url = f"https://{self.host}:{self.api_port}/readyz"

@@ -99,10 +99,11 @@ Namespaced rules of the operator: its own resource, the children it manages, rea
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["create", "get", "list", "watch", "patch", "delete"]
-# The monitor's CronJob and its config: server-side apply (create + patch), read back, delete.
+# The monitor's CronJob and its config, the serving pods' live config: server-side apply (create +
+# patch), read back, delete; watched like every child (the operator reads them from its watch).
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["create", "get", "patch", "delete"]
+  verbs: ["create", "get", "list", "watch", "patch", "delete"]
 - apiGroups: ["batch"]
   resources: ["cronjobs"]
   verbs: ["create", "get", "list", "watch", "patch", "delete"]
@@ -127,8 +128,9 @@ Namespaced rules of the operator: its own resource, the children it manages, rea
   verbs: ["get", "update"]
 {{- end }}
 {{- if .Values.peering.enabled }}
+# Kopf's peering (the operator creates its object at start: mlrollout.handlers.peering).
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["create", "get", "list", "watch", "patch"]
 {{- end }}
 {{- end -}}

@@ -8,13 +8,15 @@ import logging
 
 import kopf
 
-from mlrollout.handlers import endpoints
+from mlrollout.handlers import endpoints, peering
 from mlrollout.handlers.settings import Settings
 
 
 async def run(settings: Settings) -> None:
     from mlrollout.handlers import wiring  # registers the handlers
 
+    if settings.peering is not None:  # before Kopf starts: no replica ever runs without it
+        await asyncio.to_thread(peering.ensure, wiring.api_client(), settings.peering, settings.namespaces)
     ready = asyncio.Event()  # set by Kopf once the startup handlers have run
     runner = await endpoints.serve(
         settings.health_port,

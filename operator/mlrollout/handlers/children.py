@@ -1,6 +1,9 @@
 """The children the operator owns and watches: a change to one wakes its ModelDeployment's reconcile
 at once, so nothing polls them. Kept free of Kopf so the chart's RBAC test can read the list.
 
+The same watches feed the operator's copy of its children (adapters/k8s/cache.py): a reconcile
+reads them from there, not from the API server.
+
 To watch another kind (an HTTPRoute, a VirtualService), add it to WATCHED: the wiring registers a
 watch per entry (server-side filtered by the operator's managed-by label) and the chart must grant
 list and watch on it.
@@ -19,6 +22,7 @@ from mlrollout.api import names
 
 @dataclass(frozen=True)
 class ChildKind:
+    kind: str
     group: str  # "" for the core group
     version: str
     plural: str
@@ -26,10 +30,11 @@ class ChildKind:
 
 
 WATCHED: tuple[ChildKind, ...] = (
-    ChildKind("apps", "v1", "deployments"),
-    ChildKind("", "v1", "services"),
-    ChildKind("batch", "v1", "jobs"),
-    ChildKind("batch", "v1", "cronjobs"),
+    ChildKind("Deployment", "apps", "v1", "deployments"),
+    ChildKind("Service", "", "v1", "services"),
+    ChildKind("Job", "batch", "v1", "jobs"),
+    ChildKind("CronJob", "batch", "v1", "cronjobs"),
+    ChildKind("ConfigMap", "", "v1", "configmaps"),  # the live config and the monitor's config
 )
 
 # Server-side filter of every child watch: objects of other owners never reach the operator.

@@ -59,6 +59,7 @@ WEBHOOKS: Final = f"{PREFIX}_webhooks"  # {result=accepted|rejected|ignored}
 WEBHOOK_RESULTS: Final = ("accepted", "rejected", "ignored")
 REGISTRY_LOOKUPS: Final = f"{PREFIX}_registry_lookups"  # resolutions asked of registries since start
 API_BACKOFFS: Final = f"{PREFIX}_api_backoffs"  # reconciles put off after an API error, {status}
+CACHED_CHILDREN: Final = f"{PREFIX}_cached_children"  # children held in the operator's watch copy
 
 ERROR_ACTION_FAILED: Final = "action_failed"
 ERROR_CONFLICT: Final = "conflict"

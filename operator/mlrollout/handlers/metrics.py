@@ -51,6 +51,11 @@ API_BACKOFFS = Counter(
 REGISTRY_LOOKUPS = Gauge(
     n.REGISTRY_LOOKUPS, "Alias and version resolutions asked of registries since start", registry=REGISTRY
 )
+CACHED_CHILDREN = Gauge(
+    n.CACHED_CHILDREN,
+    "Children held in the operator's watch copy (reads served without the API server)",
+    registry=REGISTRY,
+)
 for _cause in n.WAKE_CAUSES:
     WAKEUPS.labels(_cause)
 for _result in n.WEBHOOK_RESULTS:

@@ -10,6 +10,26 @@ from collections.abc import Awaitable, Callable
 MIN_DELAY = 0.05  # a "tick again now" still yields to the event loop
 
 
+class Wakeup:
+    """A level with a count. A tick reports the count it started reading the world at; the wakes
+    counted before that are covered by what it read, so a tick queued behind a burst absorbs every
+    event that came in meanwhile instead of running once more for each."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.count = 0
+
+    def set(self) -> None:
+        self.count += 1
+        self.event.set()
+
+    def settle(self, started_at: int | None) -> None:
+        """After a tick: stay set only for wakes that came after it started (None: unknown, stay set
+        if set)."""
+        if started_at is not None and self.count == started_at:
+            self.event.clear()
+
+
 def next_delay(requeue_after: float | None, heartbeat: float) -> float:
     if requeue_after is None:
         return heartbeat
@@ -17,13 +37,14 @@ def next_delay(requeue_after: float | None, heartbeat: float) -> float:
 
 
 async def run_ticks(
-    tick: Callable[[], Awaitable[float | None]],
-    wake: asyncio.Event,
+    tick: Callable[[], Awaitable[tuple[float | None, int | None]]],
+    wake: Wakeup,
     heartbeat: float,
     stopped: Callable[[], bool],
 ) -> None:
+    """`tick` returns (requeue_after, the wake count when it started reading)."""
     while not stopped():
-        wake.clear()  # a change during the tick sets it again: the next wait returns at once
-        requeue_after = await tick()
+        requeue_after, started_at = await tick()
+        wake.settle(started_at)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=next_delay(requeue_after, heartbeat))
+            await asyncio.wait_for(wake.event.wait(), timeout=next_delay(requeue_after, heartbeat))

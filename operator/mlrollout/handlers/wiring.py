@@ -3,16 +3,23 @@ change to the ModelDeployment (spec, request, pause, a monitor verdict), to a ch
 server-side filtered, see children.py) or by an MLflow webhook, and otherwise only when time is the
 trigger: decide()'s requeue_after (a pause, an analysis interval, a backoff) or the slow resync.
 Reconciles run in a bounded pool; API errors back off exponentially. On delete the same reconcile runs
-behind the finalizer until no child is left. Kopf's bookkeeping stays in mlrollout annotations."""
+behind the finalizer until no child is left. Kopf's bookkeeping stays in mlrollout annotations.
+
+The children's watches also fill the operator's copy of them (adapters/k8s/cache.py), which a
+reconcile reads instead of the API server; Kopf indexes make sure every child was listed before any
+reconcile starts. The slow resync reads the API server afresh (a missed or dropped watch event is
+set right there)."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import importlib
 import json
 import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +29,7 @@ import kopf
 import urllib3
 from kubernetes import client, config
 
+from mlrollout.adapters.k8s.cache import ChildCache
 from mlrollout.adapters.k8s.executor import KubeExecutor
 from mlrollout.adapters.registry.cache import ResolutionCaches
 from mlrollout.adapters.registry.mlflow import MlflowRegistry
@@ -29,11 +37,12 @@ from mlrollout.api import names
 from mlrollout.api.status import Phase
 from mlrollout.handlers import children, metric_names, metrics
 from mlrollout.handlers.backoff import Backoff, retry_after
-from mlrollout.handlers.requeue import run_ticks
+from mlrollout.handlers.requeue import Wakeup, run_ticks
 from mlrollout.handlers.settings import Settings
 from mlrollout.handlers.webhooks import ModelEvent
 from mlrollout.reconcile import Outcome, World, reconcile
 from mlrollout.reconcile.loop import ActionFailed, MetricsSource
+from mlrollout.rollout.polls import ChildPoll
 
 log = logging.getLogger(__name__)
 SETTINGS = Settings.from_env()
@@ -44,7 +53,8 @@ CHILD_LABELS = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
 
 # Timers run beside the change handlers in Kopf: one lock per object keeps ticks from overlapping.
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-_wakeups: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+_wakeups: defaultdict[str, Wakeup] = defaultdict(Wakeup)
+_fresh_at: dict[str, float] = {}  # when an object's reconcile last read the API server, not the cache
 _seen: dict[str, tuple[object, ...]] = {}
 # Who is who, from the ModelDeployments' own watch events (dropped on delete): children name their
 # owner by label, webhooks name a model.
@@ -54,13 +64,19 @@ _model_of: dict[str, str] = {}
 _child_keys: dict[str, str] = {}  # child uid -> change_key last seen (own no-op applies wake nothing)
 _failures: dict[str, int] = {}  # consecutive API failures per object, for the backoff
 _world: World | None = None
+# The children as the watches show them (only when children are watched: not in the polling design).
+CHILDREN: ChildCache | None = ChildCache() if SETTINGS.watch_children else None
 # At most this many reconciles at once, whatever the number of objects woken together.
 _pool = ThreadPoolExecutor(max_workers=SETTINGS.max_concurrent_reconciles, thread_name_prefix="reconcile")
 BACKOFF = Backoff(base=1.0, cap=max(SETTINGS.heartbeat_seconds, 30.0))
 RETRY_FAILED_ACTION = 5.0
+# A requeue that only waits for watched children (polls.ChildPoll): their events wake the reconcile,
+# so the timer is only a safety net. Without it a thousand canaries rolling out at once asked for
+# five hundred useless reconciles a second.
+CHILD_POLL_WHEN_WATCHED = 30.0
 
 
-def _api_client() -> client.ApiClient:
+def api_client() -> client.ApiClient:
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
@@ -71,7 +87,7 @@ def _api_client() -> client.ApiClient:
 def world() -> World:
     global _world
     if _world is None:
-        executor = KubeExecutor(_api_client(), instance=SETTINGS.instance)
+        executor = KubeExecutor(api_client(), instance=SETTINGS.instance, cache=CHILDREN)
         _world = World(
             executor=executor,
             registry=lambda uri: MlflowRegistry(uri),
@@ -81,6 +97,8 @@ def world() -> World:
         )
         resolutions = _world.resolutions
         metrics.REGISTRY_LOOKUPS.set_function(lambda: float(resolutions.asked if resolutions else 0))
+        children_held = CHILDREN
+        metrics.CACHED_CHILDREN.set_function(lambda: float(len(children_held) if children_held else 0))
     return _world
 
 
@@ -125,13 +143,29 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     world()
 
 
-async def _tick(body: kopf.Body, logger: kopf.Logger) -> Outcome | None:
+async def _tick(body: kopf.Body, logger: kopf.Logger, started: list[int] | None = None) -> Outcome | None:
+    """One reconcile in the pool. `started` receives the object's wake count as the reconcile begins:
+    wakes before that are covered by what it reads (a tick queued behind a burst absorbs them)."""
     uid = body.metadata["uid"]
+    wakeup = _wakeups[uid]
+    now = time.monotonic()
+    # The slow resync (MLROLLOUT_RESYNC_SECONDS) reads the API server; the registry's (which may be
+    # shorter) only asks the registry again, children from the copy.
+    fresh = now - _fresh_at.setdefault(uid, now) >= SETTINGS.heartbeat_seconds
+    seen = _plain(body)
+
+    def run() -> Outcome:
+        if started is not None:
+            started.append(wakeup.count)
+        return reconcile(seen, _fresh_world() if fresh else world())
+
     async with _locks[uid]:
         try:
             with metrics.timed_tick(_error_kind):
                 loop = asyncio.get_running_loop()
-                outcome = await loop.run_in_executor(_pool, reconcile, _plain(body), world())
+                outcome = await loop.run_in_executor(_pool, run)
+                if fresh:
+                    _fresh_at[uid] = now
         except ActionFailed as e:  # nothing recorded: the next tick decides the same actions again
             logger.warning("%s; retrying in %ss", e, RETRY_FAILED_ACTION)
             return Outcome(phase=_phase(body), requeue_after=RETRY_FAILED_ACTION, acted=False)
@@ -158,6 +192,12 @@ def _back_off(
     metrics.API_BACKOFFS.labels(str(error.status if error is not None else 0)).inc()
     logger.warning("%s; backing off %.1f s (failure %d in a row)", reason[:400], delay, failures)
     return Outcome(phase=_phase(body), requeue_after=delay, acted=False)
+
+
+def _fresh_world() -> World:
+    """The world whose reads go to the API server (and refresh the cache): the slow resync's."""
+    current = world()
+    return dataclasses.replace(current, executor=current.executor.uncached())
 
 
 def _phase(body: kopf.Body) -> Phase:
@@ -201,12 +241,23 @@ async def on_event(body: kopf.Body, type: str | None, **_: Any) -> None:
         wake(uid, metric_names.WAKE_CHANGE)
 
 
+async def cache_child(body: kopf.Body, **_: Any) -> None:
+    """A Kopf index handler that indexes nothing: it fills the operator's copy of its children. Kopf
+    runs index handlers for every listed object before any other handler, so no reconcile starts
+    from a half-listed cache (it would see a child missing and act on it). On the event loop: no
+    thread hop per event."""
+    if CHILDREN is not None:
+        CHILDREN.put(str(body.get("kind") or ""), body)
+
+
 async def on_child_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     """A child changed (a Deployment's ready replicas, a Job finishing, one deleted by hand): wake
     its owner. Our own applies that change nothing the reconcile reads wake nobody."""
     child = body.metadata.get("uid") or ""
     if type == "DELETED":
         _child_keys.pop(child, None)
+        if CHILDREN is not None:
+            CHILDREN.remove(str(body.get("kind") or ""), body)
     else:
         key = children.change_key(body)
         if _child_keys.get(child) == key:
@@ -222,6 +273,9 @@ async def on_child_event(body: kopf.Body, type: str | None, **_: Any) -> None:
 
 if SETTINGS.watch_children:
     for _child in children.WATCHED:
+        kopf.index(
+            _child.group, _child.version, _child.plural, labels=CHILD_LABELS, id=f"cache-{_child.plural}"
+        )(cache_child)
         kopf.on.event(_child.group, _child.version, _child.plural, labels=CHILD_LABELS)(on_child_event)
 
 
@@ -240,11 +294,21 @@ def on_model_event(event: ModelEvent) -> int:
 async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
     """Starts for every ModelDeployment Kopf sees (created, or found at start-up) and ticks at once."""
 
-    async def tick() -> float | None:
-        outcome = await _tick(body, logger)
-        return 1.0 if outcome is None else outcome.requeue_after
+    async def tick() -> tuple[float | None, int | None]:
+        started: list[int] = []
+        outcome = await _tick(body, logger, started)
+        return requeue_of(outcome, SETTINGS.watch_children), (started[0] if started else None)
 
     await run_ticks(tick, _wakeups[body.metadata["uid"]], SETTINGS.resync_seconds, lambda: bool(stopped))
+
+
+def requeue_of(outcome: Outcome | None, children_watched: bool) -> float | None:
+    if outcome is None:  # a write conflict: decide again soon
+        return 1.0
+    requeue = outcome.requeue_after
+    if children_watched and isinstance(requeue, ChildPoll):
+        return max(float(requeue), CHILD_POLL_WHEN_WATCHED)
+    return requeue
 
 
 @kopf.on.delete(*RESOURCE, labels=LABELS)
@@ -263,6 +327,7 @@ def _forget(uid: str, key_by_name: tuple[str, str]) -> None:
     """Per-object state goes with the object: memory follows the objects that exist, not history."""
     _known.discard(uid)
     _wakeups.pop(uid, None)
+    _fresh_at.pop(uid, None)
     _seen.pop(uid, None)
     _model_of.pop(uid, None)
     _failures.pop(uid, None)
@@ -277,7 +342,7 @@ def _api_message(error: client.ApiException) -> str:
         message = json.loads(error.body or "{}").get("message")
     except (ValueError, AttributeError):
         message = None
-    return str(message or error.body or "")[:300]
+    return " ".join(str(message or error.body or "").split())[:300]  # one log line, whatever the server sent
 
 
 def _error_kind(e: Exception) -> str:

@@ -15,6 +15,7 @@ from mlrollout.api.strategy import BlueGreen
 from mlrollout.rollout.actions import Action, ApplyPreviewService, ApplyService, ApplyServing
 from mlrollout.rollout.canary import POLL_WHILE_MOVING, Step, advance, analysis_step
 from mlrollout.rollout.observed import Observed
+from mlrollout.rollout.polls import ChildPoll
 
 PREVIEW, PRE_ANALYSIS, AWAIT_PROMOTION, SWITCH, POST_ANALYSIS, SCALE_DOWN_DELAY = range(6)
 STAGES = ("preview", "prePromotion", "awaitingPromotion", "switch", "postPromotion", "scaleDownDelay")
@@ -56,9 +57,8 @@ def step(
     if index == PREVIEW:
         if preview_ready:
             return advance(rollout, now, actions, f"{where}: preview version {candidate.version} ready")
-        return Step(
-            rollout, actions, "moving", "PreviewStarting", f"{where}: starting the preview", POLL_WHILE_MOVING
-        )
+        message = f"{where}: starting the preview"  # the preview Deployment rolling out
+        return Step(rollout, actions, "moving", "PreviewStarting", message, ChildPoll(POLL_WHILE_MOVING))
     if index == PRE_ANALYSIS:
         if bg.pre_promotion_analysis is None or spec.analysis is None:
             return advance(rollout, now, actions, f"{where}: no pre-promotion analysis")
@@ -91,7 +91,7 @@ def step(
             "moving",
             "SwitchingSelector",
             f"{where}: switching the active Service",
-            POLL_WHILE_MOVING,
+            ChildPoll(POLL_WHILE_MOVING),  # the Service's selector, read back
         )
     if index == POST_ANALYSIS:
         if bg.post_promotion_analysis is None or spec.analysis is None:

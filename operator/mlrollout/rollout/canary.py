@@ -20,6 +20,7 @@ from mlrollout.api.strategy import Canary, CanaryStep, StepAnalysis
 from mlrollout.rollout import analysis
 from mlrollout.rollout.actions import Action, SetWeights
 from mlrollout.rollout.observed import Observed
+from mlrollout.rollout.polls import router_poll
 from mlrollout.rollout.weights import replica_split, routed_split, served_weight
 
 POLL_WHILE_MOVING = 2.0
@@ -58,15 +59,16 @@ def step(
         if weight_confirmed(spec, rollout, observed):
             return advance(rollout, now, (route,), f"{where}: weight {current.set_weight}% confirmed")
         message = f"{where}: waiting for the router to serve {current.set_weight}% to the candidate"
-        return Step(rollout, (route,), "moving", "WeightMoving", message, POLL_WHILE_MOVING)
+        return Step(
+            rollout, (route,), "moving", "WeightMoving", message, router_poll(spec, POLL_WHILE_MOVING)
+        )
     if current.set_canary_scale is not None:
         rollout = rollout.model_copy(update={"canary_replicas": _canary_scale(spec, current, rollout)})
         route = routing(spec, rollout, stable)
         if weight_confirmed(spec, rollout, observed):
             return advance(rollout, now, (route,), f"{where}: canary scaled")
-        return Step(
-            rollout, (route,), "moving", "CanaryScaling", f"{where}: scaling the canary", POLL_WHILE_MOVING
-        )
+        poll = router_poll(spec, POLL_WHILE_MOVING)
+        return Step(rollout, (route,), "moving", "CanaryScaling", f"{where}: scaling the canary", poll)
     if current.pause is not None:
         if current.pause.duration is None:
             message = f"{where}: paused until promoted by hand (kubectl mlrollout promote)"

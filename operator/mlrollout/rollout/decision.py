@@ -47,9 +47,11 @@ from mlrollout.rollout.actions import (
 )
 from mlrollout.rollout.observed import Observed, RegistryProblem, ResolvedModel, TrackState
 from mlrollout.rollout.phases import TROUBLED, can_transition
+from mlrollout.rollout.polls import ChildPoll
 
-POLL_WHILE_DEPLOYING = 5.0
-POLL_WHILE_DEGRADED = 15.0
+# Waiting for the serving Deployments (watched children): see polls.ChildPoll.
+POLL_WHILE_DEPLOYING = ChildPoll(5.0)
+POLL_WHILE_DEGRADED = ChildPoll(15.0)
 # A promotion or rollback is written to status before any child moves (the next tick, at once,
 # moves them): moving stable first would change what a replayed tick observes, and it would decide
 # the same release a second time from another status.
@@ -191,7 +193,8 @@ def _serve(
     if intent == "abort" and rollout.candidate is not None:
         why = f"aborted by request {rollout.handled_request}"
         return _rollback(spec, status, observed, now, "Aborted", why, events, updates, tag="aborted")
-    requeue = {Phase.DEPLOYING: POLL_WHILE_DEPLOYING, Phase.DEGRADED: POLL_WHILE_DEGRADED}.get(verdict.phase)
+    polls: dict[Phase, float] = {Phase.DEPLOYING: POLL_WHILE_DEPLOYING, Phase.DEGRADED: POLL_WHILE_DEGRADED}
+    requeue = polls.get(verdict.phase)
     held = retrain_hook.awaiting_approval(spec, status)
     if held is not None and verdict.phase == Phase.HEALTHY:
         return _await_approval(status, observed, now, verdict, held, events, updates)

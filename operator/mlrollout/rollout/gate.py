@@ -22,9 +22,10 @@ from mlrollout.api.spec import ModelDeploymentSpec
 from mlrollout.api.status import RolloutStatus
 from mlrollout.rollout import backoff
 from mlrollout.rollout.actions import Action, ApplyGateJob, DeleteJob, EmitEvent, TagVersion
+from mlrollout.rollout.polls import ChildPoll
 
 GateResult = GateReport | JobRunning | JobCouldNotRun
-POLL_WHILE_RUNNING = 5.0
+POLL_WHILE_RUNNING = ChildPoll(5.0)  # the gate Job (watched) finishing
 TAG_GATE = "mlrollout.gate"
 
 

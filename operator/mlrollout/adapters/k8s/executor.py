@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubernetes import client
 
 from mlrollout.adapters.k8s import builders
+from mlrollout.adapters.k8s.cache import ChildCache
 from mlrollout.adapters.k8s.owner import Owner
 from mlrollout.api import names
 
@@ -28,6 +30,9 @@ _GROUPED = {
     "Job": ("batch", "v1", "jobs"),
     "CronJob": ("batch", "v1", "cronjobs"),
 }
+# With a watch cache the HorizontalPodAutoscalers of a namespace are listed at most this often (they
+# are the user's, not watched): an HPA added later takes over replicas within this time.
+HPA_TTL = 30.0
 
 
 @dataclass
@@ -39,7 +44,41 @@ class KubeExecutor:
     _hashes: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # Deployments an HPA scales, per namespace, as last read: their replicas are never applied.
     _hpa_targets: dict[str, frozenset[str]] = field(default_factory=dict)
+    _hpa_read_at: dict[str, float] = field(default_factory=dict)
     writes: int = 0
+    # The operator's watch copy of its children (None: every read asks the API server). Reads come
+    # from it unless use_cache is off (the slow resync's fresh tick, which also refreshes it).
+    cache: ChildCache | None = None
+    use_cache: bool = True
+
+    def uncached(self) -> KubeExecutor:
+        """The same executor reading from the API server and refreshing the cache with what it reads:
+        a safety net against a missed or dropped watch event."""
+        return replace(self, use_cache=False)
+
+    def _cached(self, kind: str) -> ChildCache | None:
+        """The cache to read `kind` from, or None: ask the API server."""
+        cache = self.cache
+        return cache if cache is not None and self.use_cache and cache.holds(kind) else None
+
+    def _write_through(self, kind: str, body: Mapping[str, Any] | None) -> None:
+        if self.cache is not None and body is not None:
+            self.cache.put(kind, body)
+
+    def _forget(self, kind: str, namespace: str, name: str) -> None:
+        self._hashes.pop((kind, namespace, name), None)
+        if self.cache is not None:
+            self.cache.forget(kind, namespace, name)
+
+    def _known_hash(self, key: tuple[str, str, str]) -> str | None:
+        """The spec-hash the child has now, as far as the operator knows (None: apply it)."""
+        cache = self._cached(key[0])
+        if cache is None:
+            return self._hashes.get(key)
+        held = cache.get(*key)
+        if held is None or held["metadata"].get("deletionTimestamp"):
+            return None
+        return (held["metadata"].get("annotations") or {}).get(names.ANNOTATION_SPEC_HASH)
 
     def _remember(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
@@ -59,7 +98,13 @@ class KubeExecutor:
         return client.CoreV1Api(self.api)
 
     def hpa_targets(self, namespace: str) -> frozenset[str]:
-        """Names of the Deployments a HorizontalPodAutoscaler in `namespace` targets (read now)."""
+        """Names of the Deployments a HorizontalPodAutoscaler in `namespace` targets (read now, or
+        with a watch cache at most HPA_TTL ago)."""
+        if (
+            self._cached("Deployment") is not None
+            and time.monotonic() - self._hpa_read_at.get(namespace, -HPA_TTL) < HPA_TTL
+        ):
+            return self._hpa_targets.get(namespace, frozenset())
         found: dict[str, Any] = self._objects.list_namespaced_custom_object(  # type: ignore[assignment]
             "autoscaling", "v2", namespace, "horizontalpodautoscalers"
         )
@@ -70,6 +115,7 @@ class KubeExecutor:
             if ref.get("kind") == "Deployment" and str(ref.get("apiVersion", "apps/v1")).startswith("apps/")
         )
         self._hpa_targets[namespace] = targets
+        self._hpa_read_at[namespace] = time.monotonic()
         return targets
 
     def apply(self, manifest: builders.Manifest) -> None:
@@ -81,26 +127,37 @@ class KubeExecutor:
         meta = manifest["metadata"]
         key = (kind, meta["namespace"], meta["name"])
         wanted = meta.get("annotations", {}).get(names.ANNOTATION_SPEC_HASH)
-        if wanted and self._hashes.get(key) == wanted:
+        if wanted and self._known_hash(key) == wanted:
             return
         self.writes += 1
         self._hashes.pop(key, None)
-        common: dict[str, Any] = {"field_manager": names.FIELD_MANAGER, "force": True, "_content_type": APPLY}
+        # The raw reply: the client maps only 200 to an object, so a create (201) would read as None.
+        common: dict[str, Any] = {
+            "field_manager": names.FIELD_MANAGER,
+            "force": True,
+            "_content_type": APPLY,
+            "_preload_content": False,
+        }
         # Direct calls, one per kind: the chart's least-privilege test derives rights from them.
+        reply: Any
         if kind == "Service":
-            self._core.patch_namespaced_service(meta["name"], meta["namespace"], manifest, **common)
+            reply = self._core.patch_namespaced_service(meta["name"], meta["namespace"], manifest, **common)
         elif kind == "ConfigMap":
-            self._core.patch_namespaced_config_map(meta["name"], meta["namespace"], manifest, **common)
+            reply = self._core.patch_namespaced_config_map(
+                meta["name"], meta["namespace"], manifest, **common
+            )
         else:
             group, version, plural = _GROUPED[kind]
-            self._objects.patch_namespaced_custom_object(
+            reply = self._objects.patch_namespaced_custom_object(
                 group, version, meta["namespace"], plural, meta["name"], manifest, **common
             )
+        applied = _json_reply(reply)
         if wanted:
             self._hashes[key] = wanted
+        self._write_through(kind, applied)
 
     def delete_deployment(self, namespace: str, name: str) -> None:
-        self._hashes.pop(("Deployment", namespace, name), None)
+        self._forget("Deployment", namespace, name)
         _ignore_missing(
             lambda: self._objects.delete_namespaced_custom_object(
                 "apps", "v1", namespace, "deployments", name, propagation_policy="Background"
@@ -108,15 +165,22 @@ class KubeExecutor:
         )
 
     def list_deployments(self, owner: Owner) -> list[dict[str, Any]]:
+        cache = self._cached("Deployment")
+        if cache is not None:
+            return [d for d in cache.owned("Deployment", owner.namespace, owner.name) if _owned_by(d, owner)]
         found: dict[str, Any] = self._objects.list_namespaced_custom_object(  # type: ignore[assignment]
             "apps", "v1", owner.namespace, "deployments", label_selector=_selector(owner)
         )
         items = [d | {"kind": "Deployment"} for d in found.get("items", []) if _owned_by(d, owner)]
-        # A snapshot of the keys: reconciles of other objects run in other threads and add theirs.
-        for key in [k for k in list(self._hashes) if k[0] == "Deployment" and k[1] == owner.namespace]:
-            self._hashes.pop(key, None)  # a Deployment gone since the last read must be created again
+        # This owner's tracks only (not every Deployment of the namespace: O(1), not O(objects)).
+        for track in names.TRACKS:
+            self._hashes.pop(("Deployment", owner.namespace, names.serving_name(owner.name, track)), None)
+        if self.cache is not None:  # a fresh read: what the watch may have missed is set right
+            for held in self.cache.owned("Deployment", owner.namespace, owner.name):
+                self.cache.forget("Deployment", owner.namespace, held["metadata"]["name"])
         for item in items:
             self._remember(item)
+            self._write_through("Deployment", item)
         return items
 
     def service_exists(self, owner: Owner) -> bool:
@@ -124,7 +188,10 @@ class KubeExecutor:
 
     def read_service(self, owner: Owner, name: str | None = None) -> dict[str, Any] | None:
         name = name or names.service_name(owner.name)
-        self._hashes.pop(("Service", owner.namespace, name), None)
+        cache = self._cached("Service")
+        if cache is not None:
+            return cache.get("Service", owner.namespace, name)
+        self._forget("Service", owner.namespace, name)
         try:
             found = self._core.read_namespaced_service(name, owner.namespace)
         except client.ApiException as e:
@@ -134,15 +201,19 @@ class KubeExecutor:
         body: dict[str, Any] = self.api.sanitize_for_serialization(found)  # type: ignore[no-untyped-call]
         body["kind"] = "Service"
         self._remember(body)
+        self._write_through("Service", body)
         return body
 
     def delete_service(self, namespace: str, name: str) -> None:
-        self._hashes.pop(("Service", namespace, name), None)
+        self._forget("Service", namespace, name)
         _ignore_missing(lambda: self._core.delete_namespaced_service(name, namespace))
 
     def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Job as it is now (None: gone, so an apply creates it again)."""
-        self._hashes.pop(("Job", namespace, name), None)
+        cache = self._cached("Job")
+        if cache is not None:
+            return cache.get("Job", namespace, name)
+        self._forget("Job", namespace, name)
         try:
             found: dict[str, Any] = self._objects.get_namespaced_custom_object(  # type: ignore[assignment]
                 "batch", "v1", namespace, "jobs", name
@@ -153,6 +224,7 @@ class KubeExecutor:
             raise
         found["kind"] = "Job"
         self._remember(found)
+        self._write_through("Job", found)
         return found
 
     def list_job_pods(self, job: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -169,7 +241,7 @@ class KubeExecutor:
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Background propagation: its pods go too (a running gate is stopped)."""
-        self._hashes.pop(("Job", namespace, name), None)
+        self._forget("Job", namespace, name)
         _ignore_missing(
             lambda: self._objects.delete_namespaced_custom_object(
                 "batch", "v1", namespace, "jobs", name, propagation_policy="Background"
@@ -181,7 +253,11 @@ class KubeExecutor:
         remembered, so an unchanged apply is skipped and a deleted one is made again."""
         present = False
         for kind in ("CronJob", "ConfigMap"):
-            self._hashes.pop((kind, owner.namespace, name), None)
+            cache = self._cached(kind)
+            if cache is not None:
+                present = present or cache.get(kind, owner.namespace, name) is not None
+                continue
+            self._forget(kind, owner.namespace, name)
             try:
                 if kind == "CronJob":
                     body: dict[str, Any] = self._objects.get_namespaced_custom_object(  # type: ignore[assignment]
@@ -196,12 +272,13 @@ class KubeExecutor:
                 raise
             present = True
             self._remember(body | {"kind": kind})
+            self._write_through(kind, body)
         return present
 
     def delete_monitor(self, namespace: str, name: str) -> None:
         """The CronJob (its Jobs and pods follow in the background) and its ConfigMap."""
-        self._hashes.pop(("CronJob", namespace, name), None)
-        self._hashes.pop(("ConfigMap", namespace, name), None)
+        self._forget("CronJob", namespace, name)
+        self._forget("ConfigMap", namespace, name)
         _ignore_missing(
             lambda: self._objects.delete_namespaced_custom_object(
                 "batch", "v1", namespace, "cronjobs", name, propagation_policy="Background"
@@ -254,6 +331,15 @@ class KubeExecutor:
             field_manager=names.FIELD_MANAGER,
             _content_type=MERGE,
         )
+
+
+def _json_reply(reply: Any) -> dict[str, Any] | None:
+    """The object a write answered with (an urllib3 response read raw), None if it is not one."""
+    try:
+        found = json.loads(reply.data)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return found if isinstance(found, dict) and "metadata" in found else None
 
 
 def _selector(owner: Owner) -> str:
