@@ -60,6 +60,7 @@ class Operator:
             os.environ,
             KUBECONFIG=str(kubeconfig),
             MLROLLOUT_NAMESPACES=namespace,
+            MLROLLOUT_HEALTH_HOST="127.0.0.1",
             MLROLLOUT_HEALTH_PORT=str(self.port),
             PYTHONUNBUFFERED="1",
             **env,

@@ -299,6 +299,7 @@ def local_operator(kubeconfig: Path, deployment: Obj, workdir: Path) -> Iterator
     env.update(
         KUBECONFIG=str(kubeconfig),
         HOME=str(workdir),
+        MLROLLOUT_HEALTH_HOST="127.0.0.1",
         MLROLLOUT_HEALTH_PORT=str(port),
         MLROLLOUT_HEARTBEAT_SECONDS="1",
     )

@@ -39,11 +39,12 @@ class OperatorProcess:
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
 
-    def start(self) -> OperatorProcess:
+    def start(self, attempts: int = 3) -> OperatorProcess:
         env = (
             self.kube.env()
             | {
                 "MLROLLOUT_NAMESPACES": self.namespace,
+                "MLROLLOUT_HEALTH_HOST": "127.0.0.1",
                 "MLROLLOUT_HEALTH_PORT": str(self.port),
                 "MLROLLOUT_HEARTBEAT_SECONDS": "1",
                 # Tests move aliases without webhooks: the operator reads them again within a second.
@@ -58,6 +59,10 @@ class OperatorProcess:
         deadline = time.monotonic() + LIVE_WITHIN
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if attempts > 1 and "address already in use" in tail(self.log, 3):
+                    # free_port() only finds a port free; a process beside ours may bind it first.
+                    self.port = free_port()
+                    return self.start(attempts - 1)
                 raise AssertionError(f"operator exited {self.proc.returncode}:\n{tail(self.log, 40)}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):

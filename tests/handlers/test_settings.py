@@ -37,6 +37,8 @@ def test_chart_variables() -> None:
         "op-0",
         2.5,
     )
+    assert s.health_host == "0.0.0.0"  # in a pod: probes and scrapes come to the pod address
+    assert Settings.from_env(env | {"MLROLLOUT_HEALTH_HOST": "127.0.0.1"}).health_host == "127.0.0.1"
 
 
 def test_shard_selector_equality_and_existence_terms() -> None:

@@ -208,6 +208,7 @@ def main() -> None:
                 os.environ,
                 KUBECONFIG=str(cp.kubeconfig),
                 MLROLLOUT_NAMESPACES=NS,
+                MLROLLOUT_HEALTH_HOST="127.0.0.1",
                 MLROLLOUT_HEALTH_PORT=str(free_port()),
                 # The demo moves MLflow aliases by hand and registers no webhook: without one, the
                 # operator asks the registry only on its slow resync (300 s by default).

@@ -83,7 +83,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., tuple[str, Proc]]]:
     """Run `mlrollout-runtime` as a real process on 127.0.0.1 and a free port; stopped by PID."""
     procs: list[Proc] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> tuple[str, Proc]:
+    # 180 s: imports and model loads of several processes share two cores while modules run side by side.
+    def start(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> tuple[str, Proc]:
         import httpx
 
         port = free_port()

@@ -23,6 +23,7 @@ async def run(settings: Settings) -> None:
         ready,
         webhook_secret=settings.webhook_secret,
         on_model_event=wiring.on_model_event,
+        host=settings.health_host,
     )
     try:
         await kopf.operator(

@@ -30,6 +30,9 @@ class Settings:
     webhook_secret: str | None = None
     peering_priority: int | None = None  # None: a random one per process (the highest is active)
     peering_lifetime: int = 60  # seconds a silent peer counts as alive: the failover time
+    # All interfaces in a pod (kubelet probes and Prometheus scrape the pod address); loopback when
+    # run as a plain process beside others.
+    health_host: str = "0.0.0.0"
 
     @property
     def resync_seconds(self) -> float:
@@ -61,6 +64,7 @@ class Settings:
             if env.get("MLROLLOUT_PEERING_PRIORITY")
             else None,
             peering_lifetime=_positive(env, "MLROLLOUT_PEERING_LIFETIME", 60),
+            health_host=env.get("MLROLLOUT_HEALTH_HOST") or "0.0.0.0",
         )
         if _true(env.get("MLROLLOUT_POLLING", "")):
             # The design before issue 14, kept for side-by-side measurements (bench-operator): no
