@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -97,8 +98,27 @@ def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
     return str(((chosen or {}).get("context") or {}).get("namespace") or "default")
 
 
+class _Interrupts:
+    """Ctrl-C raises KeyboardInterrupt as usual and is also remembered: an interrupt raised while a
+    finalizer runs (a socket closed by the garbage collector) is swallowed by Python, and the polling
+    loops check this flag so that such a Ctrl-C still ends them."""
+
+    seen = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: object) -> None:
+        cls.seen = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.seen:
+            raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGINT, _Interrupts.handler)
     cluster: Cluster | None = None
     try:
         cluster = Cluster(args.kubeconfig, args.context, args.namespace)
@@ -151,6 +171,7 @@ def _wait_for_operator(cluster: Cluster, name: str, action: str, rid: str, timeo
     """Poll until status.rollout.handledRequest is `rid`; the operator's Request condition says how."""
     deadline = time.monotonic() + timeout
     while True:
+        _Interrupts.check()
         done = outcome(action, cluster.get(name), rid)
         if isinstance(done, Refusal):
             print(f"error: {done.reason}", file=sys.stderr)
@@ -168,6 +189,7 @@ def _watch(cluster: Cluster, name: str, timeout: float, interval: float) -> int:
     deadline = time.monotonic() + timeout if timeout > 0 else None
     last = ""
     while True:
+        _Interrupts.check()
         obj = cluster.get(name)
         line = render.summary(obj)
         if line != last:
