@@ -12,6 +12,7 @@ EXPECTED = {
     "mlrollout_requests_total",
     "mlrollout_predictions_total",
     "mlrollout_shadow_requests_total",
+    "mlrollout_shadow_errors_total",
     "mlrollout_shadow_agreement_total",
     "mlrollout_shadow_compared_total",
     "mlrollout_feedback_total",

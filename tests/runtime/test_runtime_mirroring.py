@@ -127,15 +127,32 @@ def test_unreachable_shadow_and_sampling(make_client: AppFactory, rf_path: Path)
     for _ in range(40):
         assert c.post("/invocations", json={"instances": ROWS[:1]}).status_code == 200
 
-    def errors() -> float:
-        for line in c.get("/metrics").text.splitlines():
-            if line.startswith("mlrollout_shadow_requests_total{") and 'result="error"' in line:
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
-
-    eventually(lambda: errors() > 0)
+    eventually(lambda: sample(c, "mlrollout_shadow_requests_total", 'result="error"') > 0)
     time.sleep(0.5)
-    assert 5 <= errors() <= 35  # about half of 40 sampled, every one failed cleanly
+    errors = sample(c, "mlrollout_shadow_requests_total", 'result="error"')
+    assert 5 <= errors <= 35  # about half of 40 sampled, every one failed cleanly
+    # ...and says why: nothing listens there
+    assert sample(c, "mlrollout_shadow_errors_total", 'reason="connect"') == errors
+
+
+def test_a_shadow_slower_than_the_mirror_timeout_counts_as_timeouts(
+    make_client: AppFactory, rf_path: Path, slow_shadow: tuple[str, list[dict[str, Any]], threading.Event]
+) -> None:
+    url, seen, release = slow_shadow
+    c = make_client(rf_path, model_name="rf", mirror_url=url, mirror_fraction=1.0, mirror_timeout_ms=200)
+    for _ in range(3):
+        assert c.post("/invocations", json={"instances": ROWS}).status_code == 200
+    eventually(lambda: sample(c, "mlrollout_shadow_errors_total", 'reason="timeout"') == 3)
+    release.set()
+    assert sample(c, "mlrollout_shadow_errors_total", 'reason="connect"') == 0
+
+
+def sample(c: Any, name: str, label: str) -> float:
+    """One series of the app's /metrics, picked by a label (0 when absent)."""
+    for line in c.get("/metrics").text.splitlines():
+        if line.startswith(name + "{") and label in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def test_agreement_rule() -> None:

@@ -16,7 +16,8 @@ LABEL_CLASS: Final = "class"
 LABEL_OUTCOME: Final = "outcome"
 LABEL_VARIANT: Final = "variant"
 LABEL_SHADOW_VERSION: Final = "shadow_version"
-LABEL_RESULT: Final = "result"  # shadow mirroring: agree | disagree | error | dropped
+LABEL_RESULT: Final = "result"  # shadow mirroring: ok | error | dropped
+LABEL_REASON: Final = "reason"  # why a mirrored request failed (mirroring.ERROR_REASONS)
 BASE_LABELS: Final = (LABEL_MODEL, LABEL_VERSION, LABEL_TRACK)
 
 # Kept import-free: a test pins it equal to mlrollout.api.names.TRACKS, the one list of tracks.
@@ -26,6 +27,7 @@ TRACKS: Final = ("stable", "canary", "preview", "shadow")
 REQUESTS_TOTAL: Final = "mlrollout_requests_total"  # {model,version,track,code}
 PREDICTIONS_TOTAL: Final = "mlrollout_predictions_total"  # {model,version,track,class}
 SHADOW_REQUESTS_TOTAL: Final = "mlrollout_shadow_requests_total"  # {model,version,track,result}
+SHADOW_ERRORS_TOTAL: Final = "mlrollout_shadow_errors_total"  # {model,version,track,reason}
 SHADOW_AGREEMENT_TOTAL: Final = "mlrollout_shadow_agreement_total"  # rows where both agreed
 SHADOW_COMPARED_TOTAL: Final = "mlrollout_shadow_compared_total"  # rows compared
 FEEDBACK_TOTAL: Final = "mlrollout_feedback_total"  # {model,version,track,outcome}
@@ -51,6 +53,7 @@ ALL_METRICS: Final = (
     REQUESTS_TOTAL,
     PREDICTIONS_TOTAL,
     SHADOW_REQUESTS_TOTAL,
+    SHADOW_ERRORS_TOTAL,
     SHADOW_AGREEMENT_TOTAL,
     SHADOW_COMPARED_TOTAL,
     FEEDBACK_TOTAL,

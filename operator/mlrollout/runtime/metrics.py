@@ -96,6 +96,12 @@ class Metrics:
             [*B, n.LABEL_RESULT],
             registry=r,
         )
+        self.shadow_errors = Counter(
+            _strip_total(n.SHADOW_ERRORS_TOTAL),
+            "Mirrored requests that failed, by reason (timeout, connect, http_4xx, http_5xx, invalid, other)",
+            [*B, n.LABEL_REASON],
+            registry=r,
+        )
         self.shadow_agreement = Counter(
             _strip_total(n.SHADOW_AGREEMENT_TOTAL), "Rows where shadow and primary agree", B, registry=r
         )

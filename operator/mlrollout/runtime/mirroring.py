@@ -20,8 +20,12 @@ import httpx
 MIRRORED_HEADER = "x-mlrollout-mirrored"
 REQUEST_ID_HEADER = "x-request-id"
 
-# result: "ok" | "error" | "dropped"; shadow_predictions or None; seconds
-Report = Callable[[str, list[Any], list[Any] | None, float], None]
+# result: "ok" | "error" | "dropped"; shadow_predictions or None; seconds; why an error is one
+# (ERROR_REASONS, "" otherwise)
+Report = Callable[[str, list[Any], list[Any] | None, float, str], None]
+# Bounded label values: a shadow's error rate is only actionable once its cause is known (a shadow
+# too slow for mirrorTimeout is not a shadow that fails).
+ERROR_REASONS = ("timeout", "connect", "http_4xx", "http_5xx", "invalid", "other")
 
 
 def agree(a: Any, b: Any, relative_tolerance: float = 1e-6) -> bool:
@@ -54,7 +58,7 @@ class Mirror:
     def send(self, path: str, body: bytes, request_id: str, primary: list[Any], report: Report) -> None:
         """Fire and forget; never raises, never awaits."""
         if len(self._tasks) >= self.max_in_flight:
-            report("dropped", primary, None, 0.0)
+            report("dropped", primary, None, 0.0, "")
             return
         task = asyncio.get_running_loop().create_task(self._call(path, body, request_id, primary, report))
         self._tasks.add(task)
@@ -79,18 +83,18 @@ class Mirror:
             )
             seconds = time.perf_counter() - t0
             if resp.status_code != 200:
-                report("error", primary, None, seconds)
+                report("error", primary, None, seconds, "http_5xx" if resp.status_code >= 500 else "http_4xx")
                 return
             doc = resp.json()
             preds = doc.get("predictions") if isinstance(doc, dict) else None
             if preds is None and isinstance(doc, dict) and doc.get("outputs"):
                 preds = doc["outputs"][0].get("data")
             if not isinstance(preds, list):
-                report("error", primary, None, seconds)
+                report("error", primary, None, seconds, "invalid")
                 return
-            report("ok", primary, preds, seconds)
-        except Exception:  # timeouts, refused connections, bad JSON: all count as errors, none escape
-            report("error", primary, None, time.perf_counter() - t0)
+            report("ok", primary, preds, seconds, "")
+        except Exception as e:  # timeouts, refused connections, bad JSON: all count as errors, none escape
+            report("error", primary, None, time.perf_counter() - t0, _reason(e))
 
     async def close(self) -> None:
         for t in list(self._tasks):
@@ -98,3 +102,13 @@ class Mirror:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(error, httpx.TransportError):
+        return "connect"
+    if isinstance(error, ValueError):  # the body was not JSON
+        return "invalid"
+    return "other"

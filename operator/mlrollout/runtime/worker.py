@@ -276,8 +276,8 @@ class Runtime:
                 body,
                 rid,
                 preds,
-                lambda result, primary, shadow, secs: self._shadow_report(
-                    rid, records, result, primary, shadow, secs
+                lambda result, primary, shadow, secs, reason: self._shadow_report(
+                    rid, records, result, primary, shadow, secs, reason
                 ),
             )
 
@@ -289,11 +289,14 @@ class Runtime:
         primary: list[Any],
         shadow: list[Any] | None,
         seconds: float,
+        reason: str,
     ) -> None:
         mt = self.metrics
         if mt is None:
             return
         mt.shadow_requests.labels(*mt.labels, result).inc()
+        if reason:
+            mt.shadow_errors.labels(*mt.labels, reason).inc()
         if result == "dropped":
             return
         mt.shadow_duration.labels(*mt.labels).observe(seconds)
