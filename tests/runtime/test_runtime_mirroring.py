@@ -138,7 +138,7 @@ def test_unreachable_shadow_and_sampling(make_client: AppFactory, rf_path: Path)
 def test_a_shadow_slower_than_the_mirror_timeout_counts_as_timeouts(
     make_client: AppFactory, rf_path: Path, slow_shadow: tuple[str, list[dict[str, Any]], threading.Event]
 ) -> None:
-    url, seen, release = slow_shadow
+    url, _, release = slow_shadow
     c = make_client(rf_path, model_name="rf", mirror_url=url, mirror_fraction=1.0, mirror_timeout_ms=200)
     for _ in range(3):
         assert c.post("/invocations", json={"instances": ROWS}).status_code == 200
