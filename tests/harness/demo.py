@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -156,7 +157,12 @@ def _try_predict(address: str) -> str | None:
         return None
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through main()'s finally: nothing started is left running
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     work = Path(tempfile.mkdtemp(prefix="mlrollout-demo-"))
     try:
         net = PodNetwork.create()  # pods get addresses Services can route to
