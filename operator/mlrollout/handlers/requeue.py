@@ -4,8 +4,9 @@ woken early by a change. This is how pauses, analysis intervals and backoff fire
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
+
+from mlrollout.handlers.slots import Priority
 
 MIN_DELAY = 0.05  # a "tick again now" still yields to the event loop
 
@@ -18,9 +19,11 @@ class Wakeup:
     def __init__(self) -> None:
         self.event = asyncio.Event()
         self.count = 0
+        self.priority = Priority.RESYNC  # the most urgent wake since the level was last cleared
 
-    def set(self) -> None:
+    def set(self, priority: Priority = Priority.DUE) -> None:
         self.count += 1
+        self.priority = min(self.priority, priority)
         self.event.set()
 
     def settle(self, started_at: int | None) -> None:
@@ -28,6 +31,7 @@ class Wakeup:
         if set)."""
         if started_at is not None and self.count == started_at:
             self.event.clear()
+            self.priority = Priority.RESYNC
 
 
 def next_delay(requeue_after: float | None, heartbeat: float) -> float:
@@ -37,14 +41,21 @@ def next_delay(requeue_after: float | None, heartbeat: float) -> float:
 
 
 async def run_ticks(
-    tick: Callable[[], Awaitable[tuple[float | None, int | None]]],
+    tick: Callable[[Priority], Awaitable[tuple[float | None, int | None]]],
     wake: Wakeup,
     heartbeat: float,
     stopped: Callable[[], bool],
+    first: Priority = Priority.RESYNC,
 ) -> None:
-    """`tick` returns (requeue_after, the wake count when it started reading)."""
+    """`tick(priority)` returns (requeue_after, the wake count when it started reading). The
+    priority says why it runs: the most urgent wake, a timer the rollout asked for, or the resync."""
+    priority = first
     while not stopped():
-        requeue_after, started_at = await tick()
+        requeue_after, started_at = await tick(priority)
         wake.settle(started_at)
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(wake.event.wait(), timeout=next_delay(requeue_after, heartbeat))
+            priority = wake.priority
+        except TimeoutError:
+            asked = requeue_after is not None and requeue_after < heartbeat
+            priority = Priority.DUE if asked else Priority.RESYNC

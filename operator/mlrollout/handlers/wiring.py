@@ -39,6 +39,7 @@ from mlrollout.handlers import children, metric_names, metrics
 from mlrollout.handlers.backoff import Backoff, retry_after
 from mlrollout.handlers.requeue import Wakeup, run_ticks
 from mlrollout.handlers.settings import Settings
+from mlrollout.handlers.slots import Priority, PrioritySlots
 from mlrollout.handlers.webhooks import ModelEvent
 from mlrollout.reconcile import Outcome, World, reconcile
 from mlrollout.reconcile.loop import ActionFailed, MetricsSource
@@ -66,7 +67,10 @@ _failures: dict[str, int] = {}  # consecutive API failures per object, for the b
 _world: World | None = None
 # The children as the watches show them (only when children are watched: not in the polling design).
 CHILDREN: ChildCache | None = ChildCache() if SETTINGS.watch_children else None
-# At most this many reconciles at once, whatever the number of objects woken together.
+# At most this many reconciles at once, whatever the number of objects woken together; a changed
+# object's reconcile waits behind no resync (slots.py). The pool never queues: the slots admit only
+# as many reconciles as it has threads.
+_slots = PrioritySlots(SETTINGS.max_concurrent_reconciles)
 _pool = ThreadPoolExecutor(max_workers=SETTINGS.max_concurrent_reconciles, thread_name_prefix="reconcile")
 BACKOFF = Backoff(base=1.0, cap=max(SETTINGS.heartbeat_seconds, 30.0))
 RETRY_FAILED_ACTION = 5.0
@@ -143,7 +147,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     world()
 
 
-async def _tick(body: kopf.Body, logger: kopf.Logger, started: list[int] | None = None) -> Outcome | None:
+async def _tick(
+    body: kopf.Body,
+    logger: kopf.Logger,
+    started: list[int] | None = None,
+    priority: Priority = Priority.CHANGE,
+) -> Outcome | None:
     """One reconcile in the pool. `started` receives the object's wake count as the reconcile begins:
     wakes before that are covered by what it reads (a tick queued behind a burst absorbs them)."""
     uid = body.metadata["uid"]
@@ -162,8 +171,8 @@ async def _tick(body: kopf.Body, logger: kopf.Logger, started: list[int] | None 
     async with _locks[uid]:
         try:
             with metrics.timed_tick(_error_kind):
-                loop = asyncio.get_running_loop()
-                outcome = await loop.run_in_executor(_pool, run)
+                async with _slots.slot(uid, priority):
+                    outcome = await asyncio.get_running_loop().run_in_executor(_pool, run)
                 if fresh:
                     _fresh_at[uid] = now
         except ActionFailed as e:  # nothing recorded: the next tick decides the same actions again
@@ -207,7 +216,9 @@ def _phase(body: kopf.Body) -> Phase:
 def wake(uid: str, cause: str) -> None:
     if uid in _known:  # a child of another shard's object wakes nothing here
         metrics.WAKEUPS.labels(cause).inc()
-        _wakeups[uid].set()
+        priority = Priority.CHANGE if cause == metric_names.WAKE_CHANGE else Priority.DUE
+        _wakeups[uid].set(priority)
+        _slots.bump(uid, priority)  # its reconcile may already be waiting for a slot
 
 
 @kopf.on.event(*RESOURCE, labels=LABELS)
@@ -294,12 +305,17 @@ def on_model_event(event: ModelEvent) -> int:
 async def ticker(body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
     """Starts for every ModelDeployment Kopf sees (created, or found at start-up) and ticks at once."""
 
-    async def tick() -> tuple[float | None, int | None]:
+    async def tick(priority: Priority) -> tuple[float | None, int | None]:
         started: list[int] = []
-        outcome = await _tick(body, logger, started)
+        outcome = await _tick(body, logger, started, priority)
         return requeue_of(outcome, SETTINGS.watch_children), (started[0] if started else None)
 
-    await run_ticks(tick, _wakeups[body.metadata["uid"]], SETTINGS.resync_seconds, lambda: bool(stopped))
+    # At start-up every object ticks once; those changed since they were last reconciled go first.
+    observed = (body.get("status") or {}).get("observedGeneration")
+    first = Priority.CHANGE if observed != body.metadata.get("generation") else Priority.RESYNC
+    await run_ticks(
+        tick, _wakeups[body.metadata["uid"]], SETTINGS.resync_seconds, lambda: bool(stopped), first
+    )
 
 
 def requeue_of(outcome: Outcome | None, children_watched: bool) -> float | None:
