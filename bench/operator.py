@@ -12,7 +12,8 @@ Healthy, then measure side by side in the same run:
 - (a) the latency of single spec changes while all N are managed: a sample of ModelDeployments
   moved to version 2 one at a time, MLROLLOUT_BENCH_PACE seconds apart; time from the spec change
   (patch acknowledged) to the operator's first action (the canary Deployment seen by a watch), p50
-  and p99;
+  and p99. Sampling starts 10 s after the operator (re)starts, while its start-up wave (one tick per
+  object) may still run: a change must not wait behind it;
 - (b) a burst: every ModelDeployment moved to version 3 at once, which measures how fast the queue
   drains, not the latency of one change: reconciles per second, first action p50/p99 within the
   burst, and the time until all are Healthy on version 3.
@@ -351,7 +352,9 @@ def run_size(
         for name in names[::step][:sample]:
             paced[name] = patch_version(objects, namespace, name, "2")
             time.sleep(pace)
-        result |= summary(canaries.latencies(paced, "2"), "single_first_action")
+        single = canaries.latencies(paced, "2")
+        result |= summary(single, "single_first_action")
+        result["single_latencies_s"] = [round(x, 3) for x in sorted(single)]  # outliers, in full
         wait_until(objects, namespace, set(paced), "2", 300 + 3.0 * len(paced))
         result["single_sample"] = len(paced)
         result["single_pace_s"] = pace
