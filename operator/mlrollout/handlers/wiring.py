@@ -6,9 +6,12 @@ Reconciles run in a bounded pool; API errors back off exponentially. On delete t
 behind the finalizer until no child is left. Kopf's bookkeeping stays in mlrollout annotations.
 
 The children's watches also fill the operator's copy of them (adapters/k8s/cache.py), which a
-reconcile reads instead of the API server; Kopf indexes make sure every child was listed before any
-reconcile starts. The slow resync reads the API server afresh (a missed or dropped watch event is
-set right there)."""
+reconcile reads instead of the API server. An object's first reconcile and the slow resync read the
+API server afresh and refill the copy, so no reconcile acts on a half-listed copy at start-up and a
+missed or dropped watch event is set right at the resync. (Not Kopf indexes: Kopf holds every
+handler until each indexed object is listed, with one wake-up of every waiting object per object
+indexed; a restart with 5,000 ModelDeployments and their 20,000 children did not reconcile once in
+ten minutes.)"""
 
 from __future__ import annotations
 
@@ -158,9 +161,9 @@ async def _tick(
     uid = body.metadata["uid"]
     wakeup = _wakeups[uid]
     now = time.monotonic()
-    # The slow resync (MLROLLOUT_RESYNC_SECONDS) reads the API server; the registry's (which may be
-    # shorter) only asks the registry again, children from the copy.
-    fresh = now - _fresh_at.setdefault(uid, now) >= SETTINGS.heartbeat_seconds
+    # The first reconcile and the slow resync (MLROLLOUT_RESYNC_SECONDS) read the API server; the
+    # registry's resync (which may be shorter) only asks the registry again, children from the copy.
+    fresh = uid not in _fresh_at or now - _fresh_at[uid] >= SETTINGS.heartbeat_seconds
     seen = _plain(body)
 
     def run() -> Outcome:
@@ -252,24 +255,19 @@ async def on_event(body: kopf.Body, type: str | None, **_: Any) -> None:
         wake(uid, metric_names.WAKE_CHANGE)
 
 
-async def cache_child(body: kopf.Body, **_: Any) -> None:
-    """A Kopf index handler that indexes nothing: it fills the operator's copy of its children. Kopf
-    runs index handlers for every listed object before any other handler, so no reconcile starts
-    from a half-listed cache (it would see a child missing and act on it). On the event loop: no
-    thread hop per event."""
-    if CHILDREN is not None:
-        CHILDREN.put(str(body.get("kind") or ""), body)
-
-
 async def on_child_event(body: kopf.Body, type: str | None, **_: Any) -> None:
-    """A child changed (a Deployment's ready replicas, a Job finishing, one deleted by hand): wake
-    its owner. Our own applies that change nothing the reconcile reads wake nobody."""
+    """A child changed (a Deployment's ready replicas, a Job finishing, one deleted by hand): into
+    the operator's copy (on the event loop: no thread hop per event), and wake its owner. Our own
+    applies that change nothing the reconcile reads wake nobody."""
     child = body.metadata.get("uid") or ""
+    kind = str(body.get("kind") or "")
     if type == "DELETED":
         _child_keys.pop(child, None)
         if CHILDREN is not None:
-            CHILDREN.remove(str(body.get("kind") or ""), body)
+            CHILDREN.remove(kind, body)
     else:
+        if CHILDREN is not None:
+            CHILDREN.put(kind, body)
         key = children.change_key(body)
         if _child_keys.get(child) == key:
             return
@@ -284,9 +282,6 @@ async def on_child_event(body: kopf.Body, type: str | None, **_: Any) -> None:
 
 if SETTINGS.watch_children:
     for _child in children.WATCHED:
-        kopf.index(
-            _child.group, _child.version, _child.plural, labels=CHILD_LABELS, id=f"cache-{_child.plural}"
-        )(cache_child)
         kopf.on.event(_child.group, _child.version, _child.plural, labels=CHILD_LABELS)(on_child_event)
 
 
