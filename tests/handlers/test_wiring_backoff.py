@@ -36,6 +36,7 @@ def tick(monkeypatch: pytest.MonkeyPatch, outcome: Any) -> Outcome | None:
 
     monkeypatch.setattr(wiring, "reconcile", fake_reconcile)
     monkeypatch.setattr(wiring, "world", lambda: None)
+    monkeypatch.setattr(wiring, "_fresh_world", lambda: None)  # an object's first tick reads afresh
     return asyncio.run(wiring._tick(kopf.Body(RAW), logging.getLogger("test")))  # type: ignore[arg-type]
 
 
@@ -86,3 +87,23 @@ def test_polls_that_only_wait_for_watched_children_become_a_safety_net() -> None
     assert wiring.requeue_of(outcome(2.0), children_watched=True) == 2.0  # a pause of 2 s
     assert wiring.requeue_of(outcome(None), children_watched=True) is None
     assert wiring.requeue_of(None, children_watched=True) == 1.0
+
+
+def test_an_objects_first_tick_reads_the_api_server_and_later_ones_the_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No reconcile acts on a copy of the children that is still being listed (operator start)."""
+    worlds: list[str] = []
+
+    def fake_reconcile(body: Any, world: str) -> Outcome:
+        worlds.append(world)
+        return Outcome(Phase.HEALTHY, None, acted=False)
+
+    monkeypatch.setattr(wiring, "reconcile", fake_reconcile)
+    monkeypatch.setattr(wiring, "world", lambda: "copy")
+    monkeypatch.setattr(wiring, "_fresh_world", lambda: "api server")
+    raw = RAW | {"metadata": RAW["metadata"] | {"uid": "u-first"}}
+    wiring._fresh_at.pop("u-first", None)
+    for _ in range(2):
+        asyncio.run(wiring._tick(kopf.Body(raw), logging.getLogger("test")))  # type: ignore[arg-type]
+    assert worlds == ["api server", "copy"]
