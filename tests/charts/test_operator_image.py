@@ -113,7 +113,9 @@ def test_container_reconciles_an_example(
         )
         cfg.chmod(0o644)  # read by uid 65532 in the container; a short-lived test token
         port = free_port()
+        # Host network here, not a pod's: the health endpoint on loopback only.
         env = deployment_env(dep) | {"MLROLLOUT_HEALTH_PORT": str(port), "KUBECONFIG": "/kube/config",
+                                     "MLROLLOUT_HEALTH_HOST": "127.0.0.1",
                                      "MLROLLOUT_HEARTBEAT_SECONDS": "1"}  # fmt: skip
         name = f"mlr-op-{port}"
         env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
