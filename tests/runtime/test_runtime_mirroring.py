@@ -16,6 +16,7 @@ import runtime_models as models
 
 from conftest import AppFactory
 from harness.procs import eventually, free_port
+from mlrollout.runtime.mirroring import ERROR_REASONS
 
 ROWS = models.data(4, seed=3)[0].to_numpy().tolist()
 
@@ -145,6 +146,9 @@ def test_a_shadow_slower_than_the_mirror_timeout_counts_as_timeouts(
     eventually(lambda: sample(c, "mlrollout_shadow_errors_total", 'reason="timeout"') == 3)
     release.set()
     assert sample(c, "mlrollout_shadow_errors_total", 'reason="connect"') == 0
+    # Every reason's series exists from the start, so increase() over a window sees its first error.
+    lines = [x for x in c.get("/metrics").text.splitlines() if x.startswith("mlrollout_shadow_errors_total{")]
+    assert {r for r in ERROR_REASONS if any(f'reason="{r}"' in x for x in lines)} == set(ERROR_REASONS)
 
 
 def sample(c: Any, name: str, label: str) -> float:

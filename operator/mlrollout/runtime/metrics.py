@@ -98,7 +98,7 @@ class Metrics:
         )
         self.shadow_errors = Counter(
             _strip_total(n.SHADOW_ERRORS_TOTAL),
-            "Mirrored requests that failed, by reason (timeout, connect, http_4xx, http_5xx, invalid, other)",
+            "Mirrored requests that failed, by reason (mirroring.ERROR_REASONS)",
             [*B, n.LABEL_REASON],
             registry=r,
         )

@@ -25,7 +25,7 @@ from mlrollout.runtime.loading import (
     predict_checked,
 )
 from mlrollout.runtime.metrics import Metrics
-from mlrollout.runtime.mirroring import Mirror, agree
+from mlrollout.runtime.mirroring import ERROR_REASONS, Mirror, agree
 from mlrollout.runtime.request_index import RequestIndex
 from mlrollout.runtime.schema import Batch, InputError
 
@@ -157,6 +157,8 @@ class Runtime:
             if self.mirror.fraction > 0:  # the window's counters from 0, so increase() sees them all
                 for result in ("ok", "error", "dropped"):
                     mt.shadow_requests.labels(*mt.labels, result)
+                for reason in ERROR_REASONS:
+                    mt.shadow_errors.labels(*mt.labels, reason)
                 mt.shadow_compared.labels(*mt.labels)
                 mt.shadow_agreement.labels(*mt.labels)
         log.info(
